@@ -1,0 +1,1 @@
+//! Runnable membus examples: see the `[[example]]` targets of this package.

@@ -1,0 +1,289 @@
+//! The one error type of membus.
+//!
+//! [`ErrorKind`] maps one to one onto libmembus's `errc` codes 1–12 ([`ErrorKind::code`]);
+//! the [`Display`](fmt::Display) text of an [`Error`] starts with libmembus's message for
+//! that code ("open failed", "size mismatch", ...) and goes on with the share name and the
+//! detail a caller needs to act: expected and found sizes, the offending field, the OS error.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+
+/// What went wrong, as libmembus classifies it, plus the kinds membus adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A parameter is out of range or malformed (bad share name, zero size, empty message).
+    InvalidArgument,
+    /// The named share could not be opened (for example it does not exist).
+    OpenFailed,
+    /// The share could not be created: the name is taken, or /dev/shm has no room.
+    CreateFailed,
+    /// The share exists but could not be mapped (for example it has size 0).
+    MapFailed,
+    /// The share's recorded size differs from the one the caller expected.
+    SizeMismatch,
+    /// The share's header is corrupt, hostile, or of another type.
+    InvalidLayout,
+    /// The handle is not open. membus handles are open for their whole life, so membus
+    /// never produces this kind; it exists so that every libmembus code has a kind.
+    NotOpen,
+    /// The operation is not permitted: the OS refused access to the share.
+    AccessDenied,
+    /// The message can never fit in the ring.
+    MessageTooLarge,
+    /// The share's lock could not be taken before its deadline.
+    LockTimeout,
+    /// Nothing arrived before the deadline.
+    Timeout,
+    /// The reader was overtaken by the writer and messages were lost.
+    Overrun,
+    /// The share's lock is unusable: a peer left it unrecoverable, or the OS rejected it.
+    /// libmembus throws an exception here; its nearest code is `lock_timeout` (10).
+    LockFailed,
+}
+
+impl ErrorKind {
+    /// libmembus's numeric `errc` value for this kind.
+    ///
+    /// Kinds that membus adds map to the nearest libmembus code, as documented on each.
+    pub const fn code(self) -> i32 {
+        match self {
+            ErrorKind::InvalidArgument => 1,
+            ErrorKind::OpenFailed => 2,
+            ErrorKind::CreateFailed => 3,
+            ErrorKind::MapFailed => 4,
+            ErrorKind::SizeMismatch => 5,
+            ErrorKind::InvalidLayout => 6,
+            ErrorKind::NotOpen => 7,
+            ErrorKind::AccessDenied => 8,
+            ErrorKind::MessageTooLarge => 9,
+            ErrorKind::LockTimeout | ErrorKind::LockFailed => 10,
+            ErrorKind::Timeout => 11,
+            ErrorKind::Overrun => 12,
+        }
+    }
+
+    /// The kind for a libmembus `errc` value, or `None` for 0 (`ok`) and unknown values.
+    pub const fn from_code(code: i32) -> Option<ErrorKind> {
+        Some(match code {
+            1 => ErrorKind::InvalidArgument,
+            2 => ErrorKind::OpenFailed,
+            3 => ErrorKind::CreateFailed,
+            4 => ErrorKind::MapFailed,
+            5 => ErrorKind::SizeMismatch,
+            6 => ErrorKind::InvalidLayout,
+            7 => ErrorKind::NotOpen,
+            8 => ErrorKind::AccessDenied,
+            9 => ErrorKind::MessageTooLarge,
+            10 => ErrorKind::LockTimeout,
+            11 => ErrorKind::Timeout,
+            12 => ErrorKind::Overrun,
+            _ => return None,
+        })
+    }
+
+    /// libmembus's message for this kind (`last_error_message` in pymembus).
+    pub const fn message(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "invalid argument",
+            ErrorKind::OpenFailed => "open failed",
+            ErrorKind::CreateFailed => "create failed",
+            ErrorKind::MapFailed => "map failed",
+            ErrorKind::SizeMismatch => "size mismatch",
+            ErrorKind::InvalidLayout => "invalid shared-memory layout",
+            ErrorKind::NotOpen => "not open",
+            ErrorKind::AccessDenied => "access denied",
+            ErrorKind::MessageTooLarge => "message too large",
+            ErrorKind::LockTimeout => "lock timeout",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Overrun => "overrun",
+            ErrorKind::LockFailed => "lock failed",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// A membus error: its [`ErrorKind`], the share it concerns, a detail, and the OS error.
+///
+/// ```
+/// use membus::{Error, ErrorKind};
+/// let e = Error::new(ErrorKind::SizeMismatch, "ring capacity differs")
+///     .with_share("/cam")
+///     .with_sizes(1024, 2048);
+/// assert_eq!(e.code(), 5);
+/// assert_eq!(e.to_string(), "size mismatch: share /cam: ring capacity differs (expected 1024, found 2048)");
+/// ```
+pub struct Error {
+    kind: ErrorKind,
+    share: Option<String>,
+    detail: Cow<'static, str>,
+    sizes: Option<(u64, u64)>,
+    source: Option<io::Error>,
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error of `kind` with a detail text.
+    pub fn new(kind: ErrorKind, detail: impl Into<Cow<'static, str>>) -> Error {
+        Error {
+            kind,
+            share: None,
+            detail: detail.into(),
+            sizes: None,
+            source: None,
+        }
+    }
+
+    /// Names the share the error concerns.
+    #[must_use]
+    pub fn with_share(mut self, share: impl Into<String>) -> Error {
+        self.share = Some(share.into());
+        self
+    }
+
+    /// Records the expected and the found size (or count, or value).
+    #[must_use]
+    pub fn with_sizes(mut self, expected: u64, found: u64) -> Error {
+        self.sizes = Some((expected, found));
+        self
+    }
+
+    /// Attaches the OS error that caused this one.
+    #[must_use]
+    pub fn with_os_error(mut self, source: io::Error) -> Error {
+        self.source = Some(source);
+        self
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// libmembus's numeric `errc` value ([`ErrorKind::code`]).
+    pub fn code(&self) -> i32 {
+        self.kind.code()
+    }
+
+    /// The share the error concerns, with its leading `/`, when there is one.
+    pub fn share(&self) -> Option<&str> {
+        self.share.as_deref()
+    }
+
+    /// The detail text, without the kind's message and the share name.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The expected and the found value, for size and layout mismatches.
+    pub fn sizes(&self) -> Option<(u64, u64)> {
+        self.sizes
+    }
+
+    /// The OS error behind this one, if any.
+    pub fn os_error(&self) -> Option<&io::Error> {
+        self.source.as_ref()
+    }
+
+    /// The raw OS error number behind this one, if any.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.as_ref().and_then(io::Error::raw_os_error)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.message())?;
+        if let Some(share) = &self.share {
+            write!(f, ": share {share}")?;
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        if let Some((expected, found)) = self.sizes {
+            write!(f, " (expected {expected}, found {found})")?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("code", &self.kind.code());
+        if let Some(share) = &self.share {
+            d.field("share", share);
+        }
+        d.field("detail", &self.detail);
+        if let Some(sizes) = self.sizes {
+            d.field("expected_found", &sizes);
+        }
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_messages_match_libmembus() {
+        let expected = [
+            (1, "invalid argument"),
+            (2, "open failed"),
+            (3, "create failed"),
+            (4, "map failed"),
+            (5, "size mismatch"),
+            (6, "invalid shared-memory layout"),
+            (7, "not open"),
+            (8, "access denied"),
+            (9, "message too large"),
+            (10, "lock timeout"),
+            (11, "timeout"),
+            (12, "overrun"),
+        ];
+        for (code, msg) in expected {
+            let kind = ErrorKind::from_code(code).expect("known code");
+            assert_eq!(kind.code(), code);
+            assert_eq!(kind.message(), msg);
+            assert!(Error::new(kind, "x").to_string().starts_with(msg));
+        }
+        assert_eq!(ErrorKind::from_code(0), None);
+        assert_eq!(ErrorKind::from_code(13), None);
+        assert_eq!(ErrorKind::LockFailed.code(), 10);
+    }
+
+    #[test]
+    fn display_carries_share_detail_sizes_and_errno() {
+        let e = Error::new(ErrorKind::OpenFailed, "shm_open")
+            .with_share("/x")
+            .with_os_error(io::Error::from_raw_os_error(libc::ENOENT));
+        let s = e.to_string();
+        assert!(s.starts_with("open failed: share /x: shm_open: "), "{s}");
+        assert!(s.contains("os error 2"), "{s}");
+        assert_eq!(e.errno(), Some(libc::ENOENT));
+        assert!(std::error::Error::source(&e).is_some());
+    }
+}

@@ -1,0 +1,87 @@
+//! # membus
+//!
+//! Typed inter-process communication over named shared memory on Linux, byte-compatible
+//! with libmembus 2.1 (C++) and pymembus 2.2 (Python): a membus process reads and writes
+//! shares made by those libraries, and the other way round.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use membus::memmsg::{Reader, Writer};
+//!
+//! # fn main() -> membus::Result<()> {
+//! // Process A
+//! let writer = Writer::create("/greetings", 4096)?;
+//! writer.write(b"hello")?;
+//!
+//! // Process B
+//! let mut reader = Reader::attach("/greetings")?;
+//! match reader.read(Duration::from_secs(1))? {
+//!     membus::Received::Message { seq, payload } => println!("{seq}: {payload:?}"),
+//!     membus::Received::Timeout => println!("nothing yet"),
+//!     membus::Received::Overrun { lost } => println!("fell behind, lost {lost}"),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Share types
+//!
+//! | module | what | pymembus |
+//! |---|---|---|
+//! | [`memmap`] | raw block, your own layout | `memmap` |
+//! | [`memmsg`] | single-writer broadcast message queue | `memmsg` |
+//! | [`memcmd`] | multi-writer command channel | `memcmd` |
+//!
+//! ## Shared memory and soundness
+//!
+//! Other processes can write a share at any time, including processes that do not follow
+//! the protocol. membus therefore never hands out a plain Rust reference to bytes another
+//! process may write, reads every racy word with atomic loads, copies payloads with
+//! accesses the compiler treats as opaque (see `sys::copy`), and bounds-checks every
+//! offset read from a share at the moment it is used: a corrupt or hostile header yields
+//! [`ErrorKind::InvalidLayout`], never undefined behaviour, a panic or a crash. One hazard
+//! remains outside any library's control: a process that shrinks a share's object
+//! (`ftruncate`) makes every mapping of it fault (SIGBUS) on access past the new end.
+//!
+//! Linux with glibc only: the memmsg, memcmd and memkv wire formats embed glibc pthread
+//! objects.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod error;
+pub mod layout;
+pub mod memcmd;
+pub mod memmap;
+pub mod memmsg;
+mod name;
+mod ring;
+mod sys;
+
+pub use error::{Error, ErrorKind, Result};
+pub use memmap::{MapOptions, MemMap, ReadOnly, ReadWrite};
+pub use name::{IntoShareName, ShareName, MAX_NAME_LEN};
+pub use ring::{QueueOptions, Received, Start, TryIter};
+
+/// Removes the share `name` (any type). `Ok(false)` when it did not exist.
+///
+/// Processes that have it mapped keep using it; the name is free for a new share at once.
+///
+/// # Errors
+/// [`ErrorKind::InvalidArgument`] for a malformed name, [`ErrorKind::AccessDenied`] when
+/// the OS refuses.
+pub fn remove(name: impl IntoShareName) -> Result<bool> {
+    sys::shm::Segment::remove(&name.into_share_name()?)
+}
+
+/// Whether a live membus process created `name` and still holds it.
+///
+/// Every share membus creates carries an advisory owner lock for its creator's lifetime;
+/// the kernel drops it when that process exits or dies. `false` therefore means "no live
+/// membus owner": the share is stale if membus made it, while shares made by libmembus or
+/// pymembus (which take no such lock) always report `false`.
+///
+/// # Errors
+/// [`ErrorKind::OpenFailed`] when no such share exists.
+pub fn has_live_owner(name: impl IntoShareName) -> Result<bool> {
+    sys::shm::Segment::has_live_owner(&name.into_share_name()?)
+}

@@ -1,0 +1,818 @@
+//! The message ring behind memmsg and memcmd (spec §4, §5): one algorithm, two header
+//! layouts. The public handle types in [`crate::memmsg`] and [`crate::memcmd`] wrap it.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::ring::{
+    Frame, RingKind, RingLayout, FRAME_HEADER, OFF_ID, OFF_READERS, OFF_SEQ, OFF_SIZE, OFF_WRITE,
+};
+use crate::name::ShareName;
+use crate::sys::copy::{copy_from_shared, copy_to_shared};
+use crate::sys::pthread::{LockGuard, LockPair, Wake};
+use crate::sys::shm::{Access, Segment};
+
+/// libmembus's lock deadline.
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a waiting reader spins on the write position before it sleeps.
+pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+/// How long an attacher waits for a live creator to finish initialising the header.
+const INIT_WAIT: Duration = Duration::from_millis(500);
+
+/// Where a new reader starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Start {
+    /// At the current write position: only messages written after the reader attached are
+    /// delivered. The default.
+    #[default]
+    Latest,
+    /// At ring offset 0, like a pymembus or libmembus reader: the backlog still intact from
+    /// the start of the ring data area is delivered first (after a wrap this is the part of
+    /// the current lap written since the wrap).
+    Oldest,
+}
+
+/// Options for memmsg and memcmd handles. `QueueOptions::new()` gives libmembus's defaults
+/// except for the creation mode, which is owner-only.
+///
+/// ```
+/// use std::time::Duration;
+/// use membus::{QueueOptions, Start};
+/// let opts = QueueOptions::new().mode(0o644).start(Start::Oldest).lock_timeout(Duration::from_secs(1));
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug)]
+pub struct QueueOptions {
+    pub(crate) mode: u32,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) spin: Duration,
+    pub(crate) start: Start,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) register_reader: bool,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            mode: 0o600,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            spin: DEFAULT_SPIN,
+            start: Start::Latest,
+            capacity: None,
+            register_reader: true,
+        }
+    }
+}
+
+impl QueueOptions {
+    /// The defaults: mode 0600, 5 s lock deadline, 20 µs spin, start at the latest message,
+    /// any capacity on attach, memcmd handles registered as readers.
+    pub fn new() -> QueueOptions {
+        QueueOptions::default()
+    }
+
+    /// Permission bits for a share this handle creates (applied exactly, whatever the
+    /// umask). Default 0o600; libmembus uses 0o644.
+    #[must_use]
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How long to wait for the share's lock before [`ErrorKind::LockTimeout`]. Default 5 s,
+    /// as libmembus.
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long a blocking read spins on the write position before it sleeps on the share's
+    /// condition. Default 20 µs; zero sleeps at once.
+    #[must_use]
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// Where a reader starts. Default [`Start::Latest`].
+    #[must_use]
+    pub fn start(mut self, start: Start) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// On attach, require this capacity ([`ErrorKind::SizeMismatch`] otherwise), as
+    /// libmembus's `open(name, size, ...)` does. Default: accept the share's own capacity.
+    #[must_use]
+    pub fn expect_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// memcmd only: count this handle in the share's reader count while it lives (what
+    /// libmembus's `bReader` does). Default true.
+    #[must_use]
+    pub fn register_reader(mut self, register: bool) -> Self {
+        self.register_reader = register;
+        self
+    }
+}
+
+/// What a read produced: exactly one of a message, a timeout, or an overrun.
+#[must_use]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received<T> {
+    /// The next message and its sequence number.
+    Message {
+        /// The writer's sequence number for this message (1 for the first).
+        seq: u64,
+        /// The payload, or its length when it was written into the caller's buffer.
+        payload: T,
+    },
+    /// Nothing arrived before the deadline.
+    Timeout,
+    /// The writer overtook this reader: `lost` messages were skipped, and the reader now
+    /// stands at the newest write position.
+    Overrun {
+        /// How many messages this reader will never see.
+        lost: u64,
+    },
+}
+
+impl<T> Received<T> {
+    /// The payload, if this is a message.
+    pub fn message(self) -> Option<T> {
+        match self {
+            Received::Message { payload, .. } => Some(payload),
+            _ => None,
+        }
+    }
+
+    /// Applies `f` to the payload.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Received<U> {
+        match self {
+            Received::Message { seq, payload } => Received::Message {
+                seq,
+                payload: f(payload),
+            },
+            Received::Timeout => Received::Timeout,
+            Received::Overrun { lost } => Received::Overrun { lost },
+        }
+    }
+
+    /// `(seq, payload)` for a message; [`ErrorKind::Timeout`] or [`ErrorKind::Overrun`]
+    /// (with the lost count as the found value) otherwise.
+    ///
+    /// # Errors
+    /// As described.
+    pub fn into_result(self) -> Result<(u64, T)> {
+        match self {
+            Received::Message { seq, payload } => Ok((seq, payload)),
+            Received::Timeout => Err(Error::new(
+                ErrorKind::Timeout,
+                "no message before the deadline",
+            )),
+            Received::Overrun { lost } => Err(Error::new(
+                ErrorKind::Overrun,
+                format!("{lost} messages lost"),
+            )
+            .with_sizes(0, lost)),
+        }
+    }
+}
+
+/// A reader's position: ring offset R and last delivered sequence L (−1 = none yet).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cursor {
+    r: usize,
+    last: i64,
+}
+
+/// Where a read puts the payload.
+pub(crate) enum Sink<'a> {
+    Vec(&'a mut Vec<u8>),
+    Slice(&'a mut [u8]),
+}
+
+/// One mapped memmsg or memcmd share.
+pub(crate) struct Ring {
+    seg: Segment,
+    layout: RingLayout,
+    lock: LockPair,
+    write: NonNull<AtomicI64>,
+    seq: NonNull<AtomicI64>,
+    lock_timeout: Duration,
+    spin: Duration,
+}
+
+// SAFETY: the NonNull fields point into `seg`'s mapping, which lives exactly as long as the
+// Ring; they are only used as `&AtomicI64` (thread-safe). Segment and LockPair are Send+Sync.
+unsafe impl Send for Ring {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    fn from_segment(seg: Segment, layout: RingLayout, opts: &QueueOptions) -> Result<Ring> {
+        let kind = layout.kind();
+        let bad = || {
+            Error::new(ErrorKind::InvalidLayout, "header words out of bounds")
+                .with_share(seg.name().as_str())
+        };
+        let write = NonNull::from(seg.atomic_i64(OFF_WRITE).ok_or_else(bad)?);
+        let seq = NonNull::from(seg.atomic_i64(OFF_SEQ).ok_or_else(bad)?);
+        let mutex = seg
+            .range(kind.mutex_offset(), crate::layout::ring::MUTEX_SIZE)
+            .ok_or_else(bad)?;
+        let cond = seg
+            .range(kind.cond_offset(), crate::layout::ring::COND_SIZE)
+            .ok_or_else(bad)?;
+        // SAFETY: both ranges were bounds-checked above, are 8-byte aligned (page-aligned
+        // mapping, offsets 32/40 and 72/80), and live in `seg`, which the Ring owns and drops
+        // after the LockPair (fields drop in declaration order; LockPair has no Drop anyway).
+        let lock = unsafe { LockPair::new(mutex, cond) };
+        Ok(Ring {
+            seg,
+            layout,
+            lock,
+            write,
+            seq,
+            lock_timeout: opts.lock_timeout,
+            spin: opts.spin,
+        })
+    }
+
+    /// Creates the share exclusively and initialises its header; the capacity is published
+    /// last with a release store, so no attacher can see a half-built header (W14).
+    pub(crate) fn create(
+        name: &ShareName,
+        kind: RingKind,
+        capacity: usize,
+        opts: &QueueOptions,
+    ) -> Result<Ring> {
+        let layout =
+            RingLayout::new(kind, capacity as u64).map_err(|e| e.with_share(name.as_str()))?;
+        let seg = Segment::create(name, layout.object_size(), opts.mode)?;
+        let ring = Ring::from_segment(seg, layout, opts)?;
+        // The object is fresh and zero-filled: write = 0, seq = 0, readers = 0, ring[0] = 0
+        // (the wrap marker) already hold. Only the id, the lock pair and the size are set.
+        ring.word(OFF_ID)
+            .store(crate::sys::random_session_id(), Ordering::Relaxed);
+        // SAFETY: nobody else can use the lock pair yet: the size word is still 0, and every
+        // attacher (membus or libmembus) refuses a header whose size is not S.
+        unsafe { ring.lock.init(true) }.map_err(|e| {
+            Error::new(
+                ErrorKind::CreateFailed,
+                "initialising the share's mutex and condition",
+            )
+            .with_share(name.as_str())
+            .with_os_error(e)
+        })?;
+        // Release: publishes the id and the lock pair; pairs with the Acquire load of the size
+        // word in `attach`.
+        ring.word(OFF_SIZE)
+            .store(capacity as i64, Ordering::Release);
+        Ok(ring)
+    }
+
+    /// Attaches to an existing share, checking its header against the object size and the
+    /// expected capacity, if any.
+    pub(crate) fn attach(name: &ShareName, kind: RingKind, opts: &QueueOptions) -> Result<Ring> {
+        if let Some(cap) = opts.capacity {
+            RingLayout::new(kind, cap as u64).map_err(|e| e.with_share(name.as_str()))?;
+        }
+        let started = Instant::now();
+        loop {
+            let outcome = Self::attach_once(name, kind, opts);
+            let initialising = match &outcome {
+                Err(e) if e.kind() == ErrorKind::MapFailed && e.os_error().is_none() => true,
+                Err(e)
+                    if e.kind() == ErrorKind::InvalidLayout
+                        && e.detail().starts_with("header capacity 0 ") =>
+                {
+                    true
+                }
+                _ => false,
+            };
+            if !initialising
+                || started.elapsed() >= INIT_WAIT
+                || !Segment::has_live_owner(name).unwrap_or(false)
+            {
+                return outcome;
+            }
+            // A live membus creator is between O_EXCL and publishing the header.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn attach_once(name: &ShareName, kind: RingKind, opts: &QueueOptions) -> Result<Ring> {
+        let seg = Segment::attach(name, Access::ReadWrite)?;
+        let size_field = seg
+            .atomic_i64(OFF_SIZE)
+            .ok_or_else(|| {
+                Error::new(ErrorKind::InvalidLayout, "object smaller than one word")
+                    .with_share(name.as_str())
+            })?
+            // Acquire: pairs with the creator's Release store of the size word.
+            .load(Ordering::Acquire);
+        if let Some(cap) = opts.capacity {
+            if size_field != 0 && size_field != cap as i64 {
+                return Err(Error::new(
+                    ErrorKind::SizeMismatch,
+                    format!("{} capacity differs", kind.type_name()),
+                )
+                .with_share(name.as_str())
+                .with_sizes(cap as u64, size_field as u64));
+            }
+        }
+        let layout = RingLayout::from_header(kind, size_field, seg.len())
+            .map_err(|e| e.with_share(name.as_str()))?;
+        Ring::from_segment(seg, layout, opts)
+    }
+
+    /// Attaches if the share exists, creates it otherwise (libmembus's `open(..., bCreate)`),
+    /// retrying when another process wins the creation race.
+    pub(crate) fn open_or_create(
+        name: &ShareName,
+        kind: RingKind,
+        capacity: usize,
+        opts: &QueueOptions,
+    ) -> Result<(Ring, bool)> {
+        let opts = QueueOptions {
+            capacity: Some(capacity),
+            ..opts.clone()
+        };
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::attach(name, kind, &opts) {
+                Ok(r) => return Ok((r, false)),
+                Err(e) if e.kind() == ErrorKind::OpenFailed && e.errno() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+            match Self::create(name, kind, capacity, &opts) {
+                Ok(r) => return Ok((r, true)),
+                Err(e)
+                    if e.kind() == ErrorKind::CreateFailed && e.errno() == Some(libc::EEXIST) =>
+                {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::new(ErrorKind::CreateFailed, "creation race lost repeatedly")
+                .with_share(name.as_str())
+        }))
+    }
+
+    fn word(&self, off: usize) -> &AtomicI64 {
+        debug_assert!(off <= OFF_READERS);
+        // Header words below the mutex were bounds-checked at attach/create time
+        // (object size = S + overhead > 128).
+        self.seg
+            .atomic_i64(off)
+            .unwrap_or_else(|| unreachable!("header word checked at construction"))
+    }
+
+    fn write_word(&self) -> &AtomicI64 {
+        // SAFETY: `write` points into the mapping owned by `self.seg` (bounds and alignment
+        // checked in `from_segment`) and lives as long as `&self`.
+        unsafe { self.write.as_ref() }
+    }
+
+    fn seq_word(&self) -> &AtomicI64 {
+        // SAFETY: as for `write_word`.
+        unsafe { self.seq.as_ref() }
+    }
+
+    /// The 8-byte word at ring offset `r`, bounds- and alignment-checked now.
+    fn ring_word(&self, r: usize) -> Result<&AtomicI64> {
+        self.layout
+            .ring_offset()
+            .checked_add(r)
+            .filter(|_| {
+                r.checked_add(8)
+                    .is_some_and(|end| end <= self.layout.ring_len())
+            })
+            .and_then(|off| self.seg.atomic_i64(off))
+            .ok_or_else(|| {
+                self.invalid(format!("ring offset {r} is outside the ring or unaligned"))
+            })
+    }
+
+    /// Pointer to `len` bytes at ring offset `r`, bounds-checked now.
+    fn ring_bytes(&self, r: usize, len: usize) -> Result<*mut u8> {
+        r.checked_add(len)
+            .filter(|&end| end <= self.layout.ring_len())
+            .and_then(|_| self.seg.range(self.layout.ring_offset() + r, len))
+            .ok_or_else(|| {
+                self.invalid(format!("{len} bytes at ring offset {r} run past the ring"))
+            })
+    }
+
+    fn invalid(&self, detail: String) -> Error {
+        Error::new(ErrorKind::InvalidLayout, detail).with_share(self.name().as_str())
+    }
+
+    pub(crate) fn name(&self) -> &ShareName {
+        self.seg.name()
+    }
+
+    pub(crate) fn layout(&self) -> &RingLayout {
+        &self.layout
+    }
+
+    pub(crate) fn is_creator(&self) -> bool {
+        self.seg.is_creator()
+    }
+
+    pub(crate) fn session_id(&self) -> i64 {
+        self.word(OFF_ID).load(Ordering::Relaxed)
+    }
+
+    /// Last sequence number issued (a relaxed snapshot).
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.seq_word().load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// memcmd's reader count word.
+    pub(crate) fn readers_word(&self) -> &AtomicI64 {
+        debug_assert_eq!(self.layout.kind(), RingKind::Cmd);
+        self.word(OFF_READERS)
+    }
+
+    /// Repairs the header after a peer died holding the lock (EOWNERDEAD): the write offset
+    /// must be valid and the word at it must be the zero "next frame" marker. A writer that
+    /// died before publishing leaves its frame unpublished (its sequence number is then
+    /// reported as lost); one that died after leaves it complete.
+    fn repair(&self) -> Result<()> {
+        match self
+            .layout
+            .check_write(self.write_word().load(Ordering::Relaxed))
+        {
+            Some(w) => self.ring_word(w)?.store(0, Ordering::Relaxed),
+            None => {
+                self.ring_word(0)?.store(0, Ordering::Relaxed);
+                self.write_word().store(0, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<LockGuard<'_>> {
+        self.lock
+            .lock(self.lock_timeout, self.name().as_str(), || self.repair())
+    }
+
+    /// Writes one message; returns its sequence number.
+    pub(crate) fn write(&self, msg: &[u8]) -> Result<u64> {
+        let stride = self
+            .layout
+            .check_message(msg.len())
+            .map_err(|e| e.with_share(self.name().as_str()))?;
+        let guard = self.lock()?;
+        // Under the lock every writer's stores are ordered before ours by the mutex; the
+        // atomic loads only keep the lock-free `poll` race-free.
+        let w = self.write_word().load(Ordering::Relaxed);
+        let at = match self.layout.place(w, stride) {
+            Some(at) => at,
+            None => {
+                if let Some(w) = self
+                    .layout
+                    .check_write(w)
+                    .filter(|&w| w > 0 && w < self.layout.capacity())
+                {
+                    self.ring_word(w)?.store(0, Ordering::Relaxed);
+                }
+                0
+            }
+        };
+        let seq = self
+            .seq_word()
+            .load(Ordering::Relaxed)
+            .wrapping_add(1)
+            .max(1);
+        self.seq_word().store(seq, Ordering::Relaxed);
+        self.ring_word(at)?
+            .store(msg.len() as i64, Ordering::Relaxed);
+        self.ring_word(at + 8)?.store(seq, Ordering::Relaxed);
+        let dst = self.ring_bytes(at + FRAME_HEADER, msg.len())?;
+        // SAFETY: `dst` is bounds-checked for msg.len() bytes inside the writable mapping.
+        unsafe { copy_to_shared(dst, msg) };
+        // Release: pairs with the Acquire load in `has_data`, so a lock-free poll that sees
+        // the new write offset also sees the new seq. The frame bytes themselves are read
+        // under the mutex, which orders them.
+        self.write_word()
+            .store((at + stride) as i64, Ordering::Release);
+        self.ring_word(at + stride)?.store(0, Ordering::Relaxed);
+        guard.broadcast();
+        drop(guard);
+        Ok(seq as u64)
+    }
+
+    /// A cursor at the current write position (Start::Latest) or at offset 0 (Start::Oldest).
+    pub(crate) fn cursor(&self, start: Start) -> Result<Cursor> {
+        match start {
+            Start::Oldest => Ok(Cursor { r: 0, last: -1 }),
+            Start::Latest => {
+                let guard = self.lock()?;
+                let w = self.write_word().load(Ordering::Relaxed);
+                let last = self.seq_word().load(Ordering::Relaxed);
+                drop(guard);
+                let r = self
+                    .layout
+                    .check_write(w)
+                    .ok_or_else(|| self.invalid(format!("write offset {w} is invalid")))?;
+                Ok(Cursor { r, last })
+            }
+        }
+    }
+
+    /// Lock-free hint: is there something for `cur` to read (a message or an overrun)?
+    pub(crate) fn has_data(&self, cur: &Cursor) -> bool {
+        // Acquire: pairs with the writer's Release store of the write offset.
+        let w = self.write_word().load(Ordering::Acquire);
+        if w != cur.r as i64 {
+            return true;
+        }
+        cur.last >= 0 && self.seq_word().load(Ordering::Relaxed) != cur.last
+    }
+
+    /// Reads the next message for `cur` into `sink`, waiting up to `timeout`.
+    pub(crate) fn read(
+        &self,
+        cur: &mut Cursor,
+        sink: &mut Sink<'_>,
+        timeout: Duration,
+    ) -> Result<Received<usize>> {
+        if timeout.is_zero() {
+            if !self.has_data(cur) {
+                return Ok(Received::Timeout);
+            }
+            let guard = self.lock()?;
+            let got = self.try_read(cur, sink)?;
+            drop(guard);
+            return Ok(got.unwrap_or(Received::Timeout));
+        }
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+            .unwrap_or(now);
+        if !self.has_data(cur) && !self.spin.is_zero() {
+            let spin_end = now + self.spin.min(timeout);
+            'spin: loop {
+                for _ in 0..64 {
+                    if self.has_data(cur) {
+                        break 'spin;
+                    }
+                    std::hint::spin_loop();
+                }
+                if Instant::now() >= spin_end {
+                    break;
+                }
+            }
+        }
+        let mut guard = self.lock()?;
+        loop {
+            if let Some(got) = self.try_read(cur, sink)? {
+                return Ok(got);
+            }
+            if guard.wait_until(deadline, self.name().as_str(), || self.repair())? == Wake::TimedOut
+            {
+                // One last look: a message may have landed together with the deadline.
+                return Ok(self.try_read(cur, sink)?.unwrap_or(Received::Timeout));
+            }
+        }
+    }
+
+    /// With the lock held: `cur` stands at the write position. Empty, unless the writer
+    /// lapped the reader exactly onto its own offset (W5b), which the global seq reveals.
+    fn caught_up(cur: &mut Cursor, seq_h: i64) -> Option<Received<usize>> {
+        if cur.last >= 0 && seq_h != cur.last {
+            let lost = seq_h.saturating_sub(cur.last).max(0) as u64;
+            cur.last = seq_h;
+            return Some(Received::Overrun { lost });
+        }
+        None
+    }
+
+    /// With the lock held: one step of the reader algorithm (spec §4.6, with W5 fixed).
+    /// `None` means nothing to read.
+    fn try_read(&self, cur: &mut Cursor, sink: &mut Sink<'_>) -> Result<Option<Received<usize>>> {
+        let raw_w = self.write_word().load(Ordering::Relaxed);
+        let w = self.layout.check_write(raw_w).ok_or_else(|| {
+            self.invalid(format!(
+                "write offset {raw_w} is outside 0..={} or unaligned",
+                self.layout.capacity()
+            ))
+        })?;
+        let seq_h = self.seq_word().load(Ordering::Relaxed);
+        if cur.r == w {
+            return Ok(Self::caught_up(cur, seq_h));
+        }
+        if cur.r >= self.layout.capacity() {
+            // W5c: a frame ended exactly at S; the next one is at 0. Keep `last`, so gap
+            // detection stays on.
+            cur.r = 0;
+            if cur.r == w {
+                return Ok(Self::caught_up(cur, seq_h));
+            }
+        }
+        let (len, stride) = match self
+            .layout
+            .frame_at(cur.r, self.ring_word(cur.r)?.load(Ordering::Relaxed))
+        {
+            Frame::Valid { len, stride } => (len, stride),
+            Frame::Wrap => {
+                cur.r = 0;
+                if cur.r == w {
+                    return Ok(Self::caught_up(cur, seq_h));
+                }
+                let word = self.ring_word(0)?.load(Ordering::Relaxed);
+                match self.layout.frame_at(0, word) {
+                    Frame::Valid { len, stride } => (len, stride),
+                    Frame::Wrap => {
+                        return Err(
+                            self.invalid(format!("the frame at ring offset 0 has length {word}"))
+                        )
+                    }
+                }
+            }
+        };
+        let fseq = self.ring_word(cur.r + 8)?.load(Ordering::Relaxed);
+        if cur.last >= 0 && fseq != cur.last.wrapping_add(1) {
+            let lost = seq_h.saturating_sub(cur.last).max(0) as u64;
+            cur.r = w;
+            cur.last = seq_h;
+            return Ok(Some(Received::Overrun { lost }));
+        }
+        let src = self.ring_bytes(cur.r + FRAME_HEADER, len)?;
+        match sink {
+            Sink::Vec(v) => {
+                v.clear();
+                v.resize(len, 0);
+                // SAFETY: `src` is bounds-checked for `len` bytes of the mapping; `v` is a
+                // private buffer of exactly `len` bytes.
+                unsafe { copy_from_shared(src, v) };
+            }
+            Sink::Slice(s) => {
+                let Some(dst) = s.get_mut(..len) else {
+                    return Err(Error::new(
+                        ErrorKind::MessageTooLarge,
+                        "the next message does not fit the caller's buffer; it stays unread",
+                    )
+                    .with_share(self.name().as_str())
+                    .with_sizes(len as u64, s.len() as u64));
+                };
+                // SAFETY: as above; `dst` is exactly `len` private bytes.
+                unsafe { copy_from_shared(src, dst) };
+            }
+        }
+        cur.r += stride;
+        cur.last = fseq;
+        Ok(Some(Received::Message {
+            seq: fseq.max(0) as u64,
+            payload: len,
+        }))
+    }
+}
+
+/// A ring plus one reader position: the read side shared by memmsg readers and memcmd
+/// handles.
+pub(crate) struct RingReader {
+    pub(crate) ring: Ring,
+    pub(crate) cursor: Cursor,
+}
+
+impl RingReader {
+    pub(crate) fn new(ring: Ring, start: Start) -> Result<RingReader> {
+        let cursor = ring.cursor(start)?;
+        Ok(RingReader { ring, cursor })
+    }
+
+    pub(crate) fn read(&mut self, timeout: Duration) -> Result<Received<Vec<u8>>> {
+        let mut v = Vec::new();
+        Ok(self
+            .ring
+            .read(&mut self.cursor, &mut Sink::Vec(&mut v), timeout)?
+            .map(|_| v))
+    }
+
+    pub(crate) fn read_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Received<usize>> {
+        self.ring
+            .read(&mut self.cursor, &mut Sink::Vec(buf), timeout)
+    }
+
+    pub(crate) fn read_to_slice(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<Received<usize>> {
+        self.ring
+            .read(&mut self.cursor, &mut Sink::Slice(buf), timeout)
+    }
+
+    pub(crate) fn poll(&self) -> bool {
+        self.ring.has_data(&self.cursor)
+    }
+}
+
+/// Non-blocking iterator over what is readable now: yields messages and overruns, ends
+/// when nothing is left (or after yielding an error).
+pub struct TryIter<'a> {
+    pub(crate) reader: &'a mut RingReader,
+    pub(crate) done: bool,
+}
+
+impl Iterator for TryIter<'_> {
+    type Item = Result<Received<Vec<u8>>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.reader.read(Duration::ZERO) {
+            Ok(Received::Timeout) => {
+                self.done = true;
+                None
+            }
+            Ok(got) => Some(Ok(got)),
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The read methods shared by [`memmsg::Reader`](crate::memmsg::Reader) and
+/// [`memcmd::MemCmd`](crate::memcmd::MemCmd), generated once for both.
+macro_rules! reader_methods {
+    () => {
+        /// Reads the next message, waiting up to `timeout` (zero: do not wait).
+        ///
+        /// Returns exactly one of [`Received::Message`], [`Received::Timeout`] or
+        /// [`Received::Overrun`] (with how many messages were lost; the reader then stands at
+        /// the newest write position). A waiting reader first spins briefly on the write
+        /// position, then sleeps on the share's condition, so libmembus writers wake it too.
+        ///
+        /// # Errors
+        /// [`ErrorKind::LockTimeout`]/[`ErrorKind::LockFailed`] when the share's lock cannot
+        /// be taken; [`ErrorKind::InvalidLayout`] when the header or a frame is corrupt.
+        pub fn read(
+            &mut self,
+            timeout: std::time::Duration,
+        ) -> $crate::Result<$crate::Received<Vec<u8>>> {
+            self.reader.read(timeout)
+        }
+
+        /// Like [`read`](Self::read), writing the payload into `buf` (cleared first) and
+        /// returning its length. Allocates only when `buf`'s capacity is too small.
+        ///
+        /// # Errors
+        /// As for [`read`](Self::read).
+        pub fn read_into(
+            &mut self,
+            buf: &mut Vec<u8>,
+            timeout: std::time::Duration,
+        ) -> $crate::Result<$crate::Received<usize>> {
+            self.reader.read_into(buf, timeout)
+        }
+
+        /// Like [`read`](Self::read), copying the payload into `buf` without allocating.
+        ///
+        /// # Errors
+        /// As for [`read`](Self::read), and [`ErrorKind::MessageTooLarge`] (expected = the
+        /// message length, found = `buf.len()`) when the message does not fit; the message
+        /// then stays unread, so a larger buffer can take it.
+        pub fn read_to_slice(
+            &mut self,
+            buf: &mut [u8],
+            timeout: std::time::Duration,
+        ) -> $crate::Result<$crate::Received<usize>> {
+            self.reader.read_to_slice(buf, timeout)
+        }
+
+        /// Whether a read would find something now (a message or an overrun), without
+        /// taking the lock. A hint: it can be stale either way by the time you act on it.
+        pub fn poll(&self) -> bool {
+            self.reader.poll()
+        }
+
+        /// Iterates over what is readable now without waiting.
+        pub fn try_iter(&mut self) -> $crate::TryIter<'_> {
+            $crate::TryIter {
+                reader: &mut self.reader,
+                done: false,
+            }
+        }
+    };
+}
+pub(crate) use reader_methods;

@@ -1,0 +1,204 @@
+//! Copies between private buffers and shared memory that other processes may write at the
+//! same time.
+//!
+//! In Rust's memory model a plain copy that races with another writer is undefined
+//! behaviour, and a process sharing memory with foreign peers cannot rule such a race out.
+//! These copies therefore touch the shared side only through operations the compiler cannot
+//! reason about as plain accesses:
+//!
+//! * large copies use one inline-assembly `rep movsb` (opaque to the compiler, and as fast
+//!   as glibc's `memcpy` here);
+//! * small copies, and large ones whose two sides share a page offset (on AMD Zen that
+//!   "4K aliasing" makes `rep movsb` and glibc's `memcpy` ten times slower), use relaxed
+//!   atomic loads or stores of aligned 8-byte words, with single-byte atomics for the
+//!   unaligned ends.
+//!
+//! A racing writer can leave the copied bytes torn. That is never undefined behaviour here;
+//! callers detect it with their share's own protocol (sequence numbers re-checked after the
+//! copy) and never trust the bytes for memory safety.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+/// Below this many bytes the word loop beats `rep movsb`'s start-up cost.
+const ASM_MIN: usize = 2048;
+
+/// True when `rep movsb` from `src` to `dst` would hit 4K aliasing.
+fn aliased(dst: usize, src: usize) -> bool {
+    let d = dst.wrapping_sub(src) & 4095;
+    !(64..=4096 - 64).contains(&d)
+}
+
+/// Copies `dst.len()` bytes from shared memory at `src` into `dst`.
+///
+/// # Safety
+/// `src..src + dst.len()` must lie inside one live mapping that stays mapped for the
+/// duration of the call. Other processes may write those bytes concurrently; `dst` then
+/// receives unspecified (possibly torn) bytes.
+pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    let len = dst.len();
+    if len >= ASM_MIN && !aliased(dst.as_ptr() as usize, src as usize) {
+        // SAFETY: the caller guarantees `src..src+len` is mapped; `dst` is a live exclusive
+        // slice of `len` bytes; the two cannot overlap because `dst` is private memory.
+        unsafe { rep_movsb(dst.as_mut_ptr(), src, len) };
+        return;
+    }
+    let mut i = 0;
+    while i < len && (src as usize + i) % 8 != 0 {
+        // SAFETY: `src + i` is inside the caller's mapped range; an AtomicU8 has no alignment
+        // requirement; concurrent writers are fine for atomic accesses.
+        dst[i] = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Ordering::Relaxed);
+        i += 1;
+    }
+    while i + 8 <= len {
+        // SAFETY: `src + i` is 8-byte aligned (the loop above aligned it) and the 8 bytes lie
+        // inside the caller's mapped range; atomic loads tolerate concurrent writers.
+        let w = unsafe { AtomicU64::from_ptr(src.add(i).cast::<u64>().cast_mut()) }
+            .load(Ordering::Relaxed);
+        dst[i..i + 8].copy_from_slice(&w.to_ne_bytes());
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: as for the head bytes above.
+        dst[i] = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Ordering::Relaxed);
+        i += 1;
+    }
+}
+
+/// Copies `src` into shared memory at `dst`.
+///
+/// # Safety
+/// `dst..dst + src.len()` must lie inside one live, writable mapping that stays mapped for
+/// the duration of the call. Concurrent readers in other processes may see torn bytes.
+pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
+    let len = src.len();
+    if len >= ASM_MIN && !aliased(dst as usize, src.as_ptr() as usize) {
+        // SAFETY: the caller guarantees `dst..dst+len` is mapped writable; `src` is a live
+        // slice of `len` private bytes, so the ranges do not overlap.
+        unsafe { rep_movsb(dst, src.as_ptr(), len) };
+        return;
+    }
+    let mut i = 0;
+    while i < len && (dst as usize + i) % 8 != 0 {
+        // SAFETY: `dst + i` is inside the caller's writable mapped range; no alignment needed.
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(src[i], Ordering::Relaxed);
+        i += 1;
+    }
+    while i + 8 <= len {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&src[i..i + 8]);
+        // SAFETY: `dst + i` is 8-byte aligned and the 8 bytes are inside the caller's
+        // writable mapped range; atomic stores tolerate concurrent readers.
+        unsafe { AtomicU64::from_ptr(dst.add(i).cast::<u64>()) }
+            .store(u64::from_ne_bytes(w), Ordering::Relaxed);
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: as for the head bytes above.
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(src[i], Ordering::Relaxed);
+        i += 1;
+    }
+}
+
+/// Fills `len` bytes of shared memory at `dst` with `byte`.
+///
+/// # Safety
+/// As for [`copy_to_shared`].
+#[allow(dead_code)] // used by the media rings' fill
+pub(crate) unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
+    if len >= ASM_MIN {
+        // SAFETY: the caller guarantees `dst..dst+len` is mapped writable.
+        unsafe { rep_stosb(dst, byte, len) };
+        return;
+    }
+    for i in 0..len {
+        // SAFETY: `dst + i` is inside the caller's writable mapped range.
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe fn rep_movsb(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: the callers guarantee both ranges are valid for `len` bytes; the direction flag
+    // is clear on entry per the SysV ABI, so the copy runs forwards; rcx/rdi/rsi are declared
+    // clobbered and no stack is used.
+    unsafe {
+        core::arch::asm!(
+            "rep movsb",
+            inout("rcx") len => _,
+            inout("rdi") dst => _,
+            inout("rsi") src => _,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe fn rep_stosb(dst: *mut u8, byte: u8, len: usize) {
+    // SAFETY: the caller guarantees `dst..dst+len` is writable; DF is clear per the ABI;
+    // rcx/rdi are declared clobbered, al is an input only, no stack is used.
+    unsafe {
+        core::arch::asm!(
+            "rep stosb",
+            inout("rcx") len => _,
+            inout("rdi") dst => _,
+            in("al") byte,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn rep_movsb(dst: *mut u8, src: *const u8, len: usize) {
+    for i in 0..len {
+        // SAFETY: both ranges are valid for `len` bytes (caller's contract); byte atomics
+        // need no alignment and tolerate concurrent access on the shared side.
+        unsafe {
+            let b = AtomicU8::from_ptr(src.add(i).cast_mut()).load(Ordering::Relaxed);
+            AtomicU8::from_ptr(dst.add(i)).store(b, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn rep_stosb(dst: *mut u8, byte: u8, len: usize) {
+    for i in 0..len {
+        // SAFETY: `dst..dst+len` is writable (caller's contract).
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_round_trip_at_every_alignment_and_size() {
+        let mut shared = vec![0u64; 1024]; // 8 KiB, 8-byte aligned backing
+        let base = shared.as_mut_ptr().cast::<u8>();
+        for &len in &[0usize, 1, 7, 8, 9, 63, 64, 100, 2047, 2048, 4000] {
+            for off in 0..9 {
+                let src: Vec<u8> = (0..len).map(|i| (i * 31 + off) as u8).collect();
+                // SAFETY: off + len ≤ 8 + 4000 < 8192 bytes of `shared`.
+                unsafe { copy_to_shared(base.add(off), &src) };
+                let mut back = vec![0u8; len];
+                // SAFETY: as above.
+                unsafe { copy_from_shared(base.add(off), &mut back) };
+                assert_eq!(back, src, "len {len} off {off}");
+            }
+        }
+        // SAFETY: 100 + 3000 < 8192.
+        unsafe { fill_shared(base.add(100), 0xab, 3000) };
+        let mut back = vec![0u8; 3000];
+        // SAFETY: as above.
+        unsafe { copy_from_shared(base.add(100), &mut back) };
+        assert!(back.iter().all(|&b| b == 0xab));
+    }
+
+    #[test]
+    fn aliasing_detection() {
+        assert!(aliased(0x2000, 0x1000));
+        assert!(aliased(0x2010, 0x1000));
+        assert!(!aliased(0x2100, 0x1000));
+        assert!(aliased(0x1ff0, 0x1000));
+    }
+}

@@ -1,0 +1,53 @@
+//! The OS layer: the only module that calls libc.
+//!
+//! It knows nothing of share layouts. [`shm::Segment`] owns one named POSIX shared-memory
+//! object and its mapping; [`pthread::LockPair`] drives a process-shared glibc mutex and
+//! condition that live inside a segment; [`copy`] moves bytes in and out of memory that
+//! other processes may be writing; [`clock`] makes CLOCK_REALTIME deadlines.
+//!
+//! membus needs Linux with glibc: libmembus's memmsg, memcmd and memkv headers embed glibc
+//! `pthread_mutex_t`/`pthread_cond_t` objects whose futex protocol only glibc speaks, so a
+//! stub for other platforms could not interoperate with anything. Other targets fail to
+//! build with a message saying so instead of failing at run time.
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+compile_error!(
+    "membus runs on Linux with glibc only: libmembus shares embed glibc pthread objects \
+     (see the wire specification, section 2.6)"
+);
+
+pub(crate) mod clock;
+pub(crate) mod copy;
+pub(crate) mod pthread;
+pub(crate) mod shm;
+
+use std::io;
+
+/// A random non-zero 64-bit session id (spec §3.1 recommends any random non-zero i64).
+pub(crate) fn random_session_id() -> i64 {
+    loop {
+        let mut buf = [0u8; 8];
+        // SAFETY: `buf` is a valid writable buffer of exactly `buf.len()` bytes for the
+        // duration of the call; getrandom writes at most that many bytes.
+        let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let id = if n == buf.len() as isize {
+            i64::from_ne_bytes(buf)
+        } else {
+            // getrandom cannot fail for 8 bytes on Linux ≥ 3.17 once the pool is ready;
+            // fall back to time and pid rather than fail a create over a session id.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(1);
+            t ^ (i64::from(std::process::id()) << 32)
+        };
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// The calling thread's last OS error.
+pub(crate) fn last_os_error() -> io::Error {
+    io::Error::last_os_error()
+}

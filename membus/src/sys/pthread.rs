@@ -1,0 +1,226 @@
+//! Process-shared glibc mutex and condition that live inside a share (spec §2).
+//!
+//! libmembus builds one `pthread_mutex_t` (40 bytes) and one `pthread_cond_t` (48 bytes) in
+//! the header of memmsg, memcmd and memkv shares. membus drives them with glibc's own
+//! functions on the mapped memory and never re-implements their futex protocol.
+
+use std::io;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys::clock::realtime_deadline;
+
+/// Size of glibc's `pthread_mutex_t` on x86_64 (spec §2.1).
+pub(crate) const MUTEX_SIZE: usize = 40;
+/// Size of glibc's `pthread_cond_t` on x86_64 (spec §2.1).
+pub(crate) const COND_SIZE: usize = 48;
+
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(std::mem::size_of::<libc::pthread_mutex_t>() == MUTEX_SIZE);
+    assert!(std::mem::size_of::<libc::pthread_cond_t>() == COND_SIZE);
+};
+
+/// What a wait on the condition ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Woken (possibly spuriously): re-check the predicate.
+    Woken,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// A mutex/condition pair inside a mapping.
+///
+/// Holds raw pointers into a segment owned by the same handle; see [`LockPair::new`].
+pub(crate) struct LockPair {
+    mutex: NonNull<libc::pthread_mutex_t>,
+    cond: NonNull<libc::pthread_cond_t>,
+}
+
+// SAFETY: the pointers refer to process-shared pthread objects in shared memory, which are
+// designed to be used from any thread of any process; the owning handle keeps the mapping
+// alive for as long as the LockPair lives.
+unsafe impl Send for LockPair {}
+// SAFETY: see `Send`; all access goes through glibc's thread-safe pthread functions.
+unsafe impl Sync for LockPair {}
+
+fn os(rc: libc::c_int) -> io::Error {
+    io::Error::from_raw_os_error(rc)
+}
+
+impl LockPair {
+    /// # Safety
+    /// `mutex` must point to `MUTEX_SIZE` and `cond` to `COND_SIZE` 8-byte-aligned bytes of
+    /// a writable shared mapping that outlives the returned value (the caller stores both in
+    /// the handle that owns the mapping, and drops the LockPair no later than the mapping).
+    pub(crate) unsafe fn new(mutex: *mut u8, cond: *mut u8) -> LockPair {
+        debug_assert!(mutex as usize % 8 == 0 && cond as usize % 8 == 0);
+        LockPair {
+            // SAFETY: the caller guarantees non-null pointers into a live mapping.
+            mutex: unsafe { NonNull::new_unchecked(mutex.cast()) },
+            // SAFETY: as above.
+            cond: unsafe { NonNull::new_unchecked(cond.cast()) },
+        }
+    }
+
+    /// Builds the objects in place: a process-shared (and, if `robust`, robust) mutex and a
+    /// process-shared condition on CLOCK_REALTIME, as libmembus's Boost does.
+    ///
+    /// # Safety
+    /// No other thread or process may use the objects until this returns (the creator calls
+    /// it before it publishes the share's header).
+    pub(crate) unsafe fn init(&self, robust: bool) -> io::Result<()> {
+        // SAFETY: attribute objects are local and initialised by the *_init calls before use;
+        // the mutex/cond pointers are valid and unused by anyone else (caller's contract).
+        unsafe {
+            let mut ma: libc::pthread_mutexattr_t = std::mem::zeroed();
+            let mut rc = libc::pthread_mutexattr_init(&mut ma);
+            if rc != 0 {
+                return Err(os(rc));
+            }
+            rc = libc::pthread_mutexattr_setpshared(&mut ma, libc::PTHREAD_PROCESS_SHARED);
+            if rc == 0 && robust {
+                rc = libc::pthread_mutexattr_setrobust(&mut ma, libc::PTHREAD_MUTEX_ROBUST);
+            }
+            if rc == 0 {
+                rc = libc::pthread_mutex_init(self.mutex.as_ptr(), &ma);
+            }
+            libc::pthread_mutexattr_destroy(&mut ma);
+            if rc != 0 {
+                return Err(os(rc));
+            }
+            let mut ca: libc::pthread_condattr_t = std::mem::zeroed();
+            rc = libc::pthread_condattr_init(&mut ca);
+            if rc != 0 {
+                return Err(os(rc));
+            }
+            rc = libc::pthread_condattr_setpshared(&mut ca, libc::PTHREAD_PROCESS_SHARED);
+            if rc == 0 {
+                rc = libc::pthread_cond_init(self.cond.as_ptr(), &ca);
+            }
+            libc::pthread_condattr_destroy(&mut ca);
+            if rc != 0 {
+                return Err(os(rc));
+            }
+        }
+        Ok(())
+    }
+
+    /// Locks the mutex, waiting at most `timeout` (as an absolute CLOCK_REALTIME deadline,
+    /// like libmembus's 5 s).
+    ///
+    /// When the previous owner died holding the lock (EOWNERDEAD on a robust mutex),
+    /// `recover` runs while the lock is held, to validate and repair the protected state;
+    /// the mutex is then made consistent whatever `recover` returned, so other processes are
+    /// never stuck, and `recover`'s error (if any) is returned after unlocking.
+    pub(crate) fn lock(
+        &self,
+        timeout: Duration,
+        share: &str,
+        recover: impl FnOnce() -> Result<()>,
+    ) -> Result<LockGuard<'_>> {
+        // SAFETY: the mutex pointer is valid (constructor contract); trylock never blocks.
+        let mut rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
+        if rc == libc::EBUSY {
+            let deadline = realtime_deadline(timeout);
+            // SAFETY: as above; `deadline` is a valid timespec.
+            rc = unsafe { libc::pthread_mutex_timedlock(self.mutex.as_ptr(), &deadline) };
+        }
+        match rc {
+            0 => Ok(LockGuard { pair: self, _not_send: PhantomData }),
+            libc::EOWNERDEAD => {
+                let guard = LockGuard { pair: self, _not_send: PhantomData };
+                guard.recover_owner_dead(share, recover)?;
+                Ok(guard)
+            }
+            libc::ETIMEDOUT => Err(Error::new(
+                ErrorKind::LockTimeout,
+                "the share's mutex stayed locked until the deadline (a peer may have died holding a non-robust mutex)",
+            )
+            .with_share(share)
+            .with_os_error(os(rc))),
+            libc::ENOTRECOVERABLE => Err(Error::new(
+                ErrorKind::LockFailed,
+                "the share's mutex is not recoverable (a peer found its owner dead and did not repair it); re-create the share",
+            )
+            .with_share(share)
+            .with_os_error(os(rc))),
+            _ => Err(Error::new(ErrorKind::LockFailed, "pthread_mutex_timedlock").with_share(share).with_os_error(os(rc))),
+        }
+    }
+}
+
+/// The held mutex. Unlocks on drop. Not `Send`: a pthread mutex must be unlocked by the
+/// thread that locked it.
+pub(crate) struct LockGuard<'a> {
+    pair: &'a LockPair,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl LockGuard<'_> {
+    /// Runs `recover` with the lock held after EOWNERDEAD, then marks the mutex consistent.
+    fn recover_owner_dead(&self, share: &str, recover: impl FnOnce() -> Result<()>) -> Result<()> {
+        let repaired = recover();
+        // SAFETY: this thread holds the mutex (EOWNERDEAD hands it over locked).
+        let rc = unsafe { libc::pthread_mutex_consistent(self.pair.mutex.as_ptr()) };
+        if rc != 0 {
+            return Err(
+                Error::new(ErrorKind::LockFailed, "pthread_mutex_consistent")
+                    .with_share(share)
+                    .with_os_error(os(rc)),
+            );
+        }
+        repaired
+    }
+
+    /// Wakes every waiter on the condition (libmembus always broadcasts, under the lock).
+    pub(crate) fn broadcast(&self) {
+        // SAFETY: the cond pointer is valid (constructor contract). glibc returns at once
+        // when nobody waits.
+        let rc = unsafe { libc::pthread_cond_broadcast(self.pair.cond.as_ptr()) };
+        debug_assert_eq!(rc, 0, "pthread_cond_broadcast");
+    }
+
+    /// Waits on the condition until woken or until `deadline` (monotonic), releasing the
+    /// mutex meanwhile. The wait itself uses an absolute CLOCK_REALTIME deadline, as the
+    /// condition's clock attribute (set by any peer) demands.
+    pub(crate) fn wait_until(
+        &mut self,
+        deadline: Instant,
+        share: &str,
+        recover: impl FnOnce() -> Result<()>,
+    ) -> Result<Wake> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok(Wake::TimedOut);
+        }
+        let abs = realtime_deadline(remaining);
+        // SAFETY: this thread holds the mutex (the guard exists), both pointers are valid;
+        // glibc re-acquires the mutex before returning, in every outcome.
+        let rc = unsafe {
+            libc::pthread_cond_timedwait(self.pair.cond.as_ptr(), self.pair.mutex.as_ptr(), &abs)
+        };
+        match rc {
+            0 => Ok(Wake::Woken),
+            libc::ETIMEDOUT => Ok(Wake::TimedOut),
+            libc::EOWNERDEAD => {
+                self.recover_owner_dead(share, recover)?;
+                Ok(Wake::Woken)
+            }
+            _ => Err(Error::new(ErrorKind::LockFailed, "pthread_cond_timedwait")
+                .with_share(share)
+                .with_os_error(os(rc))),
+        }
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this thread holds the mutex for as long as the guard exists.
+        let rc = unsafe { libc::pthread_mutex_unlock(self.pair.mutex.as_ptr()) };
+        debug_assert_eq!(rc, 0, "pthread_mutex_unlock");
+    }
+}
