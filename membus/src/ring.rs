@@ -443,16 +443,31 @@ impl Ring {
         self.word(OFF_READERS)
     }
 
-    /// Repairs the header after a peer died holding the lock (EOWNERDEAD): the write offset
-    /// must be valid and the word at it must be the zero "next frame" marker. A writer that
-    /// died before publishing leaves its frame unpublished (its sequence number is then
-    /// reported as lost); one that died after leaves it complete.
+    /// Repairs the header after a peer died holding the lock (EOWNERDEAD).
+    ///
+    /// The write offset must be valid and the word at it must be the zero "next frame"
+    /// marker. A frame sitting at the write offset and carrying the newest sequence number
+    /// was never published (its writer died before advancing the write offset): the number
+    /// is un-issued, so readers see neither a torn message nor a gap. This covers both
+    /// membus's write order (frame, seq, write offset) and libmembus's (seq, frame, write
+    /// offset). A libmembus writer that died right after bumping seq, before its frame,
+    /// leaves a gap that readers report as one lost message.
     fn repair(&self) -> Result<()> {
         match self
             .layout
             .check_write(self.write_word().load(Ordering::Relaxed))
         {
-            Some(w) => self.ring_word(w)?.store(0, Ordering::Relaxed),
+            Some(w) => {
+                let seq_h = self.seq_word().load(Ordering::Relaxed);
+                let len_word = self.ring_word(w)?.load(Ordering::Relaxed);
+                if seq_h > 0
+                    && matches!(self.layout.frame_at(w, len_word), Frame::Valid { .. })
+                    && self.ring_word(w + 8)?.load(Ordering::Relaxed) == seq_h
+                {
+                    self.seq_word().store(seq_h - 1, Ordering::Relaxed);
+                }
+                self.ring_word(w)?.store(0, Ordering::Relaxed);
+            }
             None => {
                 self.ring_word(0)?.store(0, Ordering::Relaxed);
                 self.write_word().store(0, Ordering::Release);
@@ -494,13 +509,16 @@ impl Ring {
             .load(Ordering::Relaxed)
             .wrapping_add(1)
             .max(1);
-        self.seq_word().store(seq, Ordering::Relaxed);
+        // Frame first, then the global seq, then the write offset: a writer that dies at any
+        // point leaves a state `repair` can tell apart (see there). Under the lock the order
+        // is invisible to libmembus peers, which read only while holding it.
         self.ring_word(at)?
             .store(msg.len() as i64, Ordering::Relaxed);
         self.ring_word(at + 8)?.store(seq, Ordering::Relaxed);
         let dst = self.ring_bytes(at + FRAME_HEADER, msg.len())?;
         // SAFETY: `dst` is bounds-checked for msg.len() bytes inside the writable mapping.
         unsafe { copy_to_shared(dst, msg) };
+        self.seq_word().store(seq, Ordering::Relaxed);
         // Release: pairs with the Acquire load in `has_data`, so a lock-free poll that sees
         // the new write offset also sees the new seq. The frame bytes themselves are read
         // under the mutex, which orders them.

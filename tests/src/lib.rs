@@ -112,3 +112,104 @@ macro_rules! peer_bin {
 pub fn le_i64(bytes: &[u8], off: usize) -> i64 {
     i64::from_le_bytes(bytes[off..off + 8].try_into().expect("8 bytes"))
 }
+
+/// The test payload for sequence number `seq`: 1 to 300 bytes whose content depends on
+/// `seq`, so a reader can check that a delivered message is intact and is the one its
+/// sequence number names.
+pub fn payload(seq: u64) -> Vec<u8> {
+    let len = 1 + (seq.wrapping_mul(7919) % 300) as usize;
+    let mut v: Vec<u8> = (0..len)
+        .map(|i| (seq as u8).wrapping_add(i as u8) ^ 0x5a)
+        .collect();
+    let tag = seq.to_le_bytes();
+    let n = tag.len().min(len);
+    v[..n].copy_from_slice(&tag[..n]);
+    v
+}
+
+/// A raw POSIX mapping of a share, for tests and the peer binary that must poke at headers
+/// the way a foreign (or crashing) process would. Unmapped on drop.
+pub struct RawShare {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl RawShare {
+    /// Maps `name` read-write.
+    pub fn open(name: &str) -> std::io::Result<RawShare> {
+        let c = std::ffi::CString::new(name)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: valid NUL-terminated name.
+        let fd = unsafe { libc::shm_open(c.as_ptr(), libc::O_RDWR, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: zeroed stat is valid; fd is open.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fd is open and st writable.
+        let rc = unsafe { libc::fstat(fd, &mut st) };
+        let len = st.st_size as usize;
+        let ptr = if rc == 0 && len > 0 {
+            // SAFETY: fresh shared mapping of an open descriptor.
+            unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                )
+            }
+        } else {
+            libc::MAP_FAILED
+        };
+        // SAFETY: fd is ours to close; the mapping stays valid after close.
+        unsafe { libc::close(fd) };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Ok(RawShare {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// Mapped length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never: mapping a 0-byte object fails).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Pointer to byte `off` (panics when out of bounds: test code).
+    pub fn at(&self, off: usize) -> *mut u8 {
+        assert!(off < self.len, "offset {off} outside {}", self.len);
+        // SAFETY: off < len, inside the mapping.
+        unsafe { self.ptr.add(off) }
+    }
+
+    /// Stores i64 `v` at `off` (little-endian, volatile).
+    pub fn put_i64(&self, off: usize, v: i64) {
+        assert!(off + 8 <= self.len);
+        // SAFETY: in bounds; volatile so the store happens even if the process dies next.
+        unsafe { std::ptr::write_volatile(self.at(off).cast::<[u8; 8]>(), v.to_le_bytes()) }
+    }
+
+    /// Loads the i64 at `off`.
+    pub fn get_i64(&self, off: usize) -> i64 {
+        assert!(off + 8 <= self.len);
+        // SAFETY: in bounds.
+        i64::from_le_bytes(unsafe { std::ptr::read_volatile(self.at(off).cast::<[u8; 8]>()) })
+    }
+}
+
+impl Drop for RawShare {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len came from mmap.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}

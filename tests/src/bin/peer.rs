@@ -1,1 +1,153 @@
-fn main() {}
+//! Child process for membus's cross-process tests. Usage: `membus-peer ROLE ARGS...`.
+//!
+//! Roles:
+//! * `msg-read NAME COUNT`: attach a memmsg reader, print `ready`, then account for
+//!   sequence numbers 1..=COUNT as delivered (intact, in order, once) or lost; print
+//!   `delivered=D lost=L overruns=O`. Exit 1 on any violation.
+//! * `msg-write NAME COUNT`: attach as writer and write payloads 1..=COUNT.
+//! * `cmd-write NAME ID COUNT`: attach to a memcmd (unregistered) and write `ID:i` for
+//!   i in 0..COUNT.
+//! * `lock-and-die NAME MUTEX_OFFSET`: lock the share's mutex, print `locked`, SIGKILL self.
+//! * `die-mid-write NAME`: on a memmsg, do what a libmembus writer does up to the middle of
+//!   a payload copy (seq bumped, frame header written, half the payload), then SIGKILL self.
+
+use std::io::Write;
+use std::process::exit;
+use std::time::Duration;
+
+use membus::memcmd::MemCmd;
+use membus::memmsg::{Reader, Writer};
+use membus::{QueueOptions, Received};
+use membus_tests::{payload, RawShare};
+
+fn fail(msg: String) -> ! {
+    eprintln!("membus-peer: {msg}");
+    exit(1)
+}
+
+fn arg(args: &[String], i: usize) -> &str {
+    args.get(i)
+        .map(String::as_str)
+        .unwrap_or_else(|| fail(format!("missing argument {i}")))
+}
+
+fn num(args: &[String], i: usize) -> u64 {
+    arg(args, i)
+        .parse()
+        .unwrap_or_else(|e| fail(format!("argument {i}: {e}")))
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn lock_mutex(share: &RawShare, off: usize) {
+    let m = share.at(off).cast::<libc::pthread_mutex_t>();
+    // SAFETY: `m` points at the share's process-shared mutex (offset given by the test).
+    let rc = unsafe { libc::pthread_mutex_lock(m) };
+    if rc != 0 && rc != libc::EOWNERDEAD {
+        fail(format!("pthread_mutex_lock: {rc}"));
+    }
+}
+
+fn die() -> ! {
+    // SAFETY: sending SIGKILL to ourselves; nothing after it runs.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    unreachable!("SIGKILL did not kill")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match arg(&args, 1) {
+        "msg-read" => {
+            let name = arg(&args, 2);
+            let count = num(&args, 3);
+            let mut r = Reader::attach(name).unwrap_or_else(|e| fail(format!("attach: {e}")));
+            say("ready");
+            let (mut next, mut delivered, mut lost, mut overruns) = (1u64, 0u64, 0u64, 0u64);
+            let mut buf = Vec::new();
+            while next <= count {
+                match r.read_into(&mut buf, Duration::from_secs(10)) {
+                    Ok(Received::Message { seq, .. }) => {
+                        if seq != next {
+                            fail(format!("expected seq {next}, got {seq}"));
+                        }
+                        if buf != payload(seq) {
+                            fail(format!("payload of seq {seq} is corrupt"));
+                        }
+                        delivered += 1;
+                        next += 1;
+                    }
+                    Ok(Received::Overrun { lost: n }) => {
+                        if n == 0 {
+                            fail(format!("overrun with 0 lost at seq {next}"));
+                        }
+                        lost += n;
+                        overruns += 1;
+                        next += n;
+                    }
+                    Ok(Received::Timeout) => fail(format!("timeout waiting for seq {next}")),
+                    Err(e) => fail(format!("read: {e}")),
+                }
+            }
+            if next != count + 1 {
+                fail(format!("accounted up to {}, expected {count}", next - 1));
+            }
+            say(&format!(
+                "delivered={delivered} lost={lost} overruns={overruns}"
+            ));
+        }
+        "msg-write" => {
+            let name = arg(&args, 2);
+            let count = num(&args, 3);
+            let w = Writer::attach(name).unwrap_or_else(|e| fail(format!("attach: {e}")));
+            for i in 1..=count {
+                let seq = w
+                    .write(&payload(i))
+                    .unwrap_or_else(|e| fail(format!("write {i}: {e}")));
+                if seq != i {
+                    fail(format!("write {i} got seq {seq}"));
+                }
+            }
+        }
+        "cmd-write" => {
+            let name = arg(&args, 2);
+            let id = num(&args, 3);
+            let count = num(&args, 4);
+            let opts = QueueOptions::new().register_reader(false);
+            let c =
+                MemCmd::attach_with(name, &opts).unwrap_or_else(|e| fail(format!("attach: {e}")));
+            for i in 0..count {
+                c.write(format!("{id}:{i}").as_bytes())
+                    .unwrap_or_else(|e| fail(format!("write {i}: {e}")));
+            }
+        }
+        "lock-and-die" => {
+            let share =
+                RawShare::open(arg(&args, 2)).unwrap_or_else(|e| fail(format!("open: {e}")));
+            lock_mutex(&share, num(&args, 3) as usize);
+            say("locked");
+            die();
+        }
+        "die-mid-write" => {
+            // memmsg header: write at 8, seq at 16, mutex at 32, ring data at 120.
+            let share =
+                RawShare::open(arg(&args, 2)).unwrap_or_else(|e| fail(format!("open: {e}")));
+            lock_mutex(&share, 32);
+            let w = share.get_i64(8) as usize;
+            let seq = share.get_i64(16) + 1;
+            share.put_i64(16, seq);
+            share.put_i64(120 + w, 100);
+            share.put_i64(120 + w + 8, seq);
+            for i in 0..50 {
+                // SAFETY: in bounds (checked by `at`); volatile so it lands before the kill.
+                unsafe { std::ptr::write_volatile(share.at(120 + w + 16 + i), 0xee) };
+            }
+            say("dying");
+            die();
+        }
+        other => fail(format!("unknown role {other}")),
+    }
+}

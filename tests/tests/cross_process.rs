@@ -1,0 +1,204 @@
+//! memmsg and memcmd between real processes: delivery accounting, many writers, and peers
+//! that die holding the share's lock.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use membus::memcmd::MemCmd;
+use membus::memmsg::{Reader, Writer};
+use membus::{QueueOptions, Received};
+use membus_tests::{peer_bin, ShmGuard};
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(peer_bin!())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn membus-peer")
+}
+
+/// Reads one line from the child's stdout.
+fn line(child: &mut Child) -> String {
+    let out = child.stdout.as_mut().expect("piped stdout");
+    let mut s = String::new();
+    BufReader::new(out)
+        .read_line(&mut s)
+        .expect("read child stdout");
+    s.trim().to_string()
+}
+
+fn wait_ok(mut child: Child) -> String {
+    let out = child.stdout.take();
+    let status = child.wait().expect("wait child");
+    let mut rest = String::new();
+    if let Some(out) = out {
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(out), &mut rest);
+    }
+    assert!(status.success(), "child failed: {status}; stdout: {rest}");
+    rest.trim().to_string()
+}
+
+fn parse_summary(s: &str) -> (u64, u64, u64) {
+    let mut it = s.split_whitespace().map(|kv| {
+        kv.split_once('=')
+            .expect("k=v")
+            .1
+            .parse::<u64>()
+            .expect("number")
+    });
+    (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+}
+
+#[test]
+fn one_writer_two_readers_account_for_every_message() {
+    const COUNT: u64 = 200_000;
+    let g = ShmGuard::new("xproc-msg");
+    // The test process owns the share; the children attach.
+    let _owner = Writer::create(g.name(), 64 * 1024).unwrap();
+    let mut readers: Vec<Child> = (0..2)
+        .map(|_| spawn(&["msg-read", g.name(), &COUNT.to_string()]))
+        .collect();
+    for r in &mut readers {
+        assert_eq!(line(r), "ready");
+    }
+    let writer = spawn(&["msg-write", g.name(), &COUNT.to_string()]);
+    wait_ok(writer);
+    for r in readers {
+        let (delivered, lost, overruns) = parse_summary(&wait_ok(r));
+        assert_eq!(
+            delivered + lost,
+            COUNT,
+            "every sequence number is delivered or reported lost"
+        );
+        assert!(delivered > 0);
+        assert_eq!(lost > 0, overruns > 0);
+        eprintln!("reader: delivered {delivered}, lost {lost} in {overruns} overruns");
+    }
+}
+
+#[test]
+fn four_writer_processes_one_reader_nothing_lost_or_duplicated() {
+    const PER: u64 = 5_000;
+    let g = ShmGuard::new("xproc-cmd");
+    // 20,000 frames of at most 32 bytes fit in 1 MiB: nothing may be lost.
+    let mut rx = MemCmd::create(g.name(), 1 << 20).unwrap();
+    let writers: Vec<Child> = (0..4)
+        .map(|id| spawn(&["cmd-write", g.name(), &id.to_string(), &PER.to_string()]))
+        .collect();
+    let mut next = [0u64; 4];
+    let mut seqs = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next.iter().sum::<u64>() < 4 * PER {
+        assert!(Instant::now() < deadline, "stalled at {next:?}");
+        match rx.read(Duration::from_secs(5)).unwrap() {
+            Received::Message { seq, payload } => {
+                let text = String::from_utf8(payload).unwrap();
+                let (id, i) = text.split_once(':').unwrap();
+                let (id, i): (usize, u64) = (id.parse().unwrap(), i.parse().unwrap());
+                assert_eq!(i, next[id], "writer {id}: out of order or duplicated");
+                next[id] += 1;
+                seqs.push(seq);
+            }
+            Received::Timeout => panic!("timeout at {next:?}"),
+            Received::Overrun { lost } => panic!("overrun lost {lost} with a ring large enough"),
+        }
+    }
+    for w in writers {
+        wait_ok(w);
+    }
+    assert_eq!(
+        seqs,
+        (1..=4 * PER).collect::<Vec<_>>(),
+        "global sequence numbers are dense and ordered"
+    );
+    assert_eq!(rx.read(Duration::ZERO).unwrap(), Received::Timeout);
+    assert_eq!(rx.reader_count(), 1, "unregistered writers are not counted");
+}
+
+fn kill_holding_lock(name: &str, mutex_offset: usize) {
+    let mut child = spawn(&["lock-and-die", name, &mutex_offset.to_string()]);
+    assert_eq!(line(&mut child), "locked");
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "child should have been killed");
+}
+
+#[test]
+fn a_peer_killed_holding_the_lock_does_not_stop_writers_or_readers() {
+    let g = ShmGuard::new("xproc-dead-msg");
+    // A short lock deadline, so a failure shows as an error rather than a 5 s stall.
+    let opts = QueueOptions::new().lock_timeout(Duration::from_millis(500));
+    let w = Writer::create_with(g.name(), 4096, &opts).unwrap();
+    let mut r = Reader::attach_with(g.name(), &opts).unwrap();
+    w.write(b"before").unwrap();
+    kill_holding_lock(g.name(), 32);
+    let t = Instant::now();
+    assert_eq!(w.write(b"after").unwrap(), 2);
+    assert_eq!(
+        r.read(Duration::ZERO).unwrap(),
+        Received::Message {
+            seq: 1,
+            payload: b"before".to_vec()
+        }
+    );
+    assert_eq!(
+        r.read(Duration::ZERO).unwrap(),
+        Received::Message {
+            seq: 2,
+            payload: b"after".to_vec()
+        }
+    );
+    eprintln!("recovered from a dead lock holder in {:?}", t.elapsed());
+
+    // A reader is next to find the owner dead.
+    kill_holding_lock(g.name(), 32);
+    assert_eq!(
+        r.read(Duration::ZERO).unwrap(),
+        Received::Timeout,
+        "the empty check needs no lock"
+    );
+    w.write(b"again").unwrap();
+    kill_holding_lock(g.name(), 32);
+    assert_eq!(
+        r.read(Duration::from_secs(1)).unwrap(),
+        Received::Message {
+            seq: 3,
+            payload: b"again".to_vec()
+        }
+    );
+
+    let g2 = ShmGuard::new("xproc-dead-cmd");
+    let mut c = MemCmd::create_with(g2.name(), 4096, &opts).unwrap();
+    kill_holding_lock(g2.name(), 40);
+    c.write(b"cmd").unwrap();
+    assert_eq!(c.read(Duration::ZERO).unwrap().message().unwrap(), b"cmd");
+}
+
+#[test]
+fn a_writer_killed_mid_write_leaves_no_torn_message_and_no_gap() {
+    let g = ShmGuard::new("xproc-midwrite");
+    let w = Writer::create(g.name(), 4096).unwrap();
+    let mut r = Reader::attach(g.name()).unwrap();
+    w.write(b"one").unwrap();
+    let mut child = spawn(&["die-mid-write", g.name()]);
+    assert_eq!(line(&mut child), "dying");
+    assert!(!child.wait().unwrap().success());
+    // Recovery un-issues the dead writer's sequence number: the next message is seq 2.
+    assert_eq!(w.write(b"two").unwrap(), 2);
+    assert_eq!(
+        r.read(Duration::ZERO).unwrap(),
+        Received::Message {
+            seq: 1,
+            payload: b"one".to_vec()
+        }
+    );
+    assert_eq!(
+        r.read(Duration::ZERO).unwrap(),
+        Received::Message {
+            seq: 2,
+            payload: b"two".to_vec()
+        }
+    );
+    assert_eq!(r.read(Duration::ZERO).unwrap(), Received::Timeout);
+}
