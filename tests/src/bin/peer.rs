@@ -8,6 +8,8 @@
 //! * `cmd-write NAME ID COUNT`: attach to a memcmd (unregistered) and write `ID:i` for
 //!   i in 0..COUNT.
 //! * `lock-and-die NAME MUTEX_OFFSET`: lock the share's mutex, print `locked`, SIGKILL self.
+//! * `create-and-die NAME`: create a memmap, print `created`, SIGKILL self.
+//! * `attach-code NAME`: try to attach a memmap read-write; print `ok` or the error code.
 //! * `die-mid-write NAME`: on a memmsg, do what a libmembus writer does up to the middle of
 //!   a payload copy (seq bumped, frame header written, half the payload), then SIGKILL self.
 
@@ -148,6 +150,16 @@ fn main() {
             say("dying");
             die();
         }
+        "create-and-die" => {
+            let _map = membus::MemMap::create(arg(&args, 2), 4096)
+                .unwrap_or_else(|e| fail(format!("create: {e}")));
+            say("created");
+            die();
+        }
+        "attach-code" => match membus::MemMap::attach(arg(&args, 2)) {
+            Ok(_) => say("ok"),
+            Err(e) => say(&e.code().to_string()),
+        },
         other => fail(format!("unknown role {other}")),
     }
 }
