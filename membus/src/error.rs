@@ -119,7 +119,10 @@ impl fmt::Display for ErrorKind {
 /// assert_eq!(e.code(), 5);
 /// assert_eq!(e.to_string(), "size mismatch: share /cam: ring capacity differs (expected 1024, found 2048)");
 /// ```
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+/// Boxed so that `Result<T, Error>` stays one word wider than `T` on hot paths.
+struct Inner {
     kind: ErrorKind,
     share: Option<String>,
     detail: Cow<'static, str>,
@@ -133,85 +136,85 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error of `kind` with a detail text.
     pub fn new(kind: ErrorKind, detail: impl Into<Cow<'static, str>>) -> Error {
-        Error {
+        Error(Box::new(Inner {
             kind,
             share: None,
             detail: detail.into(),
             sizes: None,
             source: None,
-        }
+        }))
     }
 
     /// Names the share the error concerns.
     #[must_use]
     pub fn with_share(mut self, share: impl Into<String>) -> Error {
-        self.share = Some(share.into());
+        self.0.share = Some(share.into());
         self
     }
 
     /// Records the expected and the found size (or count, or value).
     #[must_use]
     pub fn with_sizes(mut self, expected: u64, found: u64) -> Error {
-        self.sizes = Some((expected, found));
+        self.0.sizes = Some((expected, found));
         self
     }
 
     /// Attaches the OS error that caused this one.
     #[must_use]
     pub fn with_os_error(mut self, source: io::Error) -> Error {
-        self.source = Some(source);
+        self.0.source = Some(source);
         self
     }
 
     /// The kind of error.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// libmembus's numeric `errc` value ([`ErrorKind::code`]).
     pub fn code(&self) -> i32 {
-        self.kind.code()
+        self.0.kind.code()
     }
 
     /// The share the error concerns, with its leading `/`, when there is one.
     pub fn share(&self) -> Option<&str> {
-        self.share.as_deref()
+        self.0.share.as_deref()
     }
 
     /// The detail text, without the kind's message and the share name.
     pub fn detail(&self) -> &str {
-        &self.detail
+        &self.0.detail
     }
 
     /// The expected and the found value, for size and layout mismatches.
     pub fn sizes(&self) -> Option<(u64, u64)> {
-        self.sizes
+        self.0.sizes
     }
 
     /// The OS error behind this one, if any.
     pub fn os_error(&self) -> Option<&io::Error> {
-        self.source.as_ref()
+        self.0.source.as_ref()
     }
 
     /// The raw OS error number behind this one, if any.
     pub fn errno(&self) -> Option<i32> {
-        self.source.as_ref().and_then(io::Error::raw_os_error)
+        self.0.source.as_ref().and_then(io::Error::raw_os_error)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind.message())?;
-        if let Some(share) = &self.share {
+        f.write_str(self.0.kind.message())?;
+        if let Some(share) = &self.0.share {
             write!(f, ": share {share}")?;
         }
-        if !self.detail.is_empty() {
-            write!(f, ": {}", self.detail)?;
+        if !self.0.detail.is_empty() {
+            write!(f, ": {}", self.0.detail)?;
         }
-        if let Some((expected, found)) = self.sizes {
+        if let Some((expected, found)) = self.0.sizes {
             write!(f, " (expected {expected}, found {found})")?;
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.0.source {
             write!(f, ": {source}")?;
         }
         Ok(())
@@ -221,15 +224,16 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind).field("code", &self.kind.code());
-        if let Some(share) = &self.share {
+        d.field("kind", &self.0.kind)
+            .field("code", &self.0.kind.code());
+        if let Some(share) = &self.0.share {
             d.field("share", share);
         }
-        d.field("detail", &self.detail);
-        if let Some(sizes) = self.sizes {
+        d.field("detail", &self.0.detail);
+        if let Some(sizes) = self.0.sizes {
             d.field("expected_found", &sizes);
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.0.source {
             d.field("source", source);
         }
         d.finish()
@@ -238,7 +242,8 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }

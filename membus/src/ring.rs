@@ -10,7 +10,7 @@ use crate::layout::ring::{
     Frame, RingKind, RingLayout, FRAME_HEADER, OFF_ID, OFF_READERS, OFF_SEQ, OFF_SIZE, OFF_WRITE,
 };
 use crate::name::ShareName;
-use crate::sys::copy::{copy_from_shared, copy_to_shared};
+use crate::sys::copy::{copy_from_shared, copy_from_shared_uninit, copy_to_shared};
 use crate::sys::pthread::{LockGuard, LockPair, Wake};
 use crate::sys::shm::{Access, Segment};
 
@@ -204,6 +204,9 @@ pub(crate) struct Ring {
     lock: LockPair,
     write: NonNull<AtomicI64>,
     seq: NonNull<AtomicI64>,
+    /// Start of the ring data area and its length (S + 46), checked against the mapping.
+    ring: NonNull<u8>,
+    ring_len: usize,
     lock_timeout: Duration,
     spin: Duration,
 }
@@ -233,12 +236,20 @@ impl Ring {
         // mapping, offsets 32/40 and 72/80), and live in `seg`, which the Ring owns and drops
         // after the LockPair (fields drop in declaration order; LockPair has no Drop anyway).
         let lock = unsafe { LockPair::new(mutex, cond) };
+        let ring_len = layout.ring_len();
+        let ring = seg
+            .range(layout.ring_offset(), ring_len)
+            .filter(|p| *p as usize % 8 == 0)
+            .and_then(NonNull::new)
+            .ok_or_else(bad)?;
         Ok(Ring {
             seg,
             layout,
             lock,
             write,
             seq,
+            ring,
+            ring_len,
             lock_timeout: opts.lock_timeout,
             spin: opts.spin,
         })
@@ -388,28 +399,26 @@ impl Ring {
     }
 
     /// The 8-byte word at ring offset `r`, bounds- and alignment-checked now.
+    #[inline]
     fn ring_word(&self, r: usize) -> Result<&AtomicI64> {
-        self.layout
-            .ring_offset()
-            .checked_add(r)
-            .filter(|_| {
-                r.checked_add(8)
-                    .is_some_and(|end| end <= self.layout.ring_len())
-            })
-            .and_then(|off| self.seg.atomic_i64(off))
-            .ok_or_else(|| {
-                self.invalid(format!("ring offset {r} is outside the ring or unaligned"))
-            })
+        if r % 8 != 0 || r > self.ring_len - 8 {
+            return Err(self.invalid(format!("ring offset {r} is outside the ring or unaligned")));
+        }
+        // SAFETY: r + 8 ≤ ring_len, and `ring` + ring_len ≤ the mapping's end (checked in
+        // `from_segment`), so the word is inside the mapping owned by `self.seg`, which
+        // outlives the returned borrow; `ring` is 8-aligned (page-aligned mapping, header of
+        // 120 or 128 bytes) and r is a multiple of 8.
+        Ok(unsafe { AtomicI64::from_ptr(self.ring.as_ptr().add(r).cast::<i64>()) })
     }
 
     /// Pointer to `len` bytes at ring offset `r`, bounds-checked now.
+    #[inline]
     fn ring_bytes(&self, r: usize, len: usize) -> Result<*mut u8> {
-        r.checked_add(len)
-            .filter(|&end| end <= self.layout.ring_len())
-            .and_then(|_| self.seg.range(self.layout.ring_offset() + r, len))
-            .ok_or_else(|| {
-                self.invalid(format!("{len} bytes at ring offset {r} run past the ring"))
-            })
+        match r.checked_add(len) {
+            // SAFETY: r + len ≤ ring_len: the range is inside the mapping (see `ring_word`).
+            Some(end) if end <= self.ring_len => Ok(unsafe { self.ring.as_ptr().add(r) }),
+            _ => Err(self.invalid(format!("{len} bytes at ring offset {r} run past the ring"))),
+        }
     }
 
     fn invalid(&self, detail: String) -> Error {
@@ -671,10 +680,12 @@ impl Ring {
         match sink {
             Sink::Vec(v) => {
                 v.clear();
-                v.resize(len, 0);
-                // SAFETY: `src` is bounds-checked for `len` bytes of the mapping; `v` is a
-                // private buffer of exactly `len` bytes.
-                unsafe { copy_from_shared(src, v) };
+                v.reserve(len);
+                // SAFETY: `src` is bounds-checked for `len` bytes of the mapping; the spare
+                // capacity holds at least `len` bytes after `reserve`.
+                unsafe { copy_from_shared_uninit(src, &mut v.spare_capacity_mut()[..len]) };
+                // SAFETY: the copy initialised the first `len` bytes of the spare capacity.
+                unsafe { v.set_len(len) };
             }
             Sink::Slice(s) => {
                 let Some(dst) = s.get_mut(..len) else {

@@ -17,6 +17,7 @@
 //! callers detect it with their share's own protocol (sequence numbers re-checked after the
 //! copy) and never trust the bytes for memory safety.
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// Below this many bytes the word loop beats `rep movsb`'s start-up cost.
@@ -35,31 +36,54 @@ fn aliased(dst: usize, src: usize) -> bool {
 /// duration of the call. Other processes may write those bytes concurrently; `dst` then
 /// receives unspecified (possibly torn) bytes.
 pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    // SAFETY: `dst` is a valid exclusive slice; viewing initialised bytes as MaybeUninit is
+    // always sound and the callee only writes initialised bytes into it.
+    let dst_uninit = unsafe { &mut *(dst as *mut [u8] as *mut [MaybeUninit<u8>]) };
+    // SAFETY: forwarded caller contract.
+    unsafe { copy_from_shared_uninit(src, dst_uninit) }
+}
+
+/// [`copy_from_shared`] into possibly uninitialised memory; every byte of `dst` is
+/// initialised when it returns.
+///
+/// # Safety
+/// As for [`copy_from_shared`].
+pub(crate) unsafe fn copy_from_shared_uninit(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
     let len = dst.len();
-    if len >= ASM_MIN && !aliased(dst.as_ptr() as usize, src as usize) {
+    let d = dst.as_mut_ptr().cast::<u8>();
+    if len >= ASM_MIN && !aliased(d as usize, src as usize) {
         // SAFETY: the caller guarantees `src..src+len` is mapped; `dst` is a live exclusive
         // slice of `len` bytes; the two cannot overlap because `dst` is private memory.
-        unsafe { rep_movsb(dst.as_mut_ptr(), src, len) };
+        unsafe { rep_movsb(d, src, len) };
         return;
     }
     let mut i = 0;
     while i < len && (src as usize + i) % 8 != 0 {
         // SAFETY: `src + i` is inside the caller's mapped range; an AtomicU8 has no alignment
-        // requirement; concurrent writers are fine for atomic accesses.
-        dst[i] = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Ordering::Relaxed);
+        // requirement; concurrent writers are fine for atomic accesses. `d + i` is in `dst`.
+        unsafe {
+            d.add(i)
+                .write(AtomicU8::from_ptr(src.add(i).cast_mut()).load(Ordering::Relaxed))
+        };
         i += 1;
     }
     while i + 8 <= len {
         // SAFETY: `src + i` is 8-byte aligned (the loop above aligned it) and the 8 bytes lie
-        // inside the caller's mapped range; atomic loads tolerate concurrent writers.
-        let w = unsafe { AtomicU64::from_ptr(src.add(i).cast::<u64>().cast_mut()) }
-            .load(Ordering::Relaxed);
-        dst[i..i + 8].copy_from_slice(&w.to_ne_bytes());
+        // inside the caller's mapped range; atomic loads tolerate concurrent writers. `d + i`
+        // has 8 bytes left in `dst` (i + 8 ≤ len); the store is unaligned-safe.
+        unsafe {
+            let w =
+                AtomicU64::from_ptr(src.add(i).cast::<u64>().cast_mut()).load(Ordering::Relaxed);
+            d.add(i).cast::<u64>().write_unaligned(w);
+        }
         i += 8;
     }
     while i < len {
         // SAFETY: as for the head bytes above.
-        dst[i] = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Ordering::Relaxed);
+        unsafe {
+            d.add(i)
+                .write(AtomicU8::from_ptr(src.add(i).cast_mut()).load(Ordering::Relaxed))
+        };
         i += 1;
     }
 }
@@ -77,24 +101,27 @@ pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
         unsafe { rep_movsb(dst, src.as_ptr(), len) };
         return;
     }
+    let s = src.as_ptr();
     let mut i = 0;
     while i < len && (dst as usize + i) % 8 != 0 {
-        // SAFETY: `dst + i` is inside the caller's writable mapped range; no alignment needed.
-        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(src[i], Ordering::Relaxed);
+        // SAFETY: `dst + i` is inside the caller's writable mapped range; no alignment needed;
+        // `s + i` is inside `src`.
+        unsafe { AtomicU8::from_ptr(dst.add(i)).store(s.add(i).read(), Ordering::Relaxed) };
         i += 1;
     }
     while i + 8 <= len {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&src[i..i + 8]);
         // SAFETY: `dst + i` is 8-byte aligned and the 8 bytes are inside the caller's
-        // writable mapped range; atomic stores tolerate concurrent readers.
-        unsafe { AtomicU64::from_ptr(dst.add(i).cast::<u64>()) }
-            .store(u64::from_ne_bytes(w), Ordering::Relaxed);
+        // writable mapped range; atomic stores tolerate concurrent readers. `s + i` has 8
+        // bytes left in `src`; the load is unaligned-safe.
+        unsafe {
+            let w = s.add(i).cast::<u64>().read_unaligned();
+            AtomicU64::from_ptr(dst.add(i).cast::<u64>()).store(w, Ordering::Relaxed);
+        }
         i += 8;
     }
     while i < len {
         // SAFETY: as for the head bytes above.
-        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(src[i], Ordering::Relaxed);
+        unsafe { AtomicU8::from_ptr(dst.add(i)).store(s.add(i).read(), Ordering::Relaxed) };
         i += 1;
     }
 }

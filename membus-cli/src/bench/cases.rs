@@ -1,0 +1,313 @@
+//! The benchmark cases. Those named like libmembus's use exactly its workloads
+//! (bench/bench_libmembus.cpp at d816109); the others are membus's own.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use membus::memcmd::MemCmd;
+use membus::memmsg::{Reader, Writer};
+use membus::{MemMap, Received};
+
+use super::{run_for, unique_name, BenchResult, Latency, Throughput};
+
+pub(crate) enum Outcome {
+    Throughput(Throughput),
+    Latency(Latency),
+}
+
+pub(crate) struct Case {
+    pub title: &'static str,
+    pub run: fn(Duration) -> BenchResult<Outcome>,
+}
+
+pub(crate) fn all() -> Vec<Case> {
+    vec![
+        Case {
+            title: "memmap read/write",
+            run: |d| Ok(Outcome::Throughput(memmap_rw(d)?)),
+        },
+        Case {
+            title: "memmsg single writer/reader",
+            run: |d| Ok(Outcome::Throughput(memmsg_single(d)?)),
+        },
+        Case {
+            title: "memcmd 4 writers/1 reader",
+            run: |d| Ok(Outcome::Throughput(memcmd_four(d)?)),
+        },
+        Case {
+            title: "memmsg round-trip latency",
+            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_threads(d)?)),
+        },
+        Case {
+            title: "memmsg round-trip latency (2 processes)",
+            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d)?)),
+        },
+        Case {
+            title: "shm spin ping-pong (2 processes, floor)",
+            run: |d| Ok(Outcome::Latency(spin_pingpong_processes(d)?)),
+        },
+    ]
+}
+
+/// libmembus "memmap read/write": write 64 KiB, touch byte 0, read 64 KiB back.
+fn memmap_rw(d: Duration) -> BenchResult<Throughput> {
+    const N: usize = 64 * 1024;
+    let payload = vec![b'm'; N];
+    let map = MemMap::create(unique_name("memmap"), N)?;
+    let mut copy = vec![0u8; N];
+    let mut first = [0u8; 1];
+    run_for("memmap read/write", "memmap", "64 KiB", d, || {
+        map.write_at(0, &payload)?;
+        map.read_at(0, &mut first)?;
+        std::hint::black_box(&first);
+        map.read_at(0, &mut copy)?;
+        std::hint::black_box(&copy);
+        Ok(2 * N as u64)
+    })
+}
+
+/// A throughput case's read must find the message just written.
+fn expect_message(got: Received<usize>) -> BenchResult<u64> {
+    match got {
+        Received::Message { payload, .. } => Ok(payload as u64),
+        other => Err(
+            format!("benchmark read found {other:?} instead of the message just written").into(),
+        ),
+    }
+}
+
+/// libmembus "memmsg single writer/reader": one 64 B write then one read, 8 KiB ring.
+fn memmsg_single(d: Duration) -> BenchResult<Throughput> {
+    let payload = [b'q'; 64];
+    let name = unique_name("memmsg");
+    let tx = Writer::create(&name, 8192)?;
+    let mut rx = Reader::attach(&name)?;
+    let mut buf = Vec::with_capacity(64);
+    run_for("memmsg single writer/reader", "memmsg", "64 B", d, || {
+        tx.write(&payload)?;
+        expect_message(rx.read_into(&mut buf, Duration::ZERO)?)
+    })
+}
+
+/// libmembus "memcmd 4 writers/1 reader": four sender handles in turn, one receiver, 32 KiB.
+fn memcmd_four(d: Duration) -> BenchResult<Throughput> {
+    let payload = [b'c'; 64];
+    let name = unique_name("memcmd");
+    let mut receiver = MemCmd::create(&name, 32768)?;
+    let opts = membus::QueueOptions::new().register_reader(false);
+    let senders = (0..4)
+        .map(|_| MemCmd::attach_with(&name, &opts))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut idx = 0;
+    let mut buf = Vec::with_capacity(64);
+    run_for("memcmd 4 writers/1 reader", "memcmd", "64 B", d, || {
+        senders[idx].write(&payload)?;
+        idx = (idx + 1) % senders.len();
+        expect_message(receiver.read_into(&mut buf, Duration::ZERO)?)
+    })
+}
+
+/// Ping 64 B, wait for the echo, record the round trip; `pong_rx` waits up to 100 ms.
+fn pingpong(
+    d: Duration,
+    name: &str,
+    ping_tx: &Writer,
+    pong_rx: &mut Reader,
+) -> BenchResult<Latency> {
+    let payload = [b'p'; 64];
+    let mut buf = Vec::with_capacity(64);
+    for _ in 0..20 {
+        ping_tx.write(&payload)?;
+        let _ = pong_rx.read_into(&mut buf, Duration::from_millis(50))?;
+    }
+    let mut l = Latency {
+        name: name.into(),
+        group: "memmsg",
+        payload: "64 B".into(),
+        samples_us: Vec::new(),
+    };
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        let t0 = Instant::now();
+        ping_tx.write(&payload)?;
+        if let Received::Message { .. } = pong_rx.read_into(&mut buf, Duration::from_millis(100))? {
+            let us = t0.elapsed().as_secs_f64() * 1e6;
+            if us > 0.0 && us < 1e6 {
+                l.samples_us.push(us);
+            }
+        }
+    }
+    Ok(l)
+}
+
+/// libmembus "memmsg round-trip latency": an echo thread, 4 KiB rings.
+fn memmsg_roundtrip_threads(d: Duration) -> BenchResult<Latency> {
+    let (fwd, rev) = (unique_name("lat_fwd"), unique_name("lat_rev"));
+    let ping_tx = Writer::create(&fwd, 4096)?;
+    let mut ping_rx = Reader::attach(&fwd)?;
+    let pong_tx = Writer::create(&rev, 4096)?;
+    let mut pong_rx = Reader::attach(&rev)?;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let echo = s.spawn(|| -> membus::Result<()> {
+            let mut buf = Vec::with_capacity(64);
+            // Acquire: pairs with the Release store of `done` below.
+            while !done.load(Ordering::Acquire) {
+                if let Received::Message { .. } =
+                    ping_rx.read_into(&mut buf, Duration::from_millis(5))?
+                {
+                    pong_tx.write(&buf)?;
+                }
+            }
+            Ok(())
+        });
+        let result = pingpong(d, "memmsg round-trip latency", &ping_tx, &mut pong_rx);
+        // Release: pairs with the echo thread's Acquire load.
+        done.store(true, Ordering::Release);
+        ping_tx.write(b"stop")?;
+        echo.join().map_err(|_| "echo thread panicked")??;
+        result
+    })
+}
+
+fn spawn_peer(role: &str, names: &[&str]) -> BenchResult<Child> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("bench-peer")
+        .arg(role)
+        .args(names)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().ok_or("no child stdout")?).read_line(&mut line)?;
+    if line.trim() != "ready" {
+        let _ = child.kill();
+        return Err(format!("bench peer {role} did not start: {line:?}").into());
+    }
+    Ok(child)
+}
+
+fn finish(mut child: Child) -> BenchResult<()> {
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(format!("bench peer failed: {status}").into());
+    }
+    Ok(())
+}
+
+/// The same round trip with the echo in another process.
+fn memmsg_roundtrip_processes(d: Duration) -> BenchResult<Latency> {
+    let (fwd, rev) = (unique_name("xlat_fwd"), unique_name("xlat_rev"));
+    let ping_tx = Writer::create(&fwd, 4096)?;
+    let _rev_owner = Writer::create(&rev, 4096)?;
+    let mut pong_rx = Reader::attach(&rev)?;
+    let child = spawn_peer("memmsg-echo", &[&fwd, &rev])?;
+    let result = pingpong(
+        d,
+        "memmsg round-trip latency (2 processes)",
+        &ping_tx,
+        &mut pong_rx,
+    );
+    ping_tx.write(b"stop")?;
+    finish(child)?;
+    result
+}
+
+/// Offsets in the ping-pong block: two sequence words on their own cache lines, then the
+/// two 64-byte payloads.
+const PING_SEQ: usize = 0;
+const PONG_SEQ: usize = 64;
+const PING_DATA: usize = 128;
+const PONG_DATA: usize = 192;
+const STOP: u64 = u64::MAX;
+
+/// The physical floor: two processes spin on a sequence word each and copy 64 B each way,
+/// with no queue, lock or condition.
+fn spin_pingpong_processes(d: Duration) -> BenchResult<Latency> {
+    let name = unique_name("spin");
+    let map = MemMap::create(&name, 4096)?;
+    let child = spawn_peer("spin-echo", &[&name])?;
+    let (ping, pong) = (map.atomic_u64(PING_SEQ)?, map.atomic_u64(PONG_SEQ)?);
+    let payload = [b's'; 64];
+    let mut back = [0u8; 64];
+    let mut l = Latency {
+        name: "shm spin ping-pong (2 processes, floor)".into(),
+        group: "floor",
+        payload: "64 B".into(),
+        samples_us: Vec::new(),
+    };
+    let warm_end = Instant::now() + Duration::from_millis(50);
+    let end = warm_end + d;
+    let mut i = 0u64;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        i += 1;
+        let t0 = Instant::now();
+        map.write_at(PING_DATA, &payload)?;
+        // Release: publishes the payload; pairs with the echo's Acquire load of PING_SEQ.
+        ping.store(i, Ordering::Release);
+        // Acquire: pairs with the echo's Release store of PONG_SEQ after its payload copy.
+        while pong.load(Ordering::Acquire) != i {
+            std::hint::spin_loop();
+        }
+        map.read_at(PONG_DATA, &mut back)?;
+        if now >= warm_end {
+            l.samples_us.push(t0.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    // Release: pairs with the echo's Acquire load; tells it to exit.
+    ping.store(STOP, Ordering::Release);
+    finish(child)?;
+    Ok(l)
+}
+
+/// `membus bench-peer ROLE NAMES...`: the child side of the cross-process cases.
+pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
+    let say_ready = || println!("ready");
+    match (role, names) {
+        ("memmsg-echo", [fwd, rev]) => {
+            let mut rx = Reader::attach(fwd.as_str())?;
+            let tx = Writer::attach(rev.as_str())?;
+            say_ready();
+            let mut buf = Vec::with_capacity(64);
+            loop {
+                if let Received::Message { .. } =
+                    rx.read_into(&mut buf, Duration::from_millis(5))?
+                {
+                    if buf == b"stop" {
+                        return Ok(());
+                    }
+                    tx.write(&buf)?;
+                }
+            }
+        }
+        ("spin-echo", [name]) => {
+            let map = MemMap::attach(name.as_str())?;
+            let (ping, pong) = (map.atomic_u64(PING_SEQ)?, map.atomic_u64(PONG_SEQ)?);
+            let mut buf = [0u8; 64];
+            say_ready();
+            let mut last = 0;
+            loop {
+                // Acquire: pairs with the parent's Release store of PING_SEQ.
+                let s = ping.load(Ordering::Acquire);
+                if s == STOP {
+                    return Ok(());
+                }
+                if s != last {
+                    map.read_at(PING_DATA, &mut buf)?;
+                    map.write_at(PONG_DATA, &buf)?;
+                    // Release: publishes the echoed payload; pairs with the parent's Acquire.
+                    pong.store(s, Ordering::Release);
+                    last = s;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        _ => Err(format!("unknown bench peer role {role} with {} names", names.len()).into()),
+    }
+}

@@ -1,0 +1,324 @@
+//! `membus bench`: the same cases as libmembus's benchmark (same workloads, names, groups
+//! and payload labels, and the same JSON shape), plus cross-process cases.
+//!
+//! Measurement follows libmembus's `run_for`: a warm-up of max(50 ms, duration/10), then
+//! operations until the duration has passed, reading the monotonic clock after every
+//! operation, so per-operation clock overhead is included exactly as in libmembus's figures.
+//! Latency percentiles use libmembus's index rule (`samples[p/100 · n]` of the sorted list).
+
+mod cases;
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub(crate) use cases::peer;
+
+/// Errors of the bench command: a membus error or a plain message.
+pub(crate) type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// One throughput case, as libmembus's `result`.
+pub(crate) struct Throughput {
+    pub name: String,
+    pub group: &'static str,
+    pub payload: String,
+    pub operations: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl Throughput {
+    fn ops_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.operations as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+    fn mb_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes as f64 / (1024.0 * 1024.0) / self.seconds
+        } else {
+            0.0
+        }
+    }
+    fn ns_per_op(&self) -> f64 {
+        if self.operations > 0 {
+            self.seconds * 1e9 / self.operations as f64
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One latency case, as libmembus's `latency_result`, samples in µs.
+pub(crate) struct Latency {
+    pub name: String,
+    pub group: &'static str,
+    pub payload: String,
+    pub samples_us: Vec<f64>,
+}
+
+impl Latency {
+    fn sorted(mut self) -> Latency {
+        self.samples_us.sort_by(f64::total_cmp);
+        self
+    }
+    fn percentile(&self, p: f64) -> f64 {
+        if self.samples_us.is_empty() {
+            return 0.0;
+        }
+        let idx =
+            ((p / 100.0 * self.samples_us.len() as f64) as usize).min(self.samples_us.len() - 1);
+        self.samples_us[idx]
+    }
+    fn min(&self) -> f64 {
+        self.samples_us.first().copied().unwrap_or(0.0)
+    }
+    fn max(&self) -> f64 {
+        self.samples_us.last().copied().unwrap_or(0.0)
+    }
+}
+
+/// libmembus's `run_for`: warm up, then count operations until `duration` has passed.
+pub(crate) fn run_for(
+    name: &str,
+    group: &'static str,
+    payload: &str,
+    duration: Duration,
+    mut op: impl FnMut() -> BenchResult<u64>,
+) -> BenchResult<Throughput> {
+    let warm_end = Instant::now() + (duration / 10).max(Duration::from_millis(50));
+    while Instant::now() < warm_end {
+        op()?;
+    }
+    let mut t = Throughput {
+        name: name.into(),
+        group,
+        payload: payload.into(),
+        operations: 0,
+        bytes: 0,
+        seconds: 0.0,
+    };
+    let start = Instant::now();
+    let end = start + duration;
+    while Instant::now() < end {
+        t.bytes += op()?;
+        t.operations += 1;
+    }
+    t.seconds = start.elapsed().as_secs_f64();
+    Ok(t)
+}
+
+/// A unique share name for one benchmark case.
+pub(crate) fn unique_name(suffix: &str) -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("/membus_bench_{}_{ns}_{suffix}", std::process::id())
+}
+
+pub(crate) fn run(duration_ms: u64, json: Option<&Path>, only: Option<&str>) -> BenchResult<()> {
+    let d = Duration::from_millis(duration_ms);
+    let progress = std::io::stderr().is_terminal();
+    let mut results = Vec::new();
+    let mut latency = Vec::new();
+    for case in cases::all() {
+        if only.is_some_and(|o| !case.title.contains(o)) {
+            continue;
+        }
+        if progress {
+            eprint!("\r\x1b[Krunning {} ...", case.title);
+        }
+        match (case.run)(d)? {
+            cases::Outcome::Throughput(t) => results.push(t),
+            cases::Outcome::Latency(l) => latency.push(l.sorted()),
+        }
+    }
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    print!("{}", table(&results, &latency));
+    if let Some(path) = json {
+        std::fs::write(path, to_json(duration_ms, &results, &latency))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn table(results: &[Throughput], latency: &[Latency]) -> String {
+    let mut s = String::new();
+    if !results.is_empty() {
+        let _ = writeln!(s, "--- Throughput ---");
+        let _ = writeln!(
+            s,
+            "{:<36} {:<28} {:>14} {:>12} {:>10}",
+            "case", "payload", "ops/s", "MiB/s", "ns/op"
+        );
+        for r in results {
+            let _ = writeln!(
+                s,
+                "{:<36} {:<28} {:>14.0} {:>12.1} {:>10.1}",
+                r.name,
+                r.payload,
+                r.ops_per_sec(),
+                r.mb_per_sec(),
+                r.ns_per_op()
+            );
+        }
+    }
+    if !latency.is_empty() {
+        let _ = writeln!(s, "\n--- Latency (µs) ---");
+        let _ = writeln!(
+            s,
+            "{:<44} {:<8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            "case", "payload", "samples", "p50", "p95", "p99", "p99.9", "min", "max"
+        );
+        for l in latency {
+            let _ = writeln!(
+                s,
+                "{:<44} {:<8} {:>9} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9.1}",
+                l.name,
+                l.payload,
+                l.samples_us.len(),
+                l.percentile(50.0),
+                l.percentile(95.0),
+                l.percentile(99.0),
+                l.percentile(99.9),
+                l.min(),
+                l.max()
+            );
+        }
+    }
+    s
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn system_info() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "Linux {} {}",
+        read("/proc/sys/kernel/osrelease"),
+        std::env::consts::ARCH
+    )
+}
+
+/// JSON in libmembus's benchmark shape (`metadata`, `results`, `latency_results`), with one
+/// extra latency field, `p999_us`.
+fn to_json(duration_ms: u64, results: &[Throughput], latency: &[Latency]) -> String {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut s = String::new();
+    let _ = writeln!(s, "{{\n  \"metadata\": {{");
+    let _ = writeln!(s, "    \"duration_ms\": {duration_ms},");
+    let _ = writeln!(s, "    \"system\": {},", json_str(&system_info()));
+    let _ = writeln!(s, "    \"timestamp_unix\": {ts}\n  }},");
+    let _ = writeln!(s, "  \"results\": [");
+    for (i, r) in results.iter().enumerate() {
+        let _ = write!(
+            s,
+            "    {{\"name\":{},\"group\":{},\"payload\":{},\"operations\":{},\"bytes\":{},\"seconds\":{},\"ops_per_sec\":{},\"mb_per_sec\":{},\"ns_per_op\":{}}}",
+            json_str(&r.name),
+            json_str(r.group),
+            json_str(&r.payload),
+            r.operations,
+            r.bytes,
+            r.seconds,
+            r.ops_per_sec(),
+            r.mb_per_sec(),
+            r.ns_per_op()
+        );
+        s.push_str(if i + 1 < results.len() { ",\n" } else { "\n" });
+    }
+    let _ = writeln!(s, "  ],\n  \"latency_results\": [");
+    for (i, l) in latency.iter().enumerate() {
+        let _ = write!(
+            s,
+            "    {{\"name\":{},\"group\":{},\"payload\":{},\"samples\":{},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"p999_us\":{},\"min_us\":{},\"max_us\":{}}}",
+            json_str(&l.name),
+            json_str(l.group),
+            json_str(&l.payload),
+            l.samples_us.len(),
+            l.percentile(50.0),
+            l.percentile(95.0),
+            l.percentile(99.0),
+            l.percentile(99.9),
+            l.min(),
+            l.max()
+        );
+        s.push_str(if i + 1 < latency.len() { ",\n" } else { "\n" });
+    }
+    let _ = writeln!(s, "  ]\n}}");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_follow_libmembus_index_rule() {
+        let l = Latency {
+            name: "x".into(),
+            group: "g",
+            payload: "p".into(),
+            samples_us: (1..=100).map(f64::from).collect(),
+        }
+        .sorted();
+        assert_eq!(l.percentile(50.0), 51.0);
+        assert_eq!(l.percentile(99.0), 100.0);
+        assert_eq!(l.percentile(99.9), 100.0);
+        assert_eq!(l.min(), 1.0);
+        assert_eq!(l.max(), 100.0);
+        let empty = Latency {
+            name: "x".into(),
+            group: "g",
+            payload: "p".into(),
+            samples_us: vec![],
+        };
+        assert_eq!(empty.percentile(50.0), 0.0);
+    }
+
+    #[test]
+    fn json_has_libmembus_shape_and_escapes() {
+        let r = Throughput {
+            name: "a\"b".into(),
+            group: "g",
+            payload: "64 B".into(),
+            operations: 10,
+            bytes: 640,
+            seconds: 2.0,
+        };
+        let j = to_json(5, &[r], &[]);
+        assert!(j.contains("\"name\":\"a\\\"b\""), "{j}");
+        assert!(j.contains("\"ops_per_sec\":5,"), "{j}");
+        assert!(j.contains("\"ns_per_op\":200000000}"), "{j}");
+        assert!(j.contains("\"latency_results\": ["));
+    }
+}
