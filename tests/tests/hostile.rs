@@ -11,6 +11,9 @@ use proptest::prelude::*;
 
 const S: usize = 256;
 
+type WriteFn = Box<dyn Fn(&[u8]) -> membus::Result<u64>>;
+type ReadFn = Box<dyn FnMut() -> membus::Result<Received<Vec<u8>>>>;
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -24,7 +27,7 @@ proptest! {
     ) {
         let g = ShmGuard::new("hostile");
         let opts = QueueOptions::new().start(Start::Oldest).lock_timeout(Duration::from_millis(200));
-        let (hdr, writer, mut reader): (usize, Box<dyn Fn(&[u8]) -> membus::Result<u64>>, Box<dyn FnMut() -> membus::Result<Received<Vec<u8>>>>) = if cmd {
+        let (hdr, writer, mut reader): (usize, WriteFn, ReadFn) = if cmd {
             let c = MemCmd::create_with(g.name(), S, &opts).unwrap();
             let c2 = std::cell::RefCell::new(MemCmd::attach_with(g.name(), &opts).unwrap());
             (128, Box::new(move |m| c.write(m)), Box::new(move || c2.borrow_mut().read(Duration::ZERO)))
