@@ -1,15 +1,19 @@
-//! `membus`: the membus command-line tool.
+//! `membus`: see, follow, poke and clean up membus / libmembus shares, and benchmark them.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod bench;
+mod cmds;
+mod probe;
+mod procs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-/// Inspect and benchmark membus / libmembus shared-memory shares.
+/// See, follow, poke and clean up membus / libmembus / pymembus shares in /dev/shm.
 #[derive(Parser)]
 #[command(name = "membus", version, about)]
 struct Cli {
@@ -17,8 +21,111 @@ struct Cli {
     command: Cmd,
 }
 
+/// Parses `250ms`, `2s`, `1.5s`, `1m` or a plain number of seconds.
+fn duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 500ms, 2s, 1m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("not a duration: {s:?}"))
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// List the shares in /dev/shm that membus recognises.
+    ///
+    /// Shows name, type, size, live/stale, session id and live counters. memvid, memaud and
+    /// mempkt are recognised by their magic; memmsg, memcmd and memkv by a header that is
+    /// consistent with the object size ("likely"). A share is "live" when a membus owner
+    /// holds its owner lock, "in use" when a process maps it or holds it open, "stale"
+    /// otherwise.
+    ///
+    /// Example: `membus ls --json`
+    Ls {
+        /// Also list objects no type matches (raw memmap blocks and foreign objects).
+        #[arg(long)]
+        all: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode one share's header and derived layout, every field named.
+    ///
+    /// Example: `membus info /camera-state --json`
+    Info {
+        /// Share name (leading `/` optional).
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a memmsg or memcmd share, printing each message on a line.
+    ///
+    /// Text is printed as is when it is printable UTF-8, escaped otherwise. Overruns are
+    /// printed as `overrun: N lost`.
+    ///
+    /// Example: `membus tail /telemetry --from-start --count 10 --timeout 5s`
+    Tail {
+        /// Share name.
+        name: String,
+        /// Start at the oldest message still in the ring instead of the newest.
+        #[arg(long)]
+        from_start: bool,
+        /// Exit after this many messages (non-zero status if the timeout comes first).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this long (e.g. 500ms, 5s, 1m). Default: run until interrupted.
+        #[arg(long, value_parser = duration)]
+        timeout: Option<Duration>,
+        /// Print payloads as hex.
+        #[arg(long)]
+        hex: bool,
+    },
+    /// Write messages to a memcmd, or to a memmsg (creating one with --create SIZE).
+    ///
+    /// With no MESSAGE arguments, each line of standard input is one message.
+    ///
+    /// Example: `membus send /camera-cmd pan-left zoom-in`
+    /// Example: `echo hello | membus send /greetings --create 4096 --linger 10s`
+    Send {
+        /// Share name.
+        name: String,
+        /// Messages to send, one per argument.
+        messages: Vec<String>,
+        /// Create a memmsg of this capacity (bytes) if the share does not exist.
+        #[arg(long, value_name = "SIZE")]
+        create: Option<usize>,
+        /// With --create: keep the share this long after the last message, so readers
+        /// can attach and read it (membus cannot see reader positions in a memmsg).
+        #[arg(long, value_parser = duration, default_value = "0s")]
+        linger: Duration,
+    },
+    /// Remove shares. A share in use (live owner, or mapped or held open by a process) is
+    /// kept unless --force.
+    ///
+    /// Example: `membus rm /old-share`
+    /// Example: `membus rm --stale cam-` (every stale recognised share whose name contains "cam-")
+    Rm {
+        /// Shares to remove; with --stale, an optional text the names must contain.
+        names: Vec<String>,
+        /// Remove every recognised share that is stale (never raw memmap blocks).
+        #[arg(long)]
+        stale: bool,
+        /// Remove even shares that are in use.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the benchmark: libmembus's own cases with the same workloads, plus
     /// cross-process latency and the bare shared-memory floor.
     ///
@@ -47,6 +154,26 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Cmd::Ls { all, json } => cmds::ls(all, json),
+        Cmd::Info { name, json } => cmds::info(&name, json),
+        Cmd::Tail {
+            name,
+            from_start,
+            count,
+            timeout,
+            hex,
+        } => cmds::tail(&name, from_start, count, timeout, hex),
+        Cmd::Send {
+            name,
+            messages,
+            create,
+            linger,
+        } => cmds::send(&name, &messages, create, linger),
+        Cmd::Rm {
+            names,
+            stale,
+            force,
+        } => cmds::rm(&names, stale, force),
         Cmd::Bench {
             duration_ms,
             json,
@@ -60,5 +187,21 @@ fn main() -> ExitCode {
             eprintln!("membus: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(duration("soon").is_err());
+        assert!(duration("5h").is_err());
+        assert!(duration("-1s").is_err());
     }
 }

@@ -1,0 +1,309 @@
+//! The `membus` command against pymembus fixtures and live shares, run as a real binary.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use membus::memcmd::MemCmd;
+use membus_tests::serde_json::{self, Value};
+use membus_tests::{fixture_entry, install_fixture, install_share, unique_name, ShmGuard};
+
+fn membus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args(args)
+        .output()
+        .expect("run membus")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = membus(args);
+    assert!(
+        out.status.success(),
+        "membus {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> Value {
+    serde_json::from_str(&ok(args)).expect("valid JSON")
+}
+
+fn wait_for(name: &str) {
+    let t = Instant::now();
+    while !std::path::Path::new(&format!("/dev/shm{name}")).exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{name} never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn ls_and_info_report_each_fixture() {
+    let cases = [
+        ("memmsg_basic.bin", "memmsg", true),
+        ("memmsg_wrapped.bin", "memmsg", true),
+        ("memcmd_basic.bin", "memcmd", true),
+        ("memkv_basic.bin", "memkv", true),
+        ("memvid_rgb24.bin", "memvid", false),
+        ("memvid_gray8_extra.bin", "memvid", false),
+        ("memaud_s16le.bin", "memaud", false),
+        ("memaud_usertype.bin", "memaud", false),
+        ("mempkt_basic.bin", "mempkt", false),
+    ];
+    let guards: Vec<_> = cases.iter().map(|(f, _, _)| install_fixture(f)).collect();
+    let listing = json(&["ls", "--json"]);
+    for ((file, kind, likely), g) in cases.iter().zip(&guards) {
+        let entry = fixture_entry(file);
+        let row = listing
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == g.name())
+            .unwrap_or_else(|| panic!("{file} not listed"));
+        assert_eq!(row["type"], *kind, "{file}");
+        assert_eq!(row["likely"], *likely, "{file}");
+        assert_eq!(
+            row["size"].as_u64().unwrap(),
+            std::fs::metadata(format!("/dev/shm{}", g.name()))
+                .unwrap()
+                .len()
+        );
+        assert_eq!(row["session_id"], entry["session_id"], "{file}");
+        assert_eq!(
+            row["state"], "stale",
+            "pymembus took no owner lock and nobody maps it"
+        );
+        assert!(row["problem"].is_null(), "{file}: {}", row["problem"]);
+        let info = json(&["info", g.name(), "--json"]);
+        assert_eq!(info["type"], *kind);
+    }
+    let msg = json(&["info", guards[0].name(), "--json"]);
+    assert_eq!(msg["header"]["capacity"], 1024);
+    assert_eq!(msg["header"]["write"], 48);
+    assert_eq!(msg["header"]["seq"], 2);
+    let cmd = json(&["info", guards[2].name(), "--json"]);
+    assert_eq!(cmd["header"]["readers"], 1);
+    let kv = json(&["info", guards[3].name(), "--json"]);
+    assert_eq!(
+        (
+            kv["header"]["count"].as_i64(),
+            kv["header"]["max_name_len"].as_i64(),
+            kv["header"]["max_value_len"].as_i64()
+        ),
+        (Some(3), Some(14), Some(64))
+    );
+    assert_eq!(kv["header"]["epoch"], 2);
+    let vid = json(&["info", guards[4].name(), "--json"]);
+    assert_eq!(
+        (
+            vid["header"]["width"].as_i64(),
+            vid["header"]["height"].as_i64(),
+            vid["header"]["bufs"].as_i64()
+        ),
+        (Some(16), Some(8), Some(2))
+    );
+    let pkt = json(&["info", guards[8].name(), "--json"]);
+    assert_eq!(pkt["header"]["fourcc"], 1196444237);
+    assert_eq!(pkt["header"]["seq"], 3);
+    // The human table names the same shares.
+    let table = ok(&["ls"]);
+    assert!(table.starts_with("NAME"));
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(guards[2].name()))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        line.contains("memcmd (likely)") && line.contains("stale"),
+        "{line}"
+    );
+}
+
+#[test]
+fn tail_prints_the_fixture_messages() {
+    let g = install_fixture("memmsg_basic.bin");
+    assert_eq!(
+        ok(&[
+            "tail",
+            g.name(),
+            "--from-start",
+            "--count",
+            "2",
+            "--timeout",
+            "5s"
+        ]),
+        "hello\nworld!\n"
+    );
+    let g = install_fixture("memcmd_basic.bin");
+    assert_eq!(
+        ok(&[
+            "tail",
+            g.name(),
+            "--from-start",
+            "--count",
+            "3",
+            "--timeout",
+            "5s"
+        ]),
+        "pan-left\nzoom-in\npan-stop\n"
+    );
+    let hex = ok(&["tail", g.name(), "--from-start", "--count", "1", "--hex"]);
+    assert_eq!(hex, "70616e2d6c656674\n");
+    // Asking for more than there is fails after the timeout, naming the shortfall.
+    let out = membus(&[
+        "tail",
+        g.name(),
+        "--from-start",
+        "--count",
+        "4",
+        "--timeout",
+        "200ms",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 of 4"));
+}
+
+#[test]
+fn send_and_tail_work_across_processes() {
+    let g = ShmGuard::new("cli-cmd");
+    let _owner = MemCmd::create(g.name(), 4096).unwrap();
+    let tail = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args([
+            "tail",
+            g.name(),
+            "--from-start",
+            "--count",
+            "3",
+            "--timeout",
+            "20s",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ok(&["send", g.name(), "pan-left", "zoom-in"]);
+    let mut send_stdin = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args(["send", g.name()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(send_stdin.stdin.as_mut().unwrap(), b"bytes\xffhere\n").unwrap();
+    drop(send_stdin.stdin.take());
+    assert!(send_stdin.wait().unwrap().success());
+    let out = tail.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "pan-left\nzoom-in\nbytes\\xffhere\n"
+    );
+
+    // memmsg made by `send --create`, kept alive by --linger while another process reads.
+    let name = unique_name("cli-msg");
+    let _cleanup = ShmGuard(name.clone());
+    let mut sender = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args([
+            "send", &name, "--create", "4096", "--linger", "20s", "hello", "world",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for(&name);
+    assert_eq!(
+        ok(&[
+            "tail",
+            &name,
+            "--from-start",
+            "--count",
+            "2",
+            "--timeout",
+            "10s"
+        ]),
+        "hello\nworld\n"
+    );
+    sender.kill().unwrap();
+    sender.wait().unwrap();
+}
+
+fn linger(name: &str) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args(["send", name, "--create", "1024", "--linger", "60s", "x"])
+        .spawn()
+        .unwrap();
+    wait_for(name);
+    // The share exists before its header is published; wait until it is recognisable.
+    let t = Instant::now();
+    while membus::has_live_owner(name).map(|l| !l).unwrap_or(true)
+        || json(&["info", name, "--json"])["type"] != "memmsg"
+    {
+        assert!(t.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+#[test]
+fn rm_removes_stale_shares_and_keeps_live_ones() {
+    let tag = format!("rmtest{}", std::process::id());
+    let (alive, dead) = (
+        unique_name(&format!("{tag}-alive")),
+        unique_name(&format!("{tag}-dead")),
+    );
+    let _g = (ShmGuard(alive.clone()), ShmGuard(dead.clone()));
+    let mut alive_owner = linger(&alive);
+    let mut dead_owner = linger(&dead);
+    dead_owner.kill().unwrap(); // SIGKILL: no destructor runs, the share stays behind
+    dead_owner.wait().unwrap();
+    let listing = json(&["ls", "--json"]);
+    let state = |n: &str| {
+        listing
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .map(|r| r["state"].clone())
+    };
+    assert_eq!(state(&alive), Some(Value::from("live")));
+    assert_eq!(state(&dead), Some(Value::from("stale")));
+
+    assert_eq!(ok(&["rm", "--stale", &tag]), format!("removed {dead}\n"));
+    assert!(!std::path::Path::new(&format!("/dev/shm{dead}")).exists());
+    assert!(std::path::Path::new(&format!("/dev/shm{alive}")).exists());
+
+    let out = membus(&["rm", &alive]);
+    assert!(
+        !out.status.success(),
+        "a live share is not removed without --force"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("membus: share {alive}: live")),
+        "{err}"
+    );
+    assert_eq!(ok(&["rm", "--force", &alive]), format!("removed {alive}\n"));
+    alive_owner.kill().unwrap();
+    alive_owner.wait().unwrap();
+}
+
+#[test]
+fn errors_are_one_line_with_a_non_zero_status() {
+    let missing = unique_name("cli-missing");
+    for args in [
+        vec!["info", missing.as_str()],
+        vec!["tail", missing.as_str()],
+        vec!["send", missing.as_str(), "x"],
+    ] {
+        let out = membus(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("membus: share /membus-test-"), "{err}");
+    }
+    // Garbage is reported as unknown, never crashes the tool, and cannot be tailed.
+    let g = install_share("garbage", &[0xa5u8; 777]);
+    assert_eq!(json(&["info", g.name(), "--json"])["type"], "unknown");
+    let out = membus(&["tail", g.name(), "--timeout", "100ms"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown"));
+    let out = membus(&["info", "bad/name"]);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("membus: invalid argument"));
+}
