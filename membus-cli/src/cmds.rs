@@ -15,6 +15,9 @@ use crate::procs::{users_by_share, User};
 
 type CmdResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Writes one message to whichever share type `send` found.
+type SendFn = Box<dyn Fn(&[u8]) -> membus::Result<u64>>;
+
 /// Whether a share is in use, as far as membus can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -316,7 +319,7 @@ pub fn send(name: &str, messages: &[String], create: Option<usize>, linger: Dura
         messages.iter().map(|m| m.clone().into_bytes()).collect()
     };
     let exists = std::path::Path::new(&crate::probe::path_of(&name)).exists();
-    let write: Box<dyn Fn(&[u8]) -> membus::Result<u64>> = if !exists {
+    let write: SendFn = if !exists {
         let Some(size) = create else {
             return Err(format!(
                 "share {name}: no such share (use --create SIZE to make a memmsg)"
