@@ -213,3 +213,41 @@ impl Drop for RawShare {
         unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
+
+/// Spawns the child binary `bin` with `args`, its stdout piped.
+pub fn spawn(bin: &std::path::Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()))
+}
+
+/// Reads one line from a child's piped stdout, trimmed.
+pub fn first_line(child: &mut std::process::Child) -> String {
+    let out = child.stdout.as_mut().expect("piped stdout");
+    let mut s = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut s)
+        .expect("read child stdout");
+    s.trim().to_string()
+}
+
+/// Has a `membus-peer` child lock the mutex at `mutex_offset` of `name` and die (SIGKILL)
+/// holding it; returns once the child is dead.
+pub fn kill_holding_lock(peer: &std::path::Path, name: &str, mutex_offset: usize) {
+    let mut child = spawn(peer, &["lock-and-die", name, &mutex_offset.to_string()]);
+    assert_eq!(first_line(&mut child), "locked");
+    assert!(
+        !child.wait().expect("wait child").success(),
+        "the child should have been killed"
+    );
+}
+
+/// `Received::Message` with a text payload, for assertions.
+pub fn msg(seq: u64, text: &str) -> membus::Received<Vec<u8>> {
+    membus::Received::Message {
+        seq,
+        payload: text.as_bytes().to_vec(),
+    }
+}

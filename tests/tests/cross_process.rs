@@ -1,32 +1,21 @@
 //! memmsg and memcmd between real processes: delivery accounting, many writers, and peers
 //! that die holding the share's lock.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::BufReader;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use membus::memcmd::MemCmd;
 use membus::memmsg::{Reader, Writer};
 use membus::{QueueOptions, Received};
-use membus_tests::{peer_bin, ShmGuard};
+use membus_tests::{msg, peer_bin, ShmGuard};
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(peer_bin!())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn membus-peer")
+    membus_tests::spawn(&peer_bin!(), args)
 }
 
-/// Reads one line from the child's stdout.
 fn line(child: &mut Child) -> String {
-    let out = child.stdout.as_mut().expect("piped stdout");
-    let mut s = String::new();
-    BufReader::new(out)
-        .read_line(&mut s)
-        .expect("read child stdout");
-    s.trim().to_string()
+    membus_tests::first_line(child)
 }
 
 fn wait_ok(mut child: Child) -> String {
@@ -118,10 +107,7 @@ fn four_writer_processes_one_reader_nothing_lost_or_duplicated() {
 }
 
 fn kill_holding_lock(name: &str, mutex_offset: usize) {
-    let mut child = spawn(&["lock-and-die", name, &mutex_offset.to_string()]);
-    assert_eq!(line(&mut child), "locked");
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "child should have been killed");
+    membus_tests::kill_holding_lock(&peer_bin!(), name, mutex_offset);
 }
 
 #[test]
@@ -135,20 +121,8 @@ fn a_peer_killed_holding_the_lock_does_not_stop_writers_or_readers() {
     kill_holding_lock(g.name(), 32);
     let t = Instant::now();
     assert_eq!(w.write(b"after").unwrap(), 2);
-    assert_eq!(
-        r.read(Duration::ZERO).unwrap(),
-        Received::Message {
-            seq: 1,
-            payload: b"before".to_vec()
-        }
-    );
-    assert_eq!(
-        r.read(Duration::ZERO).unwrap(),
-        Received::Message {
-            seq: 2,
-            payload: b"after".to_vec()
-        }
-    );
+    assert_eq!(r.read(Duration::ZERO).unwrap(), msg(1, "before"));
+    assert_eq!(r.read(Duration::ZERO).unwrap(), msg(2, "after"));
     eprintln!("recovered from a dead lock holder in {:?}", t.elapsed());
 
     // A reader is next to find the owner dead.
@@ -160,13 +134,7 @@ fn a_peer_killed_holding_the_lock_does_not_stop_writers_or_readers() {
     );
     w.write(b"again").unwrap();
     kill_holding_lock(g.name(), 32);
-    assert_eq!(
-        r.read(Duration::from_secs(1)).unwrap(),
-        Received::Message {
-            seq: 3,
-            payload: b"again".to_vec()
-        }
-    );
+    assert_eq!(r.read(Duration::from_secs(1)).unwrap(), msg(3, "again"));
 
     let g2 = ShmGuard::new("xproc-dead-cmd");
     let mut c = MemCmd::create_with(g2.name(), 4096, &opts).unwrap();
@@ -186,19 +154,7 @@ fn a_writer_killed_mid_write_leaves_no_torn_message_and_no_gap() {
     assert!(!child.wait().unwrap().success());
     // Recovery un-issues the dead writer's sequence number: the next message is seq 2.
     assert_eq!(w.write(b"two").unwrap(), 2);
-    assert_eq!(
-        r.read(Duration::ZERO).unwrap(),
-        Received::Message {
-            seq: 1,
-            payload: b"one".to_vec()
-        }
-    );
-    assert_eq!(
-        r.read(Duration::ZERO).unwrap(),
-        Received::Message {
-            seq: 2,
-            payload: b"two".to_vec()
-        }
-    );
+    assert_eq!(r.read(Duration::ZERO).unwrap(), msg(1, "one"));
+    assert_eq!(r.read(Duration::ZERO).unwrap(), msg(2, "two"));
     assert_eq!(r.read(Duration::ZERO).unwrap(), Received::Timeout);
 }

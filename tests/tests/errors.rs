@@ -196,17 +196,7 @@ fn message_too_large() {
 }
 
 fn kill_holding_lock(name: &str, mutex_offset: usize) {
-    let mut child = Command::new(peer_bin!())
-        .args(["lock-and-die", name, &mutex_offset.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "locked");
-    assert!(!child.wait().unwrap().success());
+    membus_tests::kill_holding_lock(&peer_bin!(), name, mutex_offset);
 }
 
 #[test]

@@ -6,14 +6,7 @@ use std::time::{Duration, Instant};
 use membus::memcmd::MemCmd;
 use membus::memmsg::{Reader, Writer};
 use membus::{ErrorKind, QueueOptions, Received, Start};
-use membus_tests::{le_i64, share_bytes, ShmGuard};
-
-fn msg(seq: u64, s: &str) -> Received<Vec<u8>> {
-    Received::Message {
-        seq,
-        payload: s.as_bytes().to_vec(),
-    }
-}
+use membus_tests::{le_i64, msg, share_bytes, ShmGuard};
 
 #[test]
 fn w4_a_message_that_could_never_be_read_is_refused_at_write_time() {

@@ -264,7 +264,7 @@ mod tests {
         ] {
             for off in 0..9 {
                 let src: Vec<u8> = (0..len).map(|i| (i * 31 + off) as u8).collect();
-                // SAFETY: off + len ≤ 8 + 4000 < 8192 bytes of `shared`.
+                // SAFETY: off + len ≤ 8 + 4099 < 8192 bytes of `shared`.
                 unsafe { copy_to_shared(base.add(off), &src) };
                 let mut back = vec![0u8; len];
                 // SAFETY: as above.
