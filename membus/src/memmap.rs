@@ -22,7 +22,7 @@
 //! ```
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::{IntoShareName, ShareName};
@@ -254,16 +254,20 @@ impl<A: MapAccess> MemMap<A> {
         v
     }
 
-    /// Atomically loads the aligned 64-bit word at `offset` (Acquire: pairs with whatever
-    /// Release store the writing process used, e.g. [`AtomicU64::store`] through
-    /// [`MemMap::atomic_u64`]).
+    /// Atomically loads the aligned 64-bit word at `offset`, with Acquire semantics: pairs
+    /// with whatever Release store the writing process used (e.g. [`AtomicU64::store`]
+    /// through [`MemMap::atomic_u64`]).
     ///
     /// # Errors
     /// As for [`MemMap::atomic_u64`].
     pub fn load_u64(&self, offset: usize) -> Result<u64> {
         let p = self.word(offset)?;
-        // SAFETY: in bounds and aligned (checked by `word`); an atomic load is allowed on a
-        // read-only mapping (a plain `mov` on x86_64, no write access).
-        Ok(unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Acquire))
+        // SAFETY: in bounds and aligned (checked by `word`). The mapping may be read-only:
+        // Rust allows only Relaxed loads of at most register width there, so the load is
+        // Relaxed and the fence below supplies the Acquire ordering.
+        let v = unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+        // Acquire fence after the Relaxed load = an Acquire load (pairs as documented above).
+        fence(Ordering::Acquire);
+        Ok(v)
     }
 }
