@@ -152,27 +152,38 @@ fn media(p: &mut Probe, h: &[u8]) {
             .collect();
         p.fields.push(("fourcc_text", json!(text)));
     }
+    // Class fields from offset 168 (spec 8.1, 9.1, 10.1).
     let class: &[&str] = match p.kind {
         Kind::MemVid => &[
             "width",
             "height",
+            "scanwidth",
             "format",
             "fps",
-            "scanwidth",
             "blocksz",
             "frameextra",
-            "imagesz",
+            "useroffset",
+            "dataoffset",
         ],
         Kind::MemAud => &[
             "channels",
-            "format",
             "sample_rate",
+            "format",
             "fps",
-            "bufsize",
             "blocksz",
             "frameextra",
+            "useroffset",
+            "dataoffset",
+            "payloadsize",
         ],
-        _ => &["arenasz", "maxrec", "descoffset", "arenaoffset", "wcursor"],
+        _ => &[
+            "arenasz",
+            "maxrec",
+            "wcursor",
+            "descstride",
+            "descoffset",
+            "arenaoffset",
+        ],
     };
     for (i, n) in class.iter().enumerate() {
         p.fields.push((n, json!(g(168 + i * 8))));

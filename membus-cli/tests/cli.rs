@@ -104,7 +104,27 @@ fn ls_and_info_report_each_fixture() {
         ),
         (Some(16), Some(8), Some(2))
     );
+    let aud = json(&["info", guards[6].name(), "--json"]);
+    assert_eq!(
+        (
+            aud["header"]["channels"].as_i64(),
+            aud["header"]["sample_rate"].as_i64()
+        ),
+        (Some(2), Some(48000))
+    );
+    assert_eq!(aud["header"]["payloadsize"], 3840);
+    let extra = json(&["info", guards[5].name(), "--json"]);
+    assert_eq!(
+        (
+            extra["header"]["width"].as_i64(),
+            extra["header"]["height"].as_i64()
+        ),
+        (Some(641), Some(481))
+    );
+    assert_eq!(extra["header"]["frameextra"], 24);
+    assert_eq!(extra["header"]["fourcc"], 875967048);
     let pkt = json(&["info", guards[8].name(), "--json"]);
+    assert_eq!(pkt["header"]["maxrec"], 4096);
     assert_eq!(pkt["header"]["fourcc"], 1196444237);
     assert_eq!(pkt["header"]["seq"], 3);
     // The human table names the same shares.
