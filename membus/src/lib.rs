@@ -30,6 +30,7 @@
 //! | [`memmap`] | raw block, your own layout | `memmap` |
 //! | [`memmsg`] | single-writer broadcast message queue | `memmsg` |
 //! | [`memcmd`] | multi-writer command channel | `memcmd` |
+//! | [`typed`] | `#[derive(Message)]` enums over memmsg/memcmd | (plain text / JSON on the wire) |
 //!
 //! ## Shared memory and soundness
 //!
@@ -56,11 +57,26 @@ pub mod memmsg;
 mod name;
 mod ring;
 mod sys;
+pub mod typed;
 
 pub use error::{Error, ErrorKind, Result};
 pub use memmap::{MapOptions, MemMap, ReadOnly, ReadWrite};
 pub use name::{IntoShareName, ShareName, MAX_NAME_LEN};
 pub use ring::{QueueOptions, Received, Start, TryIter};
+pub use typed::Message;
+
+/// `#[derive(Message)]`: see [`typed`].
+pub use membus_derive::Message;
+
+/// What generated code names. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::typed::codec::{
+        expect_null, from_json_value, json_field, json_object, json_tuple, parse_json, parse_wire,
+        to_json_value, unknown_variant, write_json, write_tagged, CodecError, Message, Wire,
+    };
+    pub use serde_json;
+}
 
 /// Removes the share `name` (any type). `Ok(false)` when it did not exist.
 ///

@@ -1,0 +1,168 @@
+//! Typed senders and receivers over memmsg and memcmd.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::memcmd::MemCmd;
+use crate::memmsg;
+use crate::ring::Received;
+use crate::typed::codec::Message;
+
+/// What a typed receive produced: exactly one of these.
+#[must_use]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recv<M> {
+    /// The next message, decoded.
+    Message {
+        /// Its sequence number.
+        seq: u64,
+        /// The message.
+        msg: M,
+    },
+    /// The next message did not decode as `M`: the raw bytes and why. It is consumed like
+    /// any other message; nothing after it is lost.
+    Undecodable {
+        /// Its sequence number.
+        seq: u64,
+        /// The payload as it was on the wire.
+        raw: Vec<u8>,
+        /// Why it did not decode.
+        reason: String,
+    },
+    /// Nothing arrived before the deadline.
+    Timeout,
+    /// The writer overtook this receiver; `lost` messages were skipped.
+    Overrun {
+        /// How many messages this receiver will never see.
+        lost: u64,
+    },
+}
+
+enum Tx {
+    Msg(memmsg::Writer),
+    Cmd(MemCmd),
+}
+
+/// Sends messages of type `M` through a memmsg writer or a memcmd handle.
+pub struct Sender<M> {
+    tx: Tx,
+    buf: Vec<u8>,
+    _m: PhantomData<fn(&M)>,
+}
+
+impl<M: Message> Sender<M> {
+    /// Encodes `msg` and writes it; returns its sequence number.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `msg` cannot be encoded, and the errors of the
+    /// raw `write` ([`ErrorKind::MessageTooLarge`], lock errors).
+    pub fn send(&mut self, msg: &M) -> Result<u64> {
+        self.buf.clear();
+        msg.encode(&mut self.buf).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("message could not be encoded: {e}"),
+            )
+        })?;
+        match &self.tx {
+            Tx::Msg(w) => w.write(&self.buf),
+            Tx::Cmd(c) => c.write(&self.buf),
+        }
+    }
+}
+
+impl<M> From<memmsg::Writer> for Sender<M> {
+    fn from(w: memmsg::Writer) -> Self {
+        Sender {
+            tx: Tx::Msg(w),
+            buf: Vec::new(),
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M> From<MemCmd> for Sender<M> {
+    fn from(c: MemCmd) -> Self {
+        Sender {
+            tx: Tx::Cmd(c),
+            buf: Vec::new(),
+            _m: PhantomData,
+        }
+    }
+}
+
+enum Rx {
+    Msg(memmsg::Reader),
+    Cmd(MemCmd),
+}
+
+/// Receives messages of type `M` from a memmsg reader or a memcmd handle.
+pub struct Receiver<M> {
+    rx: Rx,
+    buf: Vec<u8>,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: Message> Receiver<M> {
+    /// Receives the next message, waiting up to `timeout`, with the raw reader's
+    /// timeout and overrun semantics; a message that does not decode is delivered as
+    /// [`Recv::Undecodable`].
+    ///
+    /// # Errors
+    /// The errors of the raw `read` (lock errors, [`ErrorKind::InvalidLayout`]).
+    pub fn recv(&mut self, timeout: Duration) -> Result<Recv<M>> {
+        let got = match &mut self.rx {
+            Rx::Msg(r) => r.read_into(&mut self.buf, timeout)?,
+            Rx::Cmd(c) => c.read_into(&mut self.buf, timeout)?,
+        };
+        Ok(match got {
+            Received::Message { seq, .. } => match M::decode(&self.buf) {
+                Ok(msg) => Recv::Message { seq, msg },
+                Err(e) => Recv::Undecodable {
+                    seq,
+                    raw: self.buf.clone(),
+                    reason: e.to_string(),
+                },
+            },
+            Received::Timeout => Recv::Timeout,
+            Received::Overrun { lost } => Recv::Overrun { lost },
+        })
+    }
+
+    /// Whether a receive would find something now, without taking the lock.
+    pub fn poll(&self) -> bool {
+        match &self.rx {
+            Rx::Msg(r) => r.poll(),
+            Rx::Cmd(c) => c.poll(),
+        }
+    }
+
+    /// Everything receivable now, without waiting.
+    pub fn try_iter(&mut self) -> impl Iterator<Item = Result<Recv<M>>> + '_ {
+        std::iter::from_fn(move || match self.recv(Duration::ZERO) {
+            Ok(Recv::Timeout) => None,
+            other => Some(other),
+        })
+    }
+}
+
+impl<M> From<memmsg::Reader> for Receiver<M> {
+    fn from(r: memmsg::Reader) -> Self {
+        Receiver {
+            rx: Rx::Msg(r),
+            buf: Vec::new(),
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M> From<MemCmd> for Receiver<M> {
+    fn from(c: MemCmd) -> Self {
+        Receiver {
+            rx: Rx::Cmd(c),
+            buf: Vec::new(),
+            _m: PhantomData,
+        }
+    }
+}
