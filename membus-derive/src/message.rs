@@ -279,17 +279,28 @@ fn decode_value(shape: &Shape, ctor: &TokenStream) -> TokenStream {
     }
 }
 
+/// Names bound to the fields in a match pattern. Each carries its field type's span, so a
+/// trait-bound error on the field (e.g. not `Serialize`) points at the field.
 fn bindings(shape: &Shape) -> (Vec<Ident>, TokenStream) {
     match shape {
         Shape::Unit => (vec![], quote!()),
         Shape::Tuple(tys) => {
-            let names: Vec<Ident> = (0..tys.len()).map(|i| format_ident!("__f{i}")).collect();
+            let names: Vec<Ident> = tys
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Ident::new(&format!("__f{i}"), t.span()))
+                .collect();
             (names.clone(), quote!((#(#names),*)))
         }
         Shape::Named(fields) => {
             let names: Vec<Ident> = fields
                 .iter()
-                .map(|(i, _)| format_ident!("__{}", i.to_string().trim_start_matches("r#")))
+                .map(|(i, t)| {
+                    Ident::new(
+                        &format!("__{}", i.to_string().trim_start_matches("r#")),
+                        t.span(),
+                    )
+                })
                 .collect();
             let pats: Vec<TokenStream> = fields
                 .iter()

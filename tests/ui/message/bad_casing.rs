@@ -1,0 +1,7 @@
+#[derive(membus::Message)]
+#[message(rename_all = "Title Case")]
+enum Cmd {
+    PanLeft,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[derive(membus::Message)]
+enum Never {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[derive(membus::Message)]
+enum Cmd<T> {
+    Value(T),
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+struct Opaque;
+
+#[derive(membus::Message)]
+enum Cmd {
+    Carry(Opaque),
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(membus::Message)]
+enum Cmd {
+    #[message(alias = "left")]
+    PanLeft,
+}
+
+fn main() {}
