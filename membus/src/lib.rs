@@ -30,6 +30,7 @@
 //! | [`memmap`] | raw block, your own layout | `memmap` |
 //! | [`memmsg`] | single-writer broadcast message queue | `memmsg` |
 //! | [`memcmd`] | multi-writer command channel | `memcmd` |
+//! | [`memkv`] | fixed-schema key/value store, seqlocked slots | `memkv` |
 //! | [`typed`] | `#[derive(Message)]` enums over memmsg/memcmd | (plain text / JSON on the wire) |
 //!
 //! ## Shared memory and soundness
@@ -52,6 +53,7 @@
 mod error;
 pub mod layout;
 pub mod memcmd;
+pub mod memkv;
 pub mod memmap;
 pub mod memmsg;
 mod name;

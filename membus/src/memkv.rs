@@ -1,0 +1,905 @@
+//! memkv: a fixed-schema key/value store of named string slots (spec §6), byte-compatible
+//! with libmembus 2.1 and pymembus 2.2.
+//!
+//! The creator fixes the number of slots and the name and value limits, names the slots,
+//! then publishes the store. Writers take the share's mutex and update one slot or a batch
+//! of slots under one epoch; readers never lock: each slot is a seqlock.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use membus::memkv::MemKv;
+//!
+//! # fn main() -> membus::Result<()> {
+//! let kv = MemKv::create_named("/camera", &["mode", "count"], 14, 64)?;
+//! kv.set_by_name("mode", "auto")?;
+//! kv.set_many(&[(0, "manual".as_bytes()), (1, b"42")])?;
+//!
+//! let peer = MemKv::attach("/camera")?;
+//! assert_eq!(peer.get(1)?.value, b"42");
+//! let snap = peer.snapshot()?;
+//! if let Some(epoch) = peer.wait_for_change(snap.epoch, Duration::from_secs(1))? {
+//!     for change in peer.changed_since(snap.epoch)?.changes {
+//!         println!("slot {} is now {:?} (epoch {epoch})", change.index, change.value);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Differences from libmembus that a peer cannot observe on the wire: slot strides are
+//! always a multiple of 8 (V is rounded up, W15) and misaligned C++ stores are refused;
+//! readers spin with a pause and yield and report a stuck writer as `stale` (W15); name
+//! lookup is exact (W16); names and values with NUL bytes are refused; the slot count is
+//! read once at attach and validated against the mapping (W11); a snapshot is consistent
+//! (it falls back to the lock instead of returning a torn best effort); waits loop over
+//! spurious wake-ups until their deadline (W17); a peer that died holding the lock is
+//! recovered from (W8).
+
+use std::sync::atomic::{fence, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::kv::{
+    until_nul, KvLayout, COND_SIZE, MUTEX_SIZE, OFF_COND, OFF_COUNT, OFF_EPOCH, OFF_ID,
+    OFF_MAX_NAME, OFF_MAX_VALUE, OFF_MUTEX, SLOT_LAST_EPOCH, SLOT_NAME, SLOT_SEQ,
+};
+use crate::name::{IntoShareName, ShareName};
+use crate::sys::copy::{copy_from_shared, copy_to_shared};
+use crate::sys::pthread::{LockGuard, LockPair, Wake};
+use crate::sys::shm::{Access, Segment};
+
+/// libmembus's lock deadline.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an attacher waits for a live membus creator to publish the header.
+const INIT_WAIT: Duration = Duration::from_millis(500);
+/// Read attempts per value before it is reported stale (libmembus: 1000).
+const READ_ATTEMPTS: u32 = 1000;
+/// Attempts that only pause the CPU before a reader starts yielding its time slice.
+const SPIN_ATTEMPTS: u32 = 64;
+/// Lock-free snapshot passes before a snapshot takes the lock instead.
+const SNAPSHOT_PASSES: u32 = 100;
+
+/// Options for memkv handles. `KvOptions::new()` gives libmembus's defaults except for the
+/// creation mode, which is owner-only.
+#[derive(Clone, Debug)]
+pub struct KvOptions {
+    pub(crate) mode: u32,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) replace_stale: bool,
+}
+
+impl Default for KvOptions {
+    fn default() -> Self {
+        KvOptions {
+            mode: 0o600,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            replace_stale: false,
+        }
+    }
+}
+
+impl KvOptions {
+    /// The defaults: mode 0600, 5 s lock deadline, never replace an existing share.
+    pub fn new() -> KvOptions {
+        KvOptions::default()
+    }
+
+    /// Permission bits for a share this handle creates. Default 0o600; libmembus uses 0o644.
+    #[must_use]
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How long to wait for the share's lock before [`ErrorKind::LockTimeout`]. Default 5 s.
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// On create, replace an existing share of the same name **only if no live membus
+    /// process owns it** (see [`has_live_owner`](crate::has_live_owner)): a stale store left
+    /// by a crashed membus creator, or one made by libmembus/pymembus. Default false.
+    #[must_use]
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
+        self
+    }
+}
+
+/// One value read lock-free.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    /// The value bytes up to the first NUL (empty for a never-written slot).
+    pub value: Vec<u8>,
+    /// True when every read attempt overlapped a write (a writer seems stuck or died
+    /// mid-write): `value` is then the last, possibly torn, copy.
+    pub stale: bool,
+}
+
+/// A consistent copy of every slot's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The epoch the values belong to: every batch up to it and none after it.
+    pub epoch: i64,
+    /// Value of slot `i` at index `i`.
+    pub values: Vec<Vec<u8>>,
+}
+
+/// One changed slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Slot index.
+    pub index: usize,
+    /// The slot's epoch (the batch that last wrote it).
+    pub epoch: i64,
+    /// The value now.
+    pub value: Vec<u8>,
+}
+
+/// The slots changed since some epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changes {
+    /// The store's epoch when the scan started: pass it to the next call.
+    pub epoch: i64,
+    /// Changed slots in index order. A change may be reported twice, never lost.
+    pub changes: Vec<Change>,
+}
+
+/// A handle on a memkv share. Creating it creates the share; dropping the creator removes
+/// the name (if it still refers to this share).
+pub struct MemKv {
+    seg: Segment,
+    layout: KvLayout,
+    lock: LockPair,
+    lock_timeout: Duration,
+}
+
+impl std::fmt::Debug for MemKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemKv")
+            .field("name", &self.seg.name())
+            .field("layout", &self.layout)
+            .finish()
+    }
+}
+
+impl MemKv {
+    fn from_segment(seg: Segment, layout: KvLayout, opts: &KvOptions) -> Result<MemKv> {
+        let bad = || {
+            Error::new(ErrorKind::InvalidLayout, "memkv header out of bounds")
+                .with_share(seg.name().as_str())
+        };
+        if layout.object_size() > seg.len() {
+            return Err(bad().with_sizes(layout.object_size() as u64, seg.len() as u64));
+        }
+        let mutex = seg.range(OFF_MUTEX, MUTEX_SIZE).ok_or_else(bad)?;
+        let cond = seg.range(OFF_COND, COND_SIZE).ok_or_else(bad)?;
+        // SAFETY: both ranges were bounds-checked above and are 8-byte aligned (page-aligned
+        // mapping, offsets 40 and 80); they live in `seg`, which the handle owns for as long
+        // as the LockPair (LockPair has no Drop).
+        let lock = unsafe { LockPair::new(mutex, cond) };
+        Ok(MemKv {
+            seg,
+            layout,
+            lock,
+            lock_timeout: opts.lock_timeout,
+        })
+    }
+
+    /// Creates the store `name` with `count` unnamed slots (owner-only mode). Name them with
+    /// [`set_name`](Self::set_name), or use [`create_named`](Self::create_named), which
+    /// names them before the store is published.
+    ///
+    /// `max_value_len` is rounded up so the slot stride `18 + N + V` is a multiple of 8;
+    /// [`max_value_len`](Self::max_value_len) reports the effective limit.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for a bad name or a zero limit;
+    /// [`ErrorKind::CreateFailed`] when the name exists or /dev/shm is full.
+    pub fn create(
+        name: impl IntoShareName,
+        count: usize,
+        max_name_len: usize,
+        max_value_len: usize,
+    ) -> Result<MemKv> {
+        let names = vec![""; count];
+        Self::create_with(name, &names, max_name_len, max_value_len, &KvOptions::new())
+    }
+
+    /// Creates the store with one slot per entry of `names`, named before the store is
+    /// published, so no attacher ever sees an unnamed slot.
+    ///
+    /// # Errors
+    /// As for [`create`](Self::create), and [`ErrorKind::InvalidArgument`] /
+    /// [`ErrorKind::MessageTooLarge`] for a name with a NUL byte or longer than
+    /// `max_name_len`.
+    pub fn create_named(
+        name: impl IntoShareName,
+        names: &[&str],
+        max_name_len: usize,
+        max_value_len: usize,
+    ) -> Result<MemKv> {
+        Self::create_with(name, names, max_name_len, max_value_len, &KvOptions::new())
+    }
+
+    /// [`create_named`](Self::create_named) with options (mode, lock timeout, replacing a
+    /// stale share).
+    ///
+    /// # Errors
+    /// As for [`create_named`](Self::create_named). With
+    /// [`replace_stale`](KvOptions::replace_stale), an existing share with a live membus
+    /// owner still gives [`ErrorKind::CreateFailed`].
+    pub fn create_with(
+        name: impl IntoShareName,
+        names: &[&str],
+        max_name_len: usize,
+        max_value_len: usize,
+        opts: &KvOptions,
+    ) -> Result<MemKv> {
+        let name = name.into_share_name()?;
+        let layout = KvLayout::new(
+            names.len() as u64,
+            max_name_len as u64,
+            max_value_len as u64,
+        )
+        .map_err(|e| e.with_share(name.as_str()))?;
+        for n in names {
+            layout
+                .check_name(n.as_bytes())
+                .map_err(|e| e.with_share(name.as_str()))?;
+        }
+        let seg = match Segment::create(&name, layout.object_size(), opts.mode) {
+            Err(e)
+                if opts.replace_stale
+                    && e.kind() == ErrorKind::CreateFailed
+                    && e.errno() == Some(libc::EEXIST) =>
+            {
+                if Segment::has_live_owner(&name)? {
+                    return Err(Error::new(
+                        ErrorKind::CreateFailed,
+                        "a live membus process owns the existing share; it was not replaced",
+                    )
+                    .with_share(name.as_str()));
+                }
+                Segment::remove(&name)?;
+                Segment::create(&name, layout.object_size(), opts.mode)?
+            }
+            other => other?,
+        };
+        let kv = MemKv::from_segment(seg, layout, opts)?;
+        // The object is fresh and zero-filled: epoch 0, every seq and lastEpoch 0, every
+        // name and value empty. Set N, V, the id, the names and the lock pair; publish the
+        // count last.
+        kv.header(OFF_MAX_NAME)
+            .store(layout.max_name_len() as i64, Ordering::Relaxed);
+        kv.header(OFF_MAX_VALUE)
+            .store(layout.max_value_len() as i64, Ordering::Relaxed);
+        kv.header(OFF_ID)
+            .store(crate::sys::random_session_id(), Ordering::Relaxed);
+        for (i, n) in names.iter().enumerate() {
+            kv.write_name(i, n.as_bytes())?;
+        }
+        // SAFETY: nobody else uses the lock pair yet: the count word is still 0, and every
+        // attacher (membus, libmembus and pymembus) refuses a header whose count is ≤ 0.
+        unsafe { kv.lock.init(true) }.map_err(|e| {
+            Error::new(
+                ErrorKind::CreateFailed,
+                "initialising the share's mutex and condition",
+            )
+            .with_share(name.as_str())
+            .with_os_error(e)
+        })?;
+        // Release: publishes N, V, the id, the names and the lock pair; pairs with the
+        // Acquire load of the count word in `attach_once`.
+        kv.header(OFF_COUNT)
+            .store(layout.count() as i64, Ordering::Release);
+        Ok(kv)
+    }
+
+    /// Attaches to an existing store (libmembus's `open(name)`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::OpenFailed`] when it does not exist, [`ErrorKind::MapFailed`] for an
+    /// empty object, [`ErrorKind::InvalidLayout`] for a header that is not a valid memkv
+    /// header for the object's size, including a slot stride that is not a multiple of 8.
+    pub fn attach(name: impl IntoShareName) -> Result<MemKv> {
+        Self::attach_with(name, &KvOptions::new())
+    }
+
+    /// [`attach`](Self::attach) with options (lock timeout).
+    ///
+    /// # Errors
+    /// As for [`attach`](Self::attach).
+    pub fn attach_with(name: impl IntoShareName, opts: &KvOptions) -> Result<MemKv> {
+        let name = name.into_share_name()?;
+        let started = Instant::now();
+        loop {
+            let outcome = Self::attach_once(&name, opts);
+            let initialising = match &outcome {
+                Err(e) if e.kind() == ErrorKind::MapFailed && e.os_error().is_none() => true,
+                Err(e)
+                    if e.kind() == ErrorKind::InvalidLayout
+                        && e.detail().starts_with("header count 0,") =>
+                {
+                    true
+                }
+                _ => false,
+            };
+            if !initialising
+                || started.elapsed() >= INIT_WAIT
+                || !Segment::has_live_owner(&name).unwrap_or(false)
+            {
+                return outcome;
+            }
+            // A live membus creator is between O_EXCL and publishing the header.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn attach_once(name: &ShareName, opts: &KvOptions) -> Result<MemKv> {
+        let seg = Segment::attach(name, Access::ReadWrite)?;
+        let word = |off| {
+            seg.atomic_i64(off).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidLayout,
+                    "object smaller than a memkv header",
+                )
+                .with_share(name.as_str())
+                .with_sizes(crate::layout::kv::HEADER_LEN as u64, seg.len() as u64)
+            })
+        };
+        // Acquire: pairs with the creator's Release store of the count word.
+        let count = word(OFF_COUNT)?.load(Ordering::Acquire);
+        let n = word(OFF_MAX_NAME)?.load(Ordering::Relaxed);
+        let v = word(OFF_MAX_VALUE)?.load(Ordering::Relaxed);
+        // `from_header` checks 128 + C·T ≤ the mapped length, which covers the header.
+        let layout = KvLayout::from_header(count, n, v, seg.len())
+            .map_err(|e| e.with_share(name.as_str()))?;
+        MemKv::from_segment(seg, layout, opts)
+    }
+
+    /// Removes the store `name`. `Ok(false)` when it did not exist.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for a malformed name, [`ErrorKind::AccessDenied`].
+    pub fn remove(name: impl IntoShareName) -> Result<bool> {
+        Segment::remove(&name.into_share_name()?)
+    }
+
+    /// The share's name.
+    pub fn name(&self) -> &ShareName {
+        self.seg.name()
+    }
+
+    /// True if this handle created the store.
+    pub fn is_creator(&self) -> bool {
+        self.seg.is_creator()
+    }
+
+    /// Number of slots (read once at attach).
+    pub fn count(&self) -> usize {
+        self.layout.count()
+    }
+
+    /// Usable name bytes per slot (N).
+    pub fn max_name_len(&self) -> usize {
+        self.layout.max_name_len()
+    }
+
+    /// Usable value bytes per slot (V; for a store this handle created, after rounding).
+    pub fn max_value_len(&self) -> usize {
+        self.layout.max_value_len()
+    }
+
+    /// The creator's session id.
+    pub fn session_id(&self) -> i64 {
+        self.header(OFF_ID).load(Ordering::Relaxed)
+    }
+
+    /// Number of committed write batches.
+    pub fn epoch(&self) -> i64 {
+        // Acquire: pairs with the writers' Release store of the epoch in `commit`, so the
+        // slots of every batch up to the returned epoch are visible afterwards.
+        self.header(OFF_EPOCH).load(Ordering::Acquire)
+    }
+
+    /// A header word below the mutex (checked at construction: the object is ≥ 128 bytes).
+    fn header(&self, off: usize) -> &AtomicI64 {
+        debug_assert!(off <= OFF_ID);
+        self.seg
+            .atomic_i64(off)
+            .unwrap_or_else(|| unreachable!("header word checked at construction"))
+    }
+
+    fn err(&self, kind: ErrorKind, detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+        Error::new(kind, detail).with_share(self.name().as_str())
+    }
+
+    fn slot_off(&self, idx: usize) -> Result<usize> {
+        self.layout.slot(idx).ok_or_else(|| {
+            self.err(
+                ErrorKind::InvalidArgument,
+                format!("slot index {idx} is out of range"),
+            )
+            .with_sizes(self.count() as u64, idx as u64)
+        })
+    }
+
+    /// The seq or lastEpoch word of slot `idx` (in bounds: the layout was validated against
+    /// the mapping; 8-byte aligned: the stride is a multiple of 8).
+    fn slot_word(&self, idx: usize, field: usize) -> Result<&AtomicI64> {
+        let off = self.slot_off(idx)? + field;
+        self.seg.atomic_i64(off).ok_or_else(|| {
+            self.err(
+                ErrorKind::InvalidLayout,
+                format!("slot {idx} word at {off} is out of bounds or misaligned"),
+            )
+        })
+    }
+
+    fn slot_bytes(&self, idx: usize, field: usize, len: usize) -> Result<*mut u8> {
+        let off = self.slot_off(idx)? + field;
+        self.seg.range(off, len).ok_or_else(|| {
+            self.err(
+                ErrorKind::InvalidLayout,
+                format!("slot {idx} bytes at {off} run past the mapping"),
+            )
+        })
+    }
+
+    fn write_name(&self, idx: usize, name: &[u8]) -> Result<()> {
+        let n = self.layout.max_name_len();
+        let mut buf = vec![0u8; n + 1];
+        if let Some(dst) = buf.get_mut(..name.len()) {
+            dst.copy_from_slice(name);
+        }
+        let dst = self.slot_bytes(idx, SLOT_NAME, n + 1)?;
+        // SAFETY: `dst` is bounds-checked for N+1 bytes of the writable mapping.
+        unsafe { copy_to_shared(dst, &buf) };
+        Ok(())
+    }
+
+    /// Names slot `idx` (libmembus's `setName`). Like libmembus this is not synchronised
+    /// with readers: name slots before peers use them (or use
+    /// [`create_named`](Self::create_named)).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for an index out of range or a NUL byte,
+    /// [`ErrorKind::MessageTooLarge`] for a name longer than N.
+    pub fn set_name(&self, idx: usize, name: &str) -> Result<()> {
+        self.slot_off(idx)?;
+        self.layout
+            .check_name(name.as_bytes())
+            .map_err(|e| e.with_share(self.name().as_str()))?;
+        self.write_name(idx, name.as_bytes())
+    }
+
+    /// The name of slot `idx` (empty for an unnamed slot).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for an index out of range.
+    pub fn slot_name(&self, idx: usize) -> Result<String> {
+        let n = self.layout.max_name_len();
+        let src = self.slot_bytes(idx, SLOT_NAME, n + 1)?;
+        let mut buf = vec![0u8; n + 1];
+        // SAFETY: `src` is bounds-checked for N+1 bytes of the mapping.
+        unsafe { copy_from_shared(src, &mut buf) };
+        Ok(String::from_utf8_lossy(until_nul(&buf)).into_owned())
+    }
+
+    /// All slot names in index order.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] for a corrupt mapping (not expected after attach).
+    pub fn slot_names(&self) -> Result<Vec<String>> {
+        (0..self.count()).map(|i| self.slot_name(i)).collect()
+    }
+
+    /// The index of the first slot whose name is exactly `name` (libmembus compares only
+    /// the first N bytes, W16; membus compares the whole name).
+    pub fn find(&self, name: &str) -> Option<usize> {
+        if name.is_empty() || name.len() > self.max_name_len() || name.contains('\0') {
+            return None;
+        }
+        (0..self.count()).find(|&i| self.slot_name(i).is_ok_and(|n| n == name))
+    }
+
+    fn index_of(&self, name: &str) -> Result<usize> {
+        self.find(name).ok_or_else(|| {
+            self.err(
+                ErrorKind::InvalidArgument,
+                format!("no slot is named {name:?}"),
+            )
+        })
+    }
+
+    /// Repairs the store after a peer died holding the lock (EOWNERDEAD): the header must
+    /// still describe this layout, no slot may be left mid-write (odd seq), and the epoch
+    /// must cover every slot's lastEpoch.
+    fn repair(&self) -> Result<()> {
+        let c = self.header(OFF_COUNT).load(Ordering::Relaxed);
+        let n = self.header(OFF_MAX_NAME).load(Ordering::Relaxed);
+        let v = self.header(OFF_MAX_VALUE).load(Ordering::Relaxed);
+        let l = &self.layout;
+        if (c, n, v)
+            != (
+                l.count() as i64,
+                l.max_name_len() as i64,
+                l.max_value_len() as i64,
+            )
+        {
+            return Err(self.err(
+                ErrorKind::InvalidLayout,
+                format!("after a peer died holding the lock the header reads count {c}, N {n}, V {v}, not the attached layout"),
+            ));
+        }
+        let mut max_epoch = self.header(OFF_EPOCH).load(Ordering::Relaxed);
+        for i in 0..self.count() {
+            let seq = self.slot_word(i, SLOT_SEQ)?;
+            if seq.load(Ordering::Relaxed) & 1 != 0 {
+                // The dead writer left this slot mid-write (seq still odd, so readers retry):
+                // its value may be torn, so it is emptied, then the seq is made even again.
+                // Release: pairs with readers' Acquire load of seq in `read_slot`.
+                self.fill_value(i, &[])?;
+                seq.fetch_add(1, Ordering::Release);
+            }
+            max_epoch = max_epoch.max(self.slot_word(i, SLOT_LAST_EPOCH)?.load(Ordering::Relaxed));
+        }
+        // Release: as in `commit`.
+        self.header(OFF_EPOCH).store(max_epoch, Ordering::Release);
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<LockGuard<'_>> {
+        self.lock
+            .lock(self.lock_timeout, self.name().as_str(), || self.repair())
+    }
+
+    fn fill_value(&self, idx: usize, value: &[u8]) -> Result<()> {
+        let v = self.layout.max_value_len();
+        let dst = self.slot_bytes(idx, self.layout.value_offset(), v + 1)?;
+        let mut buf = vec![0u8; v + 1];
+        if let Some(d) = buf.get_mut(..value.len()) {
+            d.copy_from_slice(value);
+        }
+        // SAFETY: `dst` is bounds-checked for V+1 bytes of the writable mapping.
+        unsafe { copy_to_shared(dst, &buf) };
+        Ok(())
+    }
+
+    /// With the lock held: the seqlock write of one slot (spec §6.4 step 4).
+    fn write_slot(&self, idx: usize, value: &[u8], epoch: i64) -> Result<()> {
+        let seq = self.slot_word(idx, SLOT_SEQ)?;
+        let last = self.slot_word(idx, SLOT_LAST_EPOCH)?;
+        // Odd: a write is in progress. The Release fence orders this increment before the
+        // value stores below; it pairs with the reader's Acquire fence after its copy in
+        // `read_slot` (a reader that copied any of the new bytes then sees the odd or a
+        // later seq on its re-check).
+        seq.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.fill_value(idx, value)?;
+        last.store(epoch, Ordering::Relaxed);
+        // Even again. Release: pairs with the reader's Acquire load of seq at the start of
+        // `read_slot`, which then sees the whole value and lastEpoch.
+        seq.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// With the lock held: publish epoch `e` and wake waiters (libmembus broadcasts too).
+    fn commit(&self, guard: &LockGuard<'_>, e: i64) {
+        // Release: pairs with the Acquire loads of the epoch in `epoch`, `snapshot` and
+        // `changed_since`: whoever sees epoch `e` sees every slot of batch `e`.
+        self.header(OFF_EPOCH).store(e, Ordering::Release);
+        guard.broadcast();
+    }
+
+    /// Sets the value of slot `idx` as one batch; returns the new epoch.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for an index out of range or a NUL byte in `value`;
+    /// [`ErrorKind::MessageTooLarge`] for a value longer than V;
+    /// [`ErrorKind::LockTimeout`]/[`ErrorKind::LockFailed`] when the lock cannot be taken.
+    pub fn set(&self, idx: usize, value: impl AsRef<[u8]>) -> Result<i64> {
+        self.set_many(&[(idx, value.as_ref())])
+    }
+
+    /// Sets the value of the slot named `name`; returns the new epoch.
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set); [`ErrorKind::InvalidArgument`] when no slot has that name.
+    pub fn set_by_name(&self, name: &str, value: impl AsRef<[u8]>) -> Result<i64> {
+        let idx = self.index_of(name)?;
+        self.set(idx, value)
+    }
+
+    /// Sets several slots as one atomic batch under one epoch (libmembus's `setAll`, by
+    /// index). Every entry is checked before anything is written: one bad entry writes
+    /// nothing. Returns the new epoch (the current one for an empty batch).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set), for any entry.
+    pub fn set_many(&self, values: &[(usize, &[u8])]) -> Result<i64> {
+        for &(idx, value) in values {
+            self.slot_off(idx)?;
+            self.layout.check_value(value).map_err(|e| {
+                let d = format!("slot {idx}: {}", e.detail());
+                let mut out = self.err(e.kind(), d);
+                if let Some((a, b)) = e.sizes() {
+                    out = out.with_sizes(a, b);
+                }
+                out
+            })?;
+        }
+        let guard = self.lock()?;
+        let e = self.header(OFF_EPOCH).load(Ordering::Relaxed);
+        if values.is_empty() {
+            return Ok(e);
+        }
+        let e = e.wrapping_add(1).max(1);
+        for &(idx, value) in values {
+            self.write_slot(idx, value, e)?;
+        }
+        self.commit(&guard, e);
+        Ok(e)
+    }
+
+    /// Sets several slots by name as one batch.
+    ///
+    /// # Errors
+    /// As for [`set_many`](Self::set_many); [`ErrorKind::InvalidArgument`] for an unknown
+    /// name (nothing is written).
+    pub fn set_many_by_name(&self, values: &[(&str, &[u8])]) -> Result<i64> {
+        let by_idx = values
+            .iter()
+            .map(|&(n, v)| Ok((self.index_of(n)?, v)))
+            .collect::<Result<Vec<_>>>()?;
+        self.set_many(&by_idx)
+    }
+
+    /// One lock-free seqlock read of slot `idx`: `(value bytes incl. terminator, lastEpoch,
+    /// stable)`. `buf` receives V+1 bytes.
+    fn read_slot(&self, idx: usize, buf: &mut Vec<u8>) -> Result<(i64, bool)> {
+        let seq = self.slot_word(idx, SLOT_SEQ)?;
+        let last = self.slot_word(idx, SLOT_LAST_EPOCH)?;
+        let v = self.layout.max_value_len();
+        let src = self.slot_bytes(idx, self.layout.value_offset(), v + 1)?;
+        buf.resize(v + 1, 0);
+        let mut epoch = 0;
+        for attempt in 0..READ_ATTEMPTS {
+            if attempt >= SPIN_ATTEMPTS {
+                std::thread::yield_now();
+            } else if attempt > 0 {
+                std::hint::spin_loop();
+            }
+            // Acquire: pairs with the writer's final Release increment in `write_slot`.
+            let s1 = seq.load(Ordering::Acquire);
+            if s1 & 1 != 0 {
+                continue;
+            }
+            // SAFETY: `src` is bounds-checked for V+1 bytes of the mapping; the copy uses
+            // atomic loads, so a racing writer can only tear the bytes, which the seq
+            // re-check below detects.
+            unsafe { copy_from_shared(src, buf) };
+            epoch = last.load(Ordering::Relaxed);
+            // Acquire fence: pairs with the writer's Release fence after its odd increment;
+            // keeps the copy above from moving past the re-check (crossbeam's seq_lock).
+            fence(Ordering::Acquire);
+            if seq.load(Ordering::Relaxed) == s1 {
+                return Ok((epoch, true));
+            }
+        }
+        Ok((epoch, false))
+    }
+
+    /// Reads slot `idx` without locking.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for an index out of range.
+    pub fn get(&self, idx: usize) -> Result<Value> {
+        let mut buf = Vec::new();
+        let (_, stable) = self.read_slot(idx, &mut buf)?;
+        let len = until_nul(&buf).len().min(self.max_value_len());
+        buf.truncate(len);
+        Ok(Value {
+            value: buf,
+            stale: !stable,
+        })
+    }
+
+    /// Reads the slot named `name` without locking.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when no slot has that name.
+    pub fn get_by_name(&self, name: &str) -> Result<Value> {
+        self.get(self.index_of(name)?)
+    }
+
+    /// A consistent copy of every value: all batches up to `epoch` and none after it.
+    ///
+    /// Lock-free while writers leave gaps; when writers keep overlapping it (after 100
+    /// passes) it takes the lock for one pass, so it always returns a consistent result.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LockTimeout`]/[`ErrorKind::LockFailed`] when the fallback cannot lock.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let mut buf = Vec::new();
+        'pass: for pass in 0..SNAPSHOT_PASSES {
+            if pass > 0 {
+                std::thread::yield_now();
+            }
+            let e1 = self.epoch();
+            let mut values = Vec::with_capacity(self.count());
+            for i in 0..self.count() {
+                let (last, stable) = self.read_slot(i, &mut buf)?;
+                // A slot of a later batch than e1 means the batch is not complete in this
+                // pass (its epoch store comes after all its slots).
+                if !stable || last > e1 {
+                    continue 'pass;
+                }
+                values.push(until_nul(&buf).to_vec());
+            }
+            return Ok(Snapshot { epoch: e1, values });
+        }
+        let guard = self.lock()?;
+        let epoch = self.header(OFF_EPOCH).load(Ordering::Relaxed);
+        let mut values = Vec::with_capacity(self.count());
+        for i in 0..self.count() {
+            let (_, stable) = self.read_slot(i, &mut buf)?;
+            if !stable {
+                return Err(self.err(
+                    ErrorKind::InvalidLayout,
+                    format!("slot {i}'s seq is odd while the lock is held: a foreign writer does not lock"),
+                ));
+            }
+            values.push(until_nul(&buf).to_vec());
+        }
+        drop(guard);
+        Ok(Snapshot { epoch, values })
+    }
+
+    /// The slots whose lastEpoch is greater than `since` (non-blocking; libmembus's
+    /// `getChanged(epoch)`). Pass the returned [`Changes::epoch`] to the next call; a change
+    /// may then be reported twice but never lost. A negative `since` returns every slot.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] for a corrupt mapping (not expected after attach).
+    pub fn changed_since(&self, since: i64) -> Result<Changes> {
+        let epoch = self.epoch();
+        let mut buf = Vec::new();
+        let mut changes = Vec::new();
+        for i in 0..self.count() {
+            // Acquire: pairs with the writer's final Release seq increment (lastEpoch is
+            // written inside the seqlock); the value is then read with the seqlock.
+            if self.slot_word(i, SLOT_LAST_EPOCH)?.load(Ordering::Acquire) > since {
+                let (last, _) = self.read_slot(i, &mut buf)?;
+                changes.push(Change {
+                    index: i,
+                    epoch: last,
+                    value: until_nul(&buf).to_vec(),
+                });
+            }
+        }
+        Ok(Changes { epoch, changes })
+    }
+
+    /// Waits until the epoch exceeds `since` or `timeout` passes, sleeping on the share's
+    /// condition (so libmembus writers wake it too) and looping over spurious wake-ups.
+    /// Returns the new epoch, or `None` on timeout.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LockTimeout`]/[`ErrorKind::LockFailed`] when the lock cannot be taken.
+    pub fn wait_for_change(&self, since: i64, timeout: Duration) -> Result<Option<i64>> {
+        let now = self.epoch();
+        if now > since {
+            return Ok(Some(now));
+        }
+        if timeout.is_zero() {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        let deadline = start
+            .checked_add(timeout)
+            .or_else(|| start.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+            .unwrap_or(start);
+        let mut guard = self.lock()?;
+        loop {
+            let e = self.header(OFF_EPOCH).load(Ordering::Relaxed);
+            if e > since {
+                return Ok(Some(e));
+            }
+            if guard.wait_until(deadline, self.name().as_str(), || self.repair())? == Wake::TimedOut
+            {
+                let e = self.header(OFF_EPOCH).load(Ordering::Relaxed);
+                return Ok((e > since).then_some(e));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unique(tag: &str) -> String {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        format!(
+            "/membus-test-{}-kvunit{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    #[test]
+    fn set_get_batch_and_changes() {
+        let name = unique("basic");
+        let kv = MemKv::create_named(&name, &["a", "b", "c"], 6, 9).unwrap();
+        assert_eq!(kv.max_value_len(), 16); // 18+6+9 = 33 → V rounded to 16 (T = 40)
+        assert_eq!(kv.set(0, "x").unwrap(), 1);
+        assert_eq!(kv.set_many(&[(1, b"yy"), (2, b"zzz")]).unwrap(), 2);
+        let peer = MemKv::attach(&name).unwrap();
+        assert_eq!(peer.slot_names().unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            peer.get_by_name("c").unwrap(),
+            Value {
+                value: b"zzz".to_vec(),
+                stale: false
+            }
+        );
+        let snap = peer.snapshot().unwrap();
+        assert_eq!(snap.epoch, 2);
+        assert_eq!(
+            snap.values,
+            [b"x".to_vec(), b"yy".to_vec(), b"zzz".to_vec()]
+        );
+        let ch = peer.changed_since(1).unwrap();
+        assert_eq!(ch.epoch, 2);
+        assert_eq!(
+            ch.changes.iter().map(|c| c.index).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(peer.wait_for_change(2, Duration::ZERO).unwrap(), None);
+        assert_eq!(peer.wait_for_change(1, Duration::ZERO).unwrap(), Some(2));
+        assert_eq!(peer.session_id(), kv.session_id());
+        assert_ne!(kv.session_id(), 0);
+        // a bad entry writes nothing
+        let e = kv.set_many(&[(0, b"ok"), (1, b"bad\0")]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(kv.get(0).unwrap().value, b"x");
+        assert_eq!(kv.epoch(), 2);
+        drop(peer);
+        drop(kv);
+        assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
+    }
+
+    #[test]
+    fn repair_makes_odd_slots_even_and_covers_epochs() {
+        let name = unique("repair");
+        let kv = MemKv::create_named(&name, &["a", "b"], 6, 10).unwrap();
+        kv.set(0, "v").unwrap();
+        // Simulate a writer that died mid-write of batch 2 on slot 1.
+        kv.slot_word(1, SLOT_SEQ)
+            .unwrap()
+            .store(3, Ordering::Relaxed);
+        kv.slot_word(1, SLOT_LAST_EPOCH)
+            .unwrap()
+            .store(2, Ordering::Relaxed);
+        assert!(kv.get(1).unwrap().stale);
+        kv.repair().unwrap();
+        assert_eq!(
+            kv.slot_word(1, SLOT_SEQ).unwrap().load(Ordering::Relaxed),
+            4
+        );
+        assert_eq!(kv.epoch(), 2);
+        assert_eq!(
+            kv.get(1).unwrap(),
+            Value {
+                value: vec![],
+                stale: false
+            }
+        );
+        kv.header(OFF_COUNT).store(7, Ordering::Relaxed);
+        assert_eq!(kv.repair().unwrap_err().kind(), ErrorKind::InvalidLayout);
+        kv.header(OFF_COUNT).store(2, Ordering::Relaxed);
+    }
+}
