@@ -6,6 +6,7 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use membus::memcmd::MemCmd;
+use membus::memkv::MemKv;
 use membus::memmsg::{Reader, Writer};
 use membus::{QueueOptions, Received, ShareName, Start};
 use serde_json::json;
@@ -231,6 +232,7 @@ pub fn render(payload: &[u8], hex: bool) -> String {
 enum Tailed {
     Msg(Reader),
     Cmd(MemCmd),
+    Kv(MemKv, i64),
 }
 
 pub fn tail(
@@ -252,6 +254,11 @@ pub fn tail(
     let mut src = match p.kind {
         Kind::MemMsg => Tailed::Msg(Reader::attach_with(name.as_str(), &opts)?),
         Kind::MemCmd => Tailed::Cmd(MemCmd::attach_with(name.as_str(), &opts)?),
+        Kind::MemKv => {
+            let kv = MemKv::attach(name.as_str())?;
+            let since = if from_start { 0 } else { kv.epoch() };
+            Tailed::Kv(kv, since)
+        }
         other => {
             return Err(format!(
                 "share {name}: tail does not follow {} shares yet",
@@ -278,6 +285,25 @@ pub fn tail(
         let got = match &mut src {
             Tailed::Msg(r) => r.read_into(&mut buf, wait)?,
             Tailed::Cmd(c) => c.read_into(&mut buf, wait)?,
+            Tailed::Kv(kv, since) => {
+                if kv.wait_for_change(*since, wait)?.is_some() {
+                    let changes = kv.changed_since(*since)?;
+                    for ch in &changes.changes {
+                        let slot = kv.slot_name(ch.index)?;
+                        writeln!(
+                            out,
+                            "epoch {}: {}={}",
+                            ch.epoch,
+                            render(slot.as_bytes(), false),
+                            render(&ch.value, hex)
+                        )?;
+                        seen += 1;
+                    }
+                    out.flush()?;
+                    *since = changes.epoch;
+                }
+                continue;
+            }
         };
         match got {
             Received::Message { .. } => {
@@ -294,7 +320,7 @@ pub fn tail(
     }
     if let Some(c) = count {
         if seen < c {
-            return Err(format!("share {name}: timed out after {seen} of {c} messages").into());
+            return Err(format!("share {name}: timed out after {seen} of {c} items").into());
         }
     }
     Ok(())
@@ -355,6 +381,63 @@ pub fn send(name: &str, messages: &[String], create: Option<usize>, linger: Dura
         std::thread::sleep(linger);
     }
     drop(write);
+    Ok(())
+}
+
+fn open_kv(name: &str) -> Result<(String, MemKv), Box<dyn std::error::Error>> {
+    let name = share_name(name)?;
+    let kind = probe_existing(&name)?.kind;
+    if kind != Kind::MemKv {
+        return Err(format!("share {name}: is a {} share, not a memkv", kind.as_str()).into());
+    }
+    let kv = MemKv::attach(name.as_str())?;
+    Ok((name, kv))
+}
+
+pub fn kv_get(name: &str, key: &str) -> CmdResult {
+    let (name, kv) = open_kv(name)?;
+    let v = kv.get_by_name(key)?;
+    if v.stale {
+        eprintln!("membus: share {name}: slot {key:?} was being written during every read attempt (a writer may be stuck)");
+    }
+    println!("{}", render(&v.value, false));
+    Ok(())
+}
+
+pub fn kv_set(name: &str, pairs: &[String]) -> CmdResult {
+    let (_, kv) = open_kv(name)?;
+    if pairs.len() % 2 != 0 {
+        return Err("kv set takes KEY VALUE pairs".into());
+    }
+    let batch: Vec<(&str, &[u8])> = pairs
+        .chunks(2)
+        .map(|p| (p[0].as_str(), p[1].as_bytes()))
+        .collect();
+    let epoch = kv.set_many_by_name(&batch)?;
+    println!("epoch {epoch}");
+    Ok(())
+}
+
+pub fn kv_dump(name: &str, as_json: bool) -> CmdResult {
+    let (_, kv) = open_kv(name)?;
+    let snap = kv.snapshot()?;
+    let names = kv.slot_names()?;
+    if as_json {
+        let slots: Vec<_> = names
+            .iter()
+            .zip(&snap.values)
+            .enumerate()
+            .map(|(i, (n, v))| json!({"index": i, "name": n, "value": String::from_utf8_lossy(v)}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"epoch": snap.epoch, "slots": slots}))?
+        );
+        return Ok(());
+    }
+    for (n, v) in names.iter().zip(&snap.values) {
+        println!("{}={}", render(n.as_bytes(), false), render(v, false));
+    }
     Ok(())
 }
 

@@ -70,10 +70,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Follow a memmsg or memcmd share, printing each message on a line.
+    /// Follow a share: each memmsg/memcmd message on a line, each memkv change as
+    /// `epoch N: name=value`.
     ///
     /// Text is printed as is when it is printable UTF-8, escaped otherwise. Overruns are
-    /// printed as `overrun: N lost`.
+    /// printed as `overrun: N lost`. For a memkv, --from-start first prints every value
+    /// written so far.
     ///
     /// Example: `membus tail /telemetry --from-start --count 10 --timeout 5s`
     Tail {
@@ -110,6 +112,17 @@ enum Cmd {
         /// can attach and read it (membus cannot see reader positions in a memmsg).
         #[arg(long, value_parser = duration, default_value = "0s")]
         linger: Duration,
+    },
+    /// Read and write a memkv store.
+    ///
+    /// Example: `membus kv /camera-state get exposure`
+    /// Example: `membus kv /camera-state set exposure 500 mode auto` (one atomic batch)
+    /// Example: `membus kv /camera-state dump --json`
+    Kv {
+        /// Share name.
+        name: String,
+        #[command(subcommand)]
+        op: KvOp,
     },
     /// Remove shares. A share in use (live owner, or mapped or held open by a process) is
     /// kept unless --force.
@@ -151,6 +164,27 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum KvOp {
+    /// Print one value (a warning on stderr when a writer seems stuck).
+    Get {
+        /// Slot name.
+        key: String,
+    },
+    /// Set values as one atomic batch: KEY VALUE [KEY VALUE...].
+    Set {
+        /// Alternating slot names and values.
+        #[arg(required = true, num_args = 2.., value_names = ["KEY", "VALUE"])]
+        pairs: Vec<String>,
+    },
+    /// Print every slot as `name=value` (a consistent snapshot).
+    Dump {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -169,6 +203,11 @@ fn main() -> ExitCode {
             create,
             linger,
         } => cmds::send(&name, &messages, create, linger),
+        Cmd::Kv { name, op } => match op {
+            KvOp::Get { key } => cmds::kv_get(&name, &key),
+            KvOp::Set { pairs } => cmds::kv_set(&name, &pairs),
+            KvOp::Dump { json } => cmds::kv_dump(&name, json),
+        },
         Cmd::Rm {
             names,
             stale,

@@ -39,6 +39,22 @@ fn wait_for(name: &str) {
     }
 }
 
+/// Waits until process `pid` has `name` mapped (it has attached).
+fn wait_mapped(pid: u32, name: &str) {
+    let t = Instant::now();
+    let needle = format!("/dev/shm{name}");
+    while !std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .contains(&needle)
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "process {pid} never attached to {name}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn ls_and_info_report_each_fixture() {
     let cases = [
@@ -326,4 +342,54 @@ fn errors_are_one_line_with_a_non_zero_status() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown"));
     let out = membus(&["info", "bad/name"]);
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("membus: invalid argument"));
+}
+
+#[test]
+fn kv_dump_get_set_and_tail_a_memkv() {
+    let entry = fixture_entry("memkv_basic.bin");
+    let g = install_fixture("memkv_basic.bin");
+    let values = &entry["expect"]["values"];
+    let dump = json(&["kv", g.name(), "dump", "--json"]);
+    assert_eq!(dump["epoch"], entry["expect"]["epoch"]);
+    let slots = dump["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 3);
+    for s in slots {
+        assert_eq!(s["value"], values[s["name"].as_str().unwrap()], "{s}");
+    }
+    assert_eq!(
+        ok(&["kv", g.name(), "dump"]),
+        "mode=auto\ncount=42\nstatus=ready\n"
+    );
+    assert_eq!(ok(&["kv", g.name(), "get", "count"]), "42\n");
+
+    // A tail in another process sees a batch set by a third one, each change with its epoch.
+    let tail = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args(["tail", g.name(), "--count", "2", "--timeout", "20s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_mapped(tail.id(), g.name());
+    // It reads the current epoch right after mapping; give it a moment to do so.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        ok(&["kv", g.name(), "set", "mode", "manual", "count", "43"]),
+        "epoch 3\n"
+    );
+    let out = tail.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "epoch 3: mode=manual\nepoch 3: count=43\n"
+    );
+
+    let out = membus(&["kv", g.name(), "get", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("membus: "));
+    let other = install_fixture("memmsg_basic.bin");
+    let out = membus(&["kv", other.name(), "dump"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a memkv"));
 }
