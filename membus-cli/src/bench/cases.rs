@@ -6,7 +6,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use std::io::Write as _;
+
 use membus::memcmd::MemCmd;
+use membus::memkv::MemKv;
 use membus::memmsg::{Reader, Writer};
 use membus::{MemMap, Received};
 
@@ -35,6 +38,14 @@ pub(crate) fn all() -> Vec<Case> {
         Case {
             title: "memcmd 4 writers/1 reader",
             run: |d| Ok(Outcome::Throughput(memcmd_four(d)?)),
+        },
+        Case {
+            title: "memkv setValue",
+            run: |d| Ok(Outcome::Throughput(memkv_set(d)?)),
+        },
+        Case {
+            title: "memkv getValue",
+            run: |d| Ok(Outcome::Throughput(memkv_get(d)?)),
         },
         Case {
             title: "memmsg round-trip latency",
@@ -106,6 +117,38 @@ fn memcmd_four(d: Duration) -> BenchResult<Throughput> {
         senders[idx].write(&payload)?;
         idx = (idx + 1) % senders.len();
         expect_message(receiver.read_into(&mut buf, Duration::ZERO)?)
+    })
+}
+
+const KV_NAMES: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+
+/// libmembus "memkv setValue": 8 slots, 16-byte names, 64-byte values (membus rounds the
+/// value length to 70 so slots stay 8-byte aligned); sets "value_<v>" into slot v % 8.
+fn memkv_set(d: Duration) -> BenchResult<Throughput> {
+    let kv = MemKv::create_named(unique_name("memkv"), &KV_NAMES, 16, 64)?;
+    let mut v = 0u64;
+    let mut buf = Vec::with_capacity(32);
+    run_for("memkv setValue", "memkv", "64 B value", d, || {
+        buf.clear();
+        write!(buf, "value_{v}")?;
+        kv.set((v % 8) as usize, &buf)?;
+        v += 1;
+        Ok(64)
+    })
+}
+
+/// libmembus "memkv getValue": the same store, every slot "value"; reads slot v % 8.
+fn memkv_get(d: Duration) -> BenchResult<Throughput> {
+    let kv = MemKv::create_named(unique_name("memkv_get"), &KV_NAMES, 16, 64)?;
+    for i in 0..8 {
+        kv.set(i, b"value")?;
+    }
+    let mut v = 0usize;
+    run_for("memkv getValue", "memkv", "64 B value", d, || {
+        let got = kv.get(v % 8)?;
+        std::hint::black_box(&got);
+        v += 1;
+        Ok(64)
     })
 }
 
