@@ -58,11 +58,40 @@ pub mod memmsg;
 mod name;
 mod ring;
 mod sys;
+pub mod typed;
 
 pub use error::{Error, ErrorKind, Result};
 pub use memmap::{MapOptions, MemMap, ReadOnly, ReadWrite};
 pub use name::{IntoShareName, ShareName, MAX_NAME_LEN};
 pub use ring::{QueueOptions, Received, Start, TryIter};
+pub use typed::{Kv, KvValue};
+
+/// `#[derive(MemKv)]`: makes a struct with named fields the schema of a typed memkv store
+/// ([`Kv`]). `#[derive(MemKvEnum)]`: stores an enum of unit variants by variant name.
+/// See [`typed`] for the attributes.
+pub use membus_derive::{MemKv, MemKvEnum};
+
+/// What `#[derive(MemKv)]` generated code names. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::typed::kv::{Field, FieldError, KvSchema, SlotDef};
+    pub use crate::typed::value::{
+        enum_decode, max_name_len, text_decode, text_encode, KvValue, MemKvEnum,
+    };
+    pub use core::option::Option;
+    pub use core::result::Result;
+    pub use std::string::String;
+    pub use std::vec::Vec;
+
+    /// `attr` if given, else the type's natural maximum, else 0 (the derive rejects that).
+    pub const fn max_len(natural: Option<usize>, attr: Option<usize>) -> usize {
+        match (attr, natural) {
+            (Some(a), _) => a,
+            (None, Some(n)) => n,
+            (None, None) => 0,
+        }
+    }
+}
 
 /// Removes the share `name` (any type). `Ok(false)` when it did not exist.
 ///

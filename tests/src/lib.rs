@@ -112,3 +112,28 @@ macro_rules! peer_bin {
 pub fn le_i64(bytes: &[u8], off: usize) -> i64 {
     i64::from_le_bytes(bytes[off..off + 8].try_into().expect("8 bytes"))
 }
+
+/// The typed store shared by the cross-process memkv test and its `membus-kv-peer` child:
+/// every batch sets `a`, `b`, `c` and `round` to the same number; the parent acknowledges
+/// rounds in `ack`.
+#[derive(membus::MemKv, Debug, Clone, PartialEq)]
+pub struct Counters {
+    /// Round number.
+    pub a: u64,
+    /// Round number.
+    pub b: u64,
+    /// Round number, signed.
+    pub c: i64,
+    /// Round number.
+    pub round: u32,
+    /// The last round the parent has seen (written by the parent).
+    pub ack: u32,
+}
+
+/// Path of the `membus-kv-peer` child-process binary (for this package's integration tests).
+#[macro_export]
+macro_rules! kv_peer_bin {
+    () => {
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_membus-kv-peer"))
+    };
+}
