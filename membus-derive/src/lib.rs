@@ -1,22 +1,44 @@
-//! Derive macros for membus.
+//! Derive macros for membus: `#[derive(MemKv)]`, `#[derive(MemKvEnum)]` and
+//! `#[derive(Message)]`.
 //!
 //! This crate is re-exported by `membus`; depend on `membus` and use the derives from there.
-//! Generated code names only `::membus::__private::*`.
-//!
-//! * `#[derive(Message)]`: an enum (or struct) becomes a typed message for membus's typed
-//!   senders and receivers, with a wire form a pymembus peer reads and writes with Python's
-//!   standard library (see `membus::typed`).
+//! The code is split as parse ([`attr`], [`ast`]) → validate ([`valid`]) → expand
+//! ([`expand`]); this file only dispatches. Every user mistake becomes a spanned
+//! `compile_error!`, all collected ([`ctxt`]), plus a stub impl so no follow-on errors
+//! appear.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod ast;
+mod attr;
 mod case;
+mod ctxt;
+mod expand;
 mod message;
+mod valid;
 
 use proc_macro::TokenStream;
 
-/// Implements `membus::typed::Message` for an enum or a struct. See `membus::typed` for the
-/// wire form and the `#[message(...)]` attributes.
+/// Makes a struct with named fields the schema of a typed memkv store (`membus::Kv<S>`).
+/// See the `membus::typed` documentation for the attributes.
+#[proc_macro_derive(MemKv, attributes(memkv))]
+pub fn derive_mem_kv(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::mem_kv(&input).into()
+}
+
+/// Stores an enum of unit variants in a memkv slot by variant name.
+#[proc_macro_derive(MemKvEnum, attributes(memkv))]
+pub fn derive_mem_kv_enum(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::mem_kv_enum(&input).into()
+}
+
+/// Implements `membus::typed::Message` for an enum or a struct: a typed message for
+/// membus's typed senders and receivers, with a wire form a pymembus peer reads and writes
+/// with Python's standard library. See `membus::typed` for the wire form and the
+/// `#[message(...)]` attributes.
 #[proc_macro_derive(Message, attributes(message))]
 pub fn derive_message(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

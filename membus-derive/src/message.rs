@@ -10,7 +10,12 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Type};
 
-use crate::case::{rename, CASINGS};
+use crate::case::{Case, CASES};
+
+/// `ident` in the casing named `casing`; `None` for an unknown casing.
+fn rename(ident: &str, casing: &str) -> Option<String> {
+    Case::parse(casing).map(|c| c.apply(ident))
+}
 
 /// Collects errors; combined into one at the end.
 #[derive(Default)]
@@ -84,11 +89,7 @@ fn parse_attrs(attrs: &[Attribute], container: bool, errors: &mut Errors) -> Att
                 if rename("X", &lit.value()).is_none() {
                     return Err(syn::Error::new(
                         lit.span(),
-                        format!(
-                            "unknown casing {:?}; use one of: {}",
-                            lit.value(),
-                            CASINGS.join(", ")
-                        ),
+                        format!("unknown casing {:?}; use one of: {CASES}", lit.value()),
                     ));
                 }
                 if out.rename_all.replace(lit).is_some() {

@@ -41,6 +41,14 @@ pub enum ErrorKind {
     /// The share's lock is unusable: a peer left it unrecoverable, or the OS rejected it.
     /// libmembus throws an exception here; its nearest code is `lock_timeout` (10).
     LockFailed,
+    /// A typed store's schema differs from the one the caller expects (slot count, names,
+    /// order, lengths or fingerprint); the detail lists every difference. libmembus reports
+    /// a memkv schema difference on create as `size_mismatch` (5), its nearest code.
+    SchemaMismatch,
+    /// A slot holds text that does not parse as its field's type (a foreign peer wrote
+    /// it); the detail names the field and carries the raw text. Nearest libmembus code:
+    /// `invalid_layout` (6), the share's content is not what the schema says.
+    InvalidValue,
 }
 
 impl ErrorKind {
@@ -53,8 +61,8 @@ impl ErrorKind {
             ErrorKind::OpenFailed => 2,
             ErrorKind::CreateFailed => 3,
             ErrorKind::MapFailed => 4,
-            ErrorKind::SizeMismatch => 5,
-            ErrorKind::InvalidLayout => 6,
+            ErrorKind::SizeMismatch | ErrorKind::SchemaMismatch => 5,
+            ErrorKind::InvalidLayout | ErrorKind::InvalidValue => 6,
             ErrorKind::NotOpen => 7,
             ErrorKind::AccessDenied => 8,
             ErrorKind::MessageTooLarge => 9,
@@ -99,6 +107,8 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Overrun => "overrun",
             ErrorKind::LockFailed => "lock failed",
+            ErrorKind::SchemaMismatch => "schema mismatch",
+            ErrorKind::InvalidValue => "invalid value",
         }
     }
 }
@@ -278,6 +288,8 @@ mod tests {
         assert_eq!(ErrorKind::from_code(0), None);
         assert_eq!(ErrorKind::from_code(13), None);
         assert_eq!(ErrorKind::LockFailed.code(), 10);
+        assert_eq!(ErrorKind::SchemaMismatch.code(), 5);
+        assert_eq!(ErrorKind::InvalidValue.code(), 6);
     }
 
     #[test]

@@ -70,14 +70,38 @@ pub use typed::Message;
 /// `#[derive(Message)]`: see [`typed`].
 pub use membus_derive::Message;
 
-/// What generated code names. Not public API.
+pub use typed::{Kv, KvValue};
+
+/// `#[derive(MemKv)]`: makes a struct with named fields the schema of a typed memkv store
+/// ([`Kv`]). `#[derive(MemKvEnum)]`: stores an enum of unit variants by variant name.
+/// See [`typed`] for the attributes.
+pub use membus_derive::{MemKv, MemKvEnum};
+
+/// What generated code (`#[derive(Message)]`, `#[derive(MemKv)]`) names. Not public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::typed::codec::{
         expect_null, from_json_value, json_field, json_object, json_tuple, parse_json, parse_wire,
         to_json_value, unknown_variant, write_json, write_tagged, CodecError, Message, Wire,
     };
+    pub use crate::typed::kv::{Field, FieldError, KvSchema, SlotDef};
+    pub use crate::typed::value::{
+        enum_decode, max_name_len, text_decode, text_encode, KvValue, MemKvEnum,
+    };
+    pub use core::option::Option;
+    pub use core::result::Result;
     pub use serde_json;
+    pub use std::string::String;
+    pub use std::vec::Vec;
+
+    /// `attr` if given, else the type's natural maximum, else 0 (the derive rejects that).
+    pub const fn max_len(natural: Option<usize>, attr: Option<usize>) -> usize {
+        match (attr, natural) {
+            (Some(a), _) => a,
+            (None, Some(n)) => n,
+            (None, None) => 0,
+        }
+    }
 }
 
 /// Removes the share `name` (any type). `Ok(false)` when it did not exist.

@@ -237,7 +237,26 @@ impl MemKv {
         max_value_len: usize,
         opts: &KvOptions,
     ) -> Result<MemKv> {
-        let name = name.into_share_name()?;
+        Self::create_inner(
+            name.into_share_name()?,
+            names,
+            None,
+            max_name_len,
+            max_value_len,
+            opts,
+        )
+    }
+
+    /// Creates the store with names and, if given, initial values (one per name), both
+    /// written before the store is published; initial values form batch 1.
+    pub(crate) fn create_inner(
+        name: ShareName,
+        names: &[&str],
+        values: Option<&[&[u8]]>,
+        max_name_len: usize,
+        max_value_len: usize,
+        opts: &KvOptions,
+    ) -> Result<MemKv> {
         let layout = KvLayout::new(
             names.len() as u64,
             max_name_len as u64,
@@ -279,6 +298,23 @@ impl MemKv {
             .store(crate::sys::random_session_id(), Ordering::Relaxed);
         for (i, n) in names.iter().enumerate() {
             kv.write_name(i, n.as_bytes())?;
+        }
+        if let Some(values) = values {
+            if values.len() != names.len() {
+                return Err(kv
+                    .err(
+                        ErrorKind::InvalidArgument,
+                        "one initial value per slot is needed",
+                    )
+                    .with_sizes(names.len() as u64, values.len() as u64));
+            }
+            for (i, v) in values.iter().enumerate() {
+                kv.layout
+                    .check_value(v)
+                    .map_err(|e| e.with_share(name.as_str()))?;
+                kv.write_slot(i, v, 1)?;
+            }
+            kv.header(OFF_EPOCH).store(1, Ordering::Relaxed);
         }
         // SAFETY: nobody else uses the lock pair yet: the count word is still 0, and every
         // attacher (membus, libmembus and pymembus) refuses a header whose count is ≤ 0.

@@ -251,3 +251,28 @@ pub fn msg(seq: u64, text: &str) -> membus::Received<Vec<u8>> {
         payload: text.as_bytes().to_vec(),
     }
 }
+
+/// The typed store shared by the cross-process memkv test and its `membus-kv-peer` child:
+/// every batch sets `a`, `b`, `c` and `round` to the same number; the parent acknowledges
+/// rounds in `ack`.
+#[derive(membus::MemKv, Debug, Clone, PartialEq)]
+pub struct Counters {
+    /// Round number.
+    pub a: u64,
+    /// Round number.
+    pub b: u64,
+    /// Round number, signed.
+    pub c: i64,
+    /// Round number.
+    pub round: u32,
+    /// The last round the parent has seen (written by the parent).
+    pub ack: u32,
+}
+
+/// Path of the `membus-kv-peer` child-process binary (for this package's integration tests).
+#[macro_export]
+macro_rules! kv_peer_bin {
+    () => {
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_membus-kv-peer"))
+    };
+}

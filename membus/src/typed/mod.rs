@@ -1,4 +1,8 @@
-//! Typed layers over the raw shares.
+//! Typed layers over the raw shares, driven by derive-generated trait impls.
+//!
+//! [`Kv<S>`](Kv) is a memkv store whose slots are the fields of a struct `S` with
+//! `#[derive(MemKv)]`. Values stay plain text on the wire (DESIGN decision 8), so pymembus
+//! and libmembus peers read and write the same store.
 //!
 //! ## Typed messages
 //!
@@ -56,6 +60,10 @@
 
 mod channel;
 pub(crate) mod codec;
+pub mod kv;
+pub mod value;
 
 pub use channel::{Receiver, Recv, Sender};
 pub use codec::{CodecError, Message, Pod};
+pub use kv::{Batch, Field, FieldError, FieldId, Kv, KvSchema, SlotDef, TypedChanges};
+pub use value::{KvValue, MemKvEnum};

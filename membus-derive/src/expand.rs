@@ -1,0 +1,282 @@
+//! Expand: the model → the trait impls, field keys and change enum. Generated code names
+//! only `::membus::__private::*`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+
+use crate::ast::{self, Kind, StructModel};
+use crate::case::{pascal, screaming};
+use crate::ctxt::Ctxt;
+use crate::valid;
+
+/// `#[derive(MemKv)]`.
+pub(crate) fn mem_kv(input: &syn::DeriveInput) -> TokenStream {
+    let mut cx = Ctxt::new();
+    let model = ast::parse_struct(&mut cx, input);
+    if let Some(m) = &model {
+        valid::check_struct(&mut cx, m);
+    }
+    match (cx.finish(), model) {
+        (Ok(()), Some(m)) => expand_struct(&m),
+        (Err(e), _) => {
+            let mut out = e.into_compile_error();
+            out.extend(stub_schema(&input.ident));
+            out
+        }
+        (Ok(()), None) => stub_schema(&input.ident),
+    }
+}
+
+/// On error: an impl with no slots, so uses of the type do not add follow-on errors.
+fn stub_schema(ident: &syn::Ident) -> TokenStream {
+    quote! {
+        #[automatically_derived]
+        impl ::membus::__private::KvSchema for #ident {
+            type Change = ();
+            const SLOTS: &'static [::membus::__private::SlotDef] = &[];
+            const FINGERPRINT: bool = false;
+            const NAME_LEN: usize = 0;
+            fn encode_slots(&self) -> ::membus::__private::Vec<::membus::__private::String> {
+                ::membus::__private::Vec::new()
+            }
+            fn decode_slots(_: &[&str]) -> ::membus::__private::Result<Self, ::membus::__private::Vec<::membus::__private::FieldError>> {
+                ::membus::__private::Result::Err(::membus::__private::Vec::new())
+            }
+            fn decode_change(_: usize, _: &str) -> ::membus::__private::Result<(), ::membus::__private::FieldError> {
+                ::membus::__private::Result::Ok(())
+            }
+        }
+    }
+}
+
+fn codec(f: &ast::FieldModel<'_>) -> (TokenStream, TokenStream) {
+    let ty = f.ty;
+    let span = ty.span();
+    match f.kind {
+        Kind::Text => (
+            quote_spanned!(span=> ::membus::__private::text_encode::<#ty>),
+            quote_spanned!(span=> ::membus::__private::text_decode::<#ty>),
+        ),
+        _ => (
+            quote_spanned!(span=> <#ty as ::membus::__private::KvValue>::encode),
+            quote_spanned!(span=> <#ty as ::membus::__private::KvValue>::decode),
+        ),
+    }
+}
+
+fn expand_struct(m: &StructModel<'_>) -> TokenStream {
+    let ident = m.ident;
+    let vis_change = format_ident!("{}Change", ident);
+    let n = m.fields.len();
+    let mut consts = Vec::new();
+    let mut slots = Vec::new();
+    let mut encodes = Vec::new();
+    let mut decodes = Vec::new();
+    let mut names = Vec::new();
+    let mut variants = Vec::new();
+    let mut change_arms = Vec::new();
+    for (i, f) in m.fields.iter().enumerate() {
+        let fid = f.ident;
+        let fname = fid.to_string().trim_start_matches("r#").to_owned();
+        let ty = f.ty;
+        let slot = &f.slot;
+        let ty_text = ty.to_token_stream().to_string().replace(' ', "");
+        let (enc, dec) = codec(f);
+        let key = format_ident!("{}", screaming(&fname), span = fid.span());
+        let variant = format_ident!("{}", pascal(&fname), span = fid.span());
+        let doc = format!("Typed key of field `{fname}` (slot {slot:?}).");
+        consts.push(quote! {
+            #[doc = #doc]
+            pub const #key: ::membus::__private::Field<#ident, #ty> =
+                ::membus::__private::Field::__new(#i, #enc, #dec);
+        });
+        let max_len = match (f.attrs.max_len.or(m.attrs.max_len), &f.kind) {
+            (Some(a), Kind::Text) => quote!(#a),
+            (None, Kind::Text) => quote!(0usize),
+            (Some(a), _) if f.attrs.max_len.is_some() || matches!(f.kind, Kind::Unbounded) => {
+                quote_spanned! {ty.span()=>
+                    ::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, ::core::option::Option::Some(#a))
+                }
+            }
+            _ => quote_spanned! {ty.span()=>
+                ::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, ::core::option::Option::None)
+            },
+        };
+        slots.push(quote! {
+            ::membus::__private::SlotDef { field: #fname, name: #slot, ty: #ty_text, max_len: #max_len }
+        });
+        encodes.push(quote! {
+            {
+                let mut s = ::membus::__private::String::new();
+                (#enc)(&self.#fid, &mut s);
+                v.push(s);
+            }
+        });
+        let local = format_ident!("__f_{}", i);
+        decodes.push(quote! {
+            let #local = {
+                let raw = raw.get(#i).copied().unwrap_or("");
+                match (#dec)(raw) {
+                    ::membus::__private::Result::Ok(v) => ::membus::__private::Option::Some(v),
+                    ::membus::__private::Result::Err(reason) => {
+                        errors.push(::membus::__private::FieldError {
+                            field: #fname,
+                            raw: ::membus::__private::String::from(raw),
+                            reason,
+                        });
+                        ::membus::__private::Option::None
+                    }
+                }
+            };
+        });
+        names.push((fid, local));
+        let vdoc = format!("Field `{fname}` changed.");
+        variants.push(quote! { #[doc = #vdoc] #variant(#ty) });
+        change_arms.push(quote! {
+            #i => (#dec)(raw).map(#vis_change::#variant).map_err(|reason| ::membus::__private::FieldError {
+                field: #fname,
+                raw: ::membus::__private::String::from(raw),
+                reason,
+            }),
+        });
+    }
+    let locals: Vec<_> = names.iter().map(|(_, l)| l).collect();
+    let fields: Vec<_> = names.iter().map(|(f, _)| *f).collect();
+    let fingerprint = !m.attrs.no_fingerprint;
+    let name_len = m.attrs.name_len.unwrap_or(0);
+    let change_doc = format!("A typed change event of [`{ident}`]: one variant per field.");
+    let checks = m.fields.iter().map(|f| {
+        let fname = f.ident.to_string();
+        let msg = format!("field `{fname}` has no length bound: add #[memkv(max_len = N)]");
+        let ty = f.ty;
+        if matches!(f.kind, Kind::Text) {
+            return quote!();
+        }
+        let attr = match f.attrs.max_len.or(m.attrs.max_len) {
+            Some(a) => quote!(::core::option::Option::Some(#a)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote_spanned! {ty.span()=>
+            assert!(::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, #attr) > 0, #msg);
+        }
+    });
+    let vis = m.vis;
+    quote! {
+        impl #ident {
+            #(#consts)*
+        }
+
+        #[doc = #change_doc]
+        #[derive(Clone, Debug)]
+        #[allow(dead_code)]
+        #vis enum #vis_change {
+            #(#variants,)*
+        }
+
+        const _: () = {
+            #(#checks)*
+        };
+
+        #[automatically_derived]
+        impl ::membus::__private::KvSchema for #ident {
+            type Change = #vis_change;
+            const SLOTS: &'static [::membus::__private::SlotDef] = &[#(#slots),*];
+            const FINGERPRINT: bool = #fingerprint;
+            const NAME_LEN: usize = #name_len;
+            fn encode_slots(&self) -> ::membus::__private::Vec<::membus::__private::String> {
+                let mut v = ::membus::__private::Vec::with_capacity(#n);
+                #(#encodes)*
+                v
+            }
+            fn decode_slots(raw: &[&str]) -> ::membus::__private::Result<Self, ::membus::__private::Vec<::membus::__private::FieldError>> {
+                let mut errors = ::membus::__private::Vec::new();
+                #(#decodes)*
+                match (#(#locals,)*) {
+                    (#(::membus::__private::Option::Some(#locals),)*) => ::membus::__private::Result::Ok(#ident { #(#fields: #locals),* }),
+                    _ => ::membus::__private::Result::Err(errors),
+                }
+            }
+            fn decode_change(index: usize, raw: &str) -> ::membus::__private::Result<#vis_change, ::membus::__private::FieldError> {
+                match index {
+                    #(#change_arms)*
+                    _ => ::membus::__private::Result::Err(::membus::__private::FieldError {
+                        field: "?",
+                        raw: ::membus::__private::String::from(raw),
+                        reason: ::membus::__private::String::from("no field has this slot index"),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// `#[derive(MemKvEnum)]`.
+pub(crate) fn mem_kv_enum(input: &syn::DeriveInput) -> TokenStream {
+    let mut cx = Ctxt::new();
+    let model = ast::parse_enum(&mut cx, input);
+    if let Some(m) = &model {
+        valid::check_enum(&mut cx, m);
+    }
+    let ident = &input.ident;
+    match (cx.finish(), model) {
+        (Ok(()), Some(m)) => {
+            let ident = m.ident;
+            let names: Vec<&String> = m.variants.iter().map(|v| &v.name).collect();
+            let idents: Vec<&syn::Ident> = m.variants.iter().map(|v| v.ident).collect();
+            let ty_name = ident.to_string();
+            quote! {
+                #[automatically_derived]
+                impl ::membus::__private::MemKvEnum for #ident {
+                    const VARIANTS: &'static [&'static str] = &[#(#names),*];
+                    fn variant_name(&self) -> &'static str {
+                        match self { #(#ident::#idents => #names,)* }
+                    }
+                    fn from_variant_name(name: &str) -> ::membus::__private::Option<Self> {
+                        match name {
+                            #(#names => ::membus::__private::Option::Some(#ident::#idents),)*
+                            _ => ::membus::__private::Option::None,
+                        }
+                    }
+                }
+                #[automatically_derived]
+                impl ::membus::__private::KvValue for #ident {
+                    const MAX_LEN: ::membus::__private::Option<usize> = ::membus::__private::Option::Some(
+                        ::membus::__private::max_name_len(<#ident as ::membus::__private::MemKvEnum>::VARIANTS),
+                    );
+                    const TYPE_NAME: &'static str = #ty_name;
+                    fn encode(&self, out: &mut ::membus::__private::String) {
+                        out.push_str(::membus::__private::MemKvEnum::variant_name(self));
+                    }
+                    fn decode(text: &str) -> ::membus::__private::Result<Self, ::membus::__private::String> {
+                        ::membus::__private::enum_decode::<#ident>(text)
+                    }
+                }
+            }
+        }
+        (res, _) => {
+            let mut out = res
+                .err()
+                .map(syn::Error::into_compile_error)
+                .unwrap_or_default();
+            out.extend(quote! {
+                #[automatically_derived]
+                impl ::membus::__private::MemKvEnum for #ident {
+                    const VARIANTS: &'static [&'static str] = &[];
+                    fn variant_name(&self) -> &'static str { "" }
+                    fn from_variant_name(_: &str) -> ::membus::__private::Option<Self> { ::membus::__private::Option::None }
+                }
+                #[automatically_derived]
+                impl ::membus::__private::KvValue for #ident {
+                    const MAX_LEN: ::membus::__private::Option<usize> = ::membus::__private::Option::Some(1);
+                    const TYPE_NAME: &'static str = "";
+                    fn encode(&self, _: &mut ::membus::__private::String) {}
+                    fn decode(_: &str) -> ::membus::__private::Result<Self, ::membus::__private::String> {
+                        ::membus::__private::Result::Err(::membus::__private::String::new())
+                    }
+                }
+            });
+            out
+        }
+    }
+}
