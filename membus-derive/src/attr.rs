@@ -74,21 +74,46 @@ fn for_each_memkv(
             );
             continue;
         }
+        let mut unknown = Vec::new();
         let res = attr.parse_nested_meta(|meta| {
             let key = meta
                 .path
                 .get_ident()
                 .map(|i| i.to_string())
                 .unwrap_or_default();
-            if f(&key, &meta)? {
-                return Ok(());
+            match f(&key, &meta) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    // A bad value: report it, skip what is left of it, and go on.
+                    unknown.push(e);
+                    if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                        meta.input.parse::<syn::Expr>()?;
+                    }
+                    return Ok(());
+                }
             }
-            Err(meta.error(format!(
+            // Report it, skip its value, and go on, so every unknown key is reported.
+            unknown.push(meta.error(format!(
                 "unknown memkv attribute `{}` here; expected one of: {}",
                 if key.is_empty() { "?".to_owned() } else { key },
                 allowed(target)
-            )))
+            )));
+            if meta.input.peek(syn::Token![=]) {
+                meta.value()?.parse::<syn::Expr>()?;
+            } else if meta.input.peek(syn::token::Paren) {
+                meta.parse_nested_meta(|inner| {
+                    if inner.input.peek(syn::Token![=]) {
+                        inner.value()?.parse::<syn::Expr>()?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
         });
+        for e in unknown {
+            cx.push(e);
+        }
         if let Err(e) = res {
             cx.push(e);
         }

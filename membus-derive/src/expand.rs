@@ -21,18 +21,20 @@ pub(crate) fn mem_kv(input: &syn::DeriveInput) -> TokenStream {
         (Ok(()), Some(m)) => expand_struct(&m),
         (Err(e), _) => {
             let mut out = e.into_compile_error();
-            out.extend(stub_schema(&input.ident));
+            out.extend(stub_schema(input));
             out
         }
-        (Ok(()), None) => stub_schema(&input.ident),
+        (Ok(()), None) => stub_schema(input),
     }
 }
 
 /// On error: an impl with no slots, so uses of the type do not add follow-on errors.
-fn stub_schema(ident: &syn::Ident) -> TokenStream {
+fn stub_schema(input: &syn::DeriveInput) -> TokenStream {
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     quote! {
         #[automatically_derived]
-        impl ::membus::__private::KvSchema for #ident {
+        impl #impl_generics ::membus::__private::KvSchema for #ident #ty_generics #where_clause {
             type Change = ();
             const SLOTS: &'static [::membus::__private::SlotDef] = &[];
             const FINGERPRINT: bool = false;
@@ -76,6 +78,7 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
     let mut names = Vec::new();
     let mut variants = Vec::new();
     let mut change_arms = Vec::new();
+    let mut debug_arms = Vec::new();
     for (i, f) in m.fields.iter().enumerate() {
         let fid = f.ident;
         let fname = fid.to_string().trim_start_matches("r#").to_owned();
@@ -133,6 +136,13 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
         names.push((fid, local));
         let vdoc = format!("Field `{fname}` changed.");
         variants.push(quote! { #[doc = #vdoc] #variant(#ty) });
+        let vname = variant.to_string();
+        debug_arms.push(quote! {
+            #vis_change::#variant(v) => {
+                (#enc)(v, &mut text);
+                f.debug_tuple(#vname).field(&text).finish()
+            }
+        });
         change_arms.push(quote! {
             #i => (#dec)(raw).map(#vis_change::#variant).map_err(|reason| ::membus::__private::FieldError {
                 field: #fname,
@@ -168,10 +178,20 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
         }
 
         #[doc = #change_doc]
-        #[derive(Clone, Debug)]
         #[allow(dead_code)]
         #vis enum #vis_change {
             #(#variants,)*
+        }
+
+        /// Shows each value in its wire text, so field types need not implement `Debug`.
+        #[automatically_derived]
+        impl ::core::fmt::Debug for #vis_change {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut text = ::membus::__private::String::new();
+                match self {
+                    #(#debug_arms)*
+                }
+            }
         }
 
         const _: () = {
@@ -259,15 +279,16 @@ pub(crate) fn mem_kv_enum(input: &syn::DeriveInput) -> TokenStream {
                 .err()
                 .map(syn::Error::into_compile_error)
                 .unwrap_or_default();
+            let (ig, tg, wc) = input.generics.split_for_impl();
             out.extend(quote! {
                 #[automatically_derived]
-                impl ::membus::__private::MemKvEnum for #ident {
+                impl #ig ::membus::__private::MemKvEnum for #ident #tg #wc {
                     const VARIANTS: &'static [&'static str] = &[];
                     fn variant_name(&self) -> &'static str { "" }
                     fn from_variant_name(_: &str) -> ::membus::__private::Option<Self> { ::membus::__private::Option::None }
                 }
                 #[automatically_derived]
-                impl ::membus::__private::KvValue for #ident {
+                impl #ig ::membus::__private::KvValue for #ident #tg #wc {
                     const MAX_LEN: ::membus::__private::Option<usize> = ::membus::__private::Option::Some(1);
                     const TYPE_NAME: &'static str = "";
                     fn encode(&self, _: &mut ::membus::__private::String) {}

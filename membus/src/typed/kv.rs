@@ -31,8 +31,8 @@ pub struct SlotDef {
 /// A struct whose fields are the slots of a memkv store. Implement it with
 /// `#[derive(MemKv)]`, never by hand.
 pub trait KvSchema: Sized {
-    /// The typed change event: one variant per field.
-    type Change: Clone + std::fmt::Debug;
+    /// The typed change event: one variant per field (its `Debug` shows wire text).
+    type Change: std::fmt::Debug;
     /// The slots, in field order.
     const SLOTS: &'static [SlotDef];
     /// Whether a store made for this schema has the fingerprint slot (after the fields).
@@ -147,7 +147,6 @@ impl<S> std::fmt::Debug for FieldId<S> {
 }
 
 /// Typed changes since an epoch.
-#[derive(Debug)]
 pub struct TypedChanges<S: KvSchema> {
     /// The store's epoch when the scan started: pass it to the next call.
     pub epoch: i64,
@@ -155,6 +154,16 @@ pub struct TypedChanges<S: KvSchema> {
     pub changes: Vec<S::Change>,
     /// Changed fields whose new text does not parse ([`ErrorKind::InvalidValue`]).
     pub errors: Vec<Error>,
+}
+
+impl<S: KvSchema> std::fmt::Debug for TypedChanges<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedChanges")
+            .field("epoch", &self.epoch)
+            .field("changes", &self.changes)
+            .field("errors", &self.errors)
+            .finish()
+    }
 }
 
 /// A memkv store typed by schema `S`.

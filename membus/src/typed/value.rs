@@ -139,7 +139,7 @@ impl<T: KvValue> KvValue for Option<T> {
 
 /// An enum of unit variants stored by variant name; implemented by `#[derive(MemKvEnum)]`,
 /// which also implements [`KvValue`].
-pub trait MemKvEnum: Sized + 'static {
+pub trait MemKvEnum: Sized {
     /// Every variant's wire name, in declaration order.
     const VARIANTS: &'static [&'static str];
     /// This variant's wire name.

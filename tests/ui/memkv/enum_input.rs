@@ -1,0 +1,9 @@
+use membus::MemKv;
+
+#[derive(MemKv)]
+enum State {
+    On,
+    Off,
+}
+
+fn main() {}
