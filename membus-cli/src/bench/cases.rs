@@ -48,6 +48,18 @@ pub(crate) fn all() -> Vec<Case> {
             run: |d| Ok(Outcome::Throughput(memkv_get(d)?)),
         },
         Case {
+            title: "memkv typed get (u64 field)",
+            run: |d| Ok(Outcome::Throughput(typed_kv(d, TypedOp::Get)?)),
+        },
+        Case {
+            title: "memkv typed set (u64 field)",
+            run: |d| Ok(Outcome::Throughput(typed_kv(d, TypedOp::Set)?)),
+        },
+        Case {
+            title: "memkv typed snapshot (8 fields)",
+            run: |d| Ok(Outcome::Throughput(typed_kv(d, TypedOp::Snapshot)?)),
+        },
+        Case {
             title: "memmsg round-trip latency",
             run: |d| Ok(Outcome::Latency(memmsg_roundtrip_threads(d)?)),
         },
@@ -149,6 +161,59 @@ fn memkv_get(d: Duration) -> BenchResult<Throughput> {
         std::hint::black_box(&got);
         v += 1;
         Ok(64)
+    })
+}
+
+/// The typed counterpart of the memkv cases: eight fields, like libmembus's eight slots.
+#[derive(membus::MemKv, Clone, Debug, Default)]
+struct BenchState {
+    frames: u64,
+    dropped: u64,
+    exposure_us: u32,
+    gain_db: f64,
+    fps: f32,
+    enabled: bool,
+    #[memkv(max_len = 32)]
+    label: String,
+    seq: i64,
+}
+
+enum TypedOp {
+    Get,
+    Set,
+    Snapshot,
+}
+
+/// Typed get/set of one integer field, and a whole-struct snapshot (membus's own cases,
+/// to compare with the raw getValue/setValue above).
+fn typed_kv(d: Duration, op: TypedOp) -> BenchResult<Throughput> {
+    let kv = membus::Kv::<BenchState>::create(
+        unique_name("typedkv"),
+        &BenchState {
+            label: "bench".into(),
+            ..Default::default()
+        },
+    )?;
+    let mut v = 0u64;
+    let (name, payload) = match op {
+        TypedOp::Get => ("memkv typed get (u64 field)", "u64"),
+        TypedOp::Set => ("memkv typed set (u64 field)", "u64"),
+        TypedOp::Snapshot => ("memkv typed snapshot (8 fields)", "8 fields"),
+    };
+    run_for(name, "memkv", payload, d, || {
+        match op {
+            TypedOp::Get => {
+                std::hint::black_box(kv.get(BenchState::FRAMES)?);
+            }
+            TypedOp::Set => {
+                kv.set(BenchState::FRAMES, v)?;
+            }
+            TypedOp::Snapshot => {
+                std::hint::black_box(kv.snapshot()?);
+            }
+        }
+        v += 1;
+        Ok(8)
     })
 }
 
