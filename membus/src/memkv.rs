@@ -43,7 +43,7 @@ use crate::layout::kv::{
     OFF_MAX_NAME, OFF_MAX_VALUE, OFF_MUTEX, SLOT_LAST_EPOCH, SLOT_NAME, SLOT_SEQ,
 };
 use crate::name::{IntoShareName, ShareName};
-use crate::sys::copy::{copy_from_shared, copy_to_shared};
+use crate::sys::copy::{copy_from_shared, copy_to_shared, read_cstr_from_shared};
 use crate::sys::pthread::{LockGuard, LockPair, Wake};
 use crate::sys::shm::{Access, Segment};
 
@@ -733,14 +733,57 @@ impl MemKv {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for an index out of range.
     pub fn get(&self, idx: usize) -> Result<Value> {
-        let mut buf = Vec::new();
-        let (_, stable) = self.read_slot(idx, &mut buf)?;
-        let len = until_nul(&buf).len().min(self.max_value_len());
-        buf.truncate(len);
+        let mut value = Vec::new();
+        let stable = self.get_into(idx, &mut value)?;
         Ok(Value {
-            value: buf,
+            value,
             stale: !stable,
         })
+    }
+
+    /// Reads slot `idx` without locking into `out` (cleared first; no allocation once `out`
+    /// has room for the value). Returns `false` when every read attempt overlapped a write
+    /// (a writer seems stuck or died mid-write): `out` then holds the last, possibly torn,
+    /// copy.
+    ///
+    /// The value is read in whole words up to its terminating NUL, so short values cost
+    /// little; the slot's seqlock validates the copy as in [`get`](Self::get).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for an index out of range.
+    pub fn get_into(&self, idx: usize, out: &mut Vec<u8>) -> Result<bool> {
+        let seq = self.slot_word(idx, SLOT_SEQ)?;
+        let v = self.layout.max_value_len();
+        let src = self.slot_bytes(idx, self.layout.value_offset(), v + 1)?;
+        for attempt in 0..READ_ATTEMPTS {
+            if attempt >= SPIN_ATTEMPTS {
+                std::thread::yield_now();
+            } else if attempt > 0 {
+                std::hint::spin_loop();
+            }
+            // Acquire: pairs with the writer's final Release increment in `write_slot`.
+            let s1 = seq.load(Ordering::Acquire);
+            if s1 & 1 != 0 {
+                continue;
+            }
+            out.clear();
+            // SAFETY: `src` starts the value field, bounds-checked for V+1 bytes; slots are
+            // 8-byte aligned with a stride that is a multiple of 8 (checked at attach), so
+            // every aligned word overlapping the field lies inside its slot, in the mapping.
+            // The loads are atomic: a racing writer can only tear the bytes, which the seq
+            // re-check below detects.
+            unsafe { read_cstr_from_shared(src, v, out) };
+            // Acquire fence: pairs with the writer's Release fence after its odd increment;
+            // keeps the copy above from moving past the re-check (crossbeam's seq_lock).
+            fence(Ordering::Acquire);
+            if seq.load(Ordering::Relaxed) == s1 {
+                return Ok(true);
+            }
+            if attempt + 1 == READ_ATTEMPTS {
+                return Ok(false);
+            }
+        }
+        Ok(false)
     }
 
     /// Reads the slot named `name` without locking.

@@ -156,9 +156,10 @@ fn memkv_get(d: Duration) -> BenchResult<Throughput> {
         kv.set(i, b"value")?;
     }
     let mut v = 0usize;
+    let mut buf = Vec::with_capacity(80);
     run_for("memkv getValue", "memkv", "64 B value", d, || {
-        let got = kv.get(v % 8)?;
-        std::hint::black_box(&got);
+        let stable = kv.get_into(v % 8, &mut buf)?;
+        std::hint::black_box((stable, &buf));
         v += 1;
         Ok(64)
     })

@@ -124,6 +124,36 @@ pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
     }
 }
 
+/// Appends to `out` the bytes at `src..src + len` up to the first 0 byte, loading whole
+/// aligned 8-byte words (relaxed atomics) and stopping at the word holding the NUL; returns
+/// whether a NUL was found. For NUL-terminated text fields at any alignment (memkv values).
+///
+/// # Safety
+/// Every aligned 8-byte word that overlaps `src..src + len` must lie inside one live
+/// mapping for the duration of the call (bytes outside the range are loaded but ignored).
+pub(crate) unsafe fn read_cstr_from_shared(src: *const u8, len: usize, out: &mut Vec<u8>) -> bool {
+    let start = src as usize;
+    let end = start + len;
+    let mut w = start & !7;
+    while w < end {
+        // SAFETY: `w` is 8-aligned and overlaps the range, so the caller guarantees the
+        // word is mapped; an atomic load tolerates concurrent writers.
+        let word = unsafe { AtomicU64::from_ptr(w as *mut u64) }
+            .load(Ordering::Relaxed)
+            .to_ne_bytes();
+        let lo = start.saturating_sub(w);
+        let hi = (end - w).min(8);
+        let bytes = &word[lo..hi];
+        if let Some(z) = bytes.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&bytes[..z]);
+            return true;
+        }
+        out.extend_from_slice(bytes);
+        w += 8;
+    }
+    false
+}
+
 /// Fills `len` bytes of shared memory at `dst` with `byte`.
 ///
 /// # Safety
@@ -278,6 +308,30 @@ mod tests {
         // SAFETY: as above.
         unsafe { copy_from_shared(base.add(100), &mut back) };
         assert!(back.iter().all(|&b| b == 0xab));
+    }
+
+    #[test]
+    fn cstr_reads_stop_at_the_nul_at_any_alignment() {
+        let mut backing = vec![0u64; 8];
+        let base = backing.as_mut_ptr().cast::<u8>();
+        for start in 0..9 {
+            for n in 0..30 {
+                let text: Vec<u8> = (0..n).map(|i| b'a' + i as u8).collect();
+                // SAFETY: start + n + 1 ≤ 40 < 64 bytes of `backing`.
+                unsafe {
+                    copy_to_shared(base.add(start), &text);
+                    copy_to_shared(base.add(start + n), &[0]);
+                }
+                let mut out = Vec::new();
+                // SAFETY: the covering words lie inside `backing`'s 64 bytes.
+                assert!(unsafe { read_cstr_from_shared(base.add(start), n + 1, &mut out) });
+                assert_eq!(out, text, "start {start} len {n}");
+                let mut out = Vec::new();
+                // SAFETY: as above; without the NUL in range it reads exactly n bytes.
+                assert!(!unsafe { read_cstr_from_shared(base.add(start), n, &mut out) });
+                assert_eq!(out, text);
+            }
+        }
     }
 
     #[test]
