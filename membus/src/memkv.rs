@@ -43,7 +43,7 @@ use crate::layout::kv::{
     OFF_MAX_NAME, OFF_MAX_VALUE, OFF_MUTEX, SLOT_LAST_EPOCH, SLOT_NAME, SLOT_SEQ,
 };
 use crate::name::{IntoShareName, ShareName};
-use crate::sys::copy::{copy_from_shared, copy_to_shared, read_cstr_from_shared};
+use crate::sys::copy::{copy_from_shared, copy_to_shared, fill_shared, read_cstr_from_shared};
 use crate::sys::pthread::{LockGuard, LockPair, Wake};
 use crate::sys::shm::{Access, Segment};
 
@@ -595,12 +595,13 @@ impl MemKv {
     fn fill_value(&self, idx: usize, value: &[u8]) -> Result<()> {
         let v = self.layout.max_value_len();
         let dst = self.slot_bytes(idx, self.layout.value_offset(), v + 1)?;
-        let mut buf = vec![0u8; v + 1];
-        if let Some(d) = buf.get_mut(..value.len()) {
-            d.copy_from_slice(value);
+        let n = value.len().min(v);
+        // SAFETY: `dst` is bounds-checked for V+1 bytes of the writable mapping; the value
+        // (at most V bytes) goes first, then NUL padding up to and including byte V.
+        unsafe {
+            copy_to_shared(dst, &value[..n]);
+            fill_shared(dst.add(n), 0, v + 1 - n);
         }
-        // SAFETY: `dst` is bounds-checked for V+1 bytes of the writable mapping.
-        unsafe { copy_to_shared(dst, &buf) };
         Ok(())
     }
 

@@ -158,16 +158,28 @@ pub(crate) unsafe fn read_cstr_from_shared(src: *const u8, len: usize, out: &mut
 ///
 /// # Safety
 /// As for [`copy_to_shared`].
-#[allow(dead_code)] // used by the media rings' fill
 pub(crate) unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
     if len >= ASM_MIN {
         // SAFETY: the caller guarantees `dst..dst+len` is mapped writable.
         unsafe { rep_stosb(dst, byte, len) };
         return;
     }
-    for i in 0..len {
+    let word = u64::from_ne_bytes([byte; 8]);
+    let mut i = 0;
+    while i < len && (dst as usize + i) % 8 != 0 {
         // SAFETY: `dst + i` is inside the caller's writable mapped range.
         unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
+        i += 1;
+    }
+    while i + 8 <= len {
+        // SAFETY: `dst + i` is 8-aligned with 8 bytes left in the caller's writable range.
+        unsafe { AtomicU64::from_ptr(dst.add(i).cast::<u64>()) }.store(word, Ordering::Relaxed);
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: as for the head bytes.
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
+        i += 1;
     }
 }
 
