@@ -259,12 +259,20 @@ pub fn tail(
             let since = if from_start { 0 } else { kv.epoch() };
             Tailed::Kv(kv, since)
         }
+        Kind::MemVid | Kind::MemAud | Kind::MemPkt => {
+            let deadline = timeout.map(|t| Instant::now() + t);
+            let seen = crate::media_tail::follow(&name, p.kind, from_start, count, deadline)?;
+            return match count {
+                Some(c) if seen < c => {
+                    Err(format!("share {name}: timed out after {seen} of {c} items").into())
+                }
+                _ => Ok(()),
+            };
+        }
         other => {
-            return Err(format!(
-                "share {name}: tail does not follow {} shares yet",
-                other.as_str()
+            return Err(
+                format!("share {name}: tail cannot follow {} shares", other.as_str()).into(),
             )
-            .into())
         }
     };
     let deadline = timeout.map(|t| Instant::now() + t);

@@ -4,6 +4,7 @@
 
 mod bench;
 mod cmds;
+mod media_tail;
 mod probe;
 mod procs;
 
@@ -71,7 +72,8 @@ enum Cmd {
         json: bool,
     },
     /// Follow a share: each memmsg/memcmd message on a line, each memkv change as
-    /// `epoch N: name=value`.
+    /// `epoch N: name=value`, each memvid/memaud frame or mempkt record as
+    /// `seq=N slot=I pts=... size=...` (mempkt adds kind, track and meta length).
     ///
     /// Text is printed as is when it is printable UTF-8, escaped otherwise. Overruns are
     /// printed as `overrun: N lost`. For a memkv, --from-start first prints every value

@@ -393,3 +393,96 @@ fn kv_dump_get_set_and_tail_a_memkv() {
     let out = membus(&["kv", other.name(), "dump"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a memkv"));
 }
+
+#[test]
+fn tail_follows_media_rings_frame_by_frame() {
+    let g = install_fixture("memvid_rgb24.bin");
+    assert_eq!(
+        ok(&[
+            "tail",
+            g.name(),
+            "--from-start",
+            "--count",
+            "1",
+            "--timeout",
+            "5s"
+        ]),
+        "seq=1 slot=0 vpts=123456 apts=123000 size=384 user=0\n"
+    );
+    let g2 = install_fixture("memvid_gray8_extra.bin");
+    assert_eq!(
+        ok(&["tail", g2.name(), "--from-start", "--count", "2", "--timeout", "5s"]),
+        "seq=1 slot=0 vpts=0 apts=0 size=308321 user=12\nseq=2 slot=1 vpts=77 apts=0 size=308321 user=0\n"
+    );
+    let g3 = install_fixture("memaud_s16le.bin");
+    assert_eq!(
+        ok(&["tail", g3.name(), "--from-start", "--count", "1"]),
+        "seq=1 slot=0 pts=555 size=3840 user=0\n"
+    );
+    let entry = fixture_entry("mempkt_basic.bin");
+    let g4 = install_fixture("mempkt_basic.bin");
+    let lines = ok(&[
+        "tail",
+        g4.name(),
+        "--from-start",
+        "--count",
+        "3",
+        "--timeout",
+        "5s",
+    ]);
+    let kinds = ["data", "video", "audio"];
+    for (line, rec) in lines
+        .lines()
+        .zip(entry["expect"]["records"].as_array().unwrap())
+    {
+        let meta_len = rec["meta"].as_str().unwrap().len();
+        let want = format!(
+            "pts={} size={} kind={} track={} meta={meta_len}",
+            rec["pts"],
+            rec["payload_len"],
+            kinds[rec["kind"].as_u64().unwrap() as usize],
+            rec["track"]
+        );
+        assert!(line.ends_with(&want), "{line} vs {want}");
+    }
+    assert_eq!(lines.lines().count(), 3);
+
+    // A writer in another handle (as a libmembus writer would) publishes frame 2 into slot
+    // 1, then frame 5 into slot 0 (frames 3 and 4 never reach this reader).
+    let tail = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args(["tail", g.name(), "--count", "2", "--timeout", "20s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_mapped(tail.id(), g.name());
+    std::thread::sleep(Duration::from_millis(100));
+    let raw = membus_tests::RawShare::open(g.name()).unwrap();
+    let slot = |i: usize| 4096 + i * 448;
+    raw.put_i64(slot(1) + 8, 999);
+    raw.put_i64(slot(1) + 32, 2);
+    raw.put_i64(40, 2);
+    std::thread::sleep(Duration::from_millis(50));
+    raw.put_i64(slot(0) + 8, 5000);
+    raw.put_i64(slot(0) + 32, 5);
+    raw.put_i64(40, 5);
+    let out = tail.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "seq=2 slot=1 vpts=999 apts=0 size=384 user=0\noverrun: 2 lost\nseq=5 slot=0 vpts=5000 apts=123000 size=384 user=0\n"
+    );
+
+    // A corrupt header is an error, not a crash.
+    raw.put_i64(56, 1 << 40);
+    let out = membus(&["tail", g.name(), "--from-start", "--timeout", "100ms"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid layout"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
