@@ -188,6 +188,53 @@ fn media(p: &mut Probe, h: &[u8]) {
     for (i, n) in class.iter().enumerate() {
         p.fields.push((n, json!(g(168 + i * 8))));
     }
+    // Derived: the format's name and size per pixel or sample (spec 11.1, 11.2).
+    let (fmt, named): (i64, &[(i64, &str, i64)]) = match p.kind {
+        Kind::MemVid => (
+            g(192),
+            &[
+                (1, "gray8", 1),
+                (2, "rgb24", 3),
+                (3, "bgr24", 3),
+                (4, "rgba32", 4),
+                (5, "bgra32", 4),
+                (6, "yuyv422", 2),
+                (7, "uyvy422", 2),
+                (0x1000, "userType", 0),
+            ],
+        ),
+        Kind::MemAud => (
+            g(184),
+            &[
+                (1, "u8", 1),
+                (2, "s16le", 2),
+                (3, "s24le", 3),
+                (4, "s32le", 4),
+                (5, "f32le", 4),
+                (6, "f64le", 8),
+                (0x1000, "userType", 0),
+            ],
+        ),
+        _ => (0, &[]),
+    };
+    if p.kind != Kind::MemPkt {
+        let (name, bytes) = named
+            .iter()
+            .find(|(v, _, _)| *v == fmt)
+            .map_or(("unknown", 0), |(_, n, b)| (*n, *b));
+        p.fields.push(("format_name", json!(name)));
+        p.fields.push((
+            if p.kind == Kind::MemVid {
+                "bytes_per_pixel"
+            } else {
+                "bytes_per_sample"
+            },
+            json!(bytes),
+        ));
+        if name == "unknown" && p.problem.is_none() {
+            p.problem = Some(format!("format value {fmt} is not a known format"));
+        }
+    }
     p.counters = vec![("seq", g(40)), ("ptr", g(32))];
     if g(24) as u64 != p.size {
         p.problem = Some(format!(

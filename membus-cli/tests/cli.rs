@@ -120,7 +120,14 @@ fn ls_and_info_report_each_fixture() {
         ),
         (Some(16), Some(8), Some(2))
     );
+    assert_eq!(vid["header"]["format_name"], "rgb24");
+    assert_eq!(vid["header"]["bytes_per_pixel"], 3);
     let aud = json(&["info", guards[6].name(), "--json"]);
+    assert_eq!(aud["header"]["format_name"], "s16le");
+    assert_eq!(
+        json(&["info", guards[7].name(), "--json"])["header"]["format_name"],
+        "userType"
+    );
     assert_eq!(
         (
             aud["header"]["channels"].as_i64(),
