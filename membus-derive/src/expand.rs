@@ -140,7 +140,7 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
         debug_arms.push(quote! {
             #vis_change::#variant(v) => {
                 (#enc)(v, &mut text);
-                f.debug_tuple(#vname).field(&text).finish()
+                f.debug_tuple(#vname).field(&::core::format_args!("{}", text)).finish()
             }
         });
         change_arms.push(quote! {
