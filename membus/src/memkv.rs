@@ -592,15 +592,26 @@ impl MemKv {
             .lock(self.lock_timeout, self.name().as_str(), || self.repair())
     }
 
+    /// Writes `value` into slot `idx`'s value field and zero-fills the rest of its V+1 bytes,
+    /// without allocating.
     fn fill_value(&self, idx: usize, value: &[u8]) -> Result<()> {
+        static ZEROS: [u8; 512] = [0; 512];
         let v = self.layout.max_value_len();
         let dst = self.slot_bytes(idx, self.layout.value_offset(), v + 1)?;
-        let mut buf = vec![0u8; v + 1];
-        if let Some(d) = buf.get_mut(..value.len()) {
-            d.copy_from_slice(value);
+        let len = value.len().min(v);
+        let mut at = 0;
+        if let Some(value) = value.get(..len) {
+            // SAFETY: `dst` is bounds-checked for V+1 bytes of the writable mapping and
+            // len ≤ V.
+            unsafe { copy_to_shared(dst, value) };
+            at = len;
         }
-        // SAFETY: `dst` is bounds-checked for V+1 bytes of the writable mapping.
-        unsafe { copy_to_shared(dst, &buf) };
+        while at <= v {
+            let n = (v + 1 - at).min(ZEROS.len());
+            // SAFETY: at + n ≤ V+1, inside the range checked above.
+            unsafe { copy_to_shared(dst.add(at), &ZEROS[..n]) };
+            at += n;
+        }
         Ok(())
     }
 
@@ -741,6 +752,18 @@ impl MemKv {
             value: buf,
             stale: !stable,
         })
+    }
+
+    /// Like [`get`](Self::get), reading into `buf` (its capacity is reused, so a loop of
+    /// reads does not allocate). Returns `stale`.
+    ///
+    /// # Errors
+    /// As for [`get`](Self::get).
+    pub fn get_into(&self, idx: usize, buf: &mut Vec<u8>) -> Result<bool> {
+        let (_, stable) = self.read_slot(idx, buf)?;
+        let len = until_nul(buf).len().min(self.max_value_len());
+        buf.truncate(len);
+        Ok(!stable)
     }
 
     /// Reads the slot named `name` without locking.
