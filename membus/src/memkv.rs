@@ -961,4 +961,39 @@ mod tests {
         assert_eq!(kv.repair().unwrap_err().kind(), ErrorKind::InvalidLayout);
         kv.header(OFF_COUNT).store(2, Ordering::Relaxed);
     }
+
+    #[test]
+    fn a_writer_that_died_holding_the_lock_is_recovered_from() {
+        let name = unique("ownerdead");
+        let kv = MemKv::create_named(&name, &["a", "b"], 6, 10).unwrap();
+        kv.set(0, "before").unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Die mid-write of batch 2: slot 1 odd and half written, lock held. The
+                // thread's exit is what a robust mutex reports as EOWNERDEAD.
+                let guard = kv.lock().unwrap();
+                let seq = kv.slot_word(1, SLOT_SEQ).unwrap();
+                seq.fetch_add(1, Ordering::Relaxed);
+                kv.fill_value(1, b"half").unwrap();
+                kv.slot_word(1, SLOT_LAST_EPOCH)
+                    .unwrap()
+                    .store(2, Ordering::Relaxed);
+                std::mem::forget(guard);
+            });
+        });
+        assert!(kv.get(1).unwrap().stale, "readers see the slot mid-write");
+        // The next locker repairs the store, makes the mutex consistent and carries on.
+        assert_eq!(kv.set(0, "after").unwrap(), 3);
+        assert_eq!(
+            kv.get(1).unwrap(),
+            Value {
+                value: vec![],
+                stale: false
+            }
+        );
+        assert_eq!(kv.get(0).unwrap().value, b"after");
+        assert_eq!(kv.snapshot().unwrap().epoch, 3);
+        // And the lock works normally afterwards.
+        assert_eq!(kv.set(1, "x").unwrap(), 4);
+    }
 }

@@ -358,3 +358,58 @@ fn child_process_batches_are_seen_consistently_and_completely() {
     consistent(&fin);
     assert_eq!(fin.round, FREE + ACKED);
 }
+
+mod roundtrip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mode() -> impl Strategy<Value = Mode> {
+        prop_oneof![Just(Mode::Auto), Just(Mode::Manual), Just(Mode::Off)]
+    }
+
+    fn cam() -> impl Strategy<Value = Camera> {
+        (
+            (
+                any::<u32>(),
+                any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan()),
+                any::<bool>(),
+                mode(),
+            ),
+            (
+                "[^\0]{0,8}",
+                proptest::option::of("[^\0]{1,2}"),
+                any::<Option<u16>>(),
+                any::<[u8; 4]>(),
+            ),
+            any::<char>().prop_filter("NUL", |c| *c != '\0'),
+        )
+            .prop_map(
+                |((exposure_us, gain_db, enabled, mode), (name, tag, fps, ip), grade)| Camera {
+                    exposure_us,
+                    gain_db,
+                    enabled,
+                    mode,
+                    name,
+                    tag,
+                    fps,
+                    addr: std::net::Ipv4Addr::from(ip),
+                    grade,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Every field type survives the trip through its text form in shared memory.
+        #[test]
+        fn typed_values_round_trip_through_the_store(v in cam()) {
+            let g = ShmGuard::new("typedprop");
+            let kv = Kv::<Camera>::create(g.name(), &v).unwrap();
+            prop_assert_eq!(kv.snapshot().unwrap(), v.clone());
+            kv.store(&v).unwrap();
+            prop_assert_eq!(kv.snapshot().unwrap(), v.clone());
+            prop_assert_eq!(kv.get(Camera::GAIN_DB).unwrap(), v.gain_db);
+            prop_assert_eq!(kv.get(Camera::GRADE).unwrap(), v.grade);
+        }
+    }
+}
