@@ -140,6 +140,20 @@ fn undecodable_foreign_values_name_the_field_and_keep_the_raw_text() {
     let ch = kv.changes_since(1).unwrap();
     assert_eq!(ch.errors.len(), 2);
     assert!(ch.changes.is_empty());
+    // Bytes that are not UTF-8 are an undecodable value too, even for a String field.
+    raw.set_by_name("label", b"caf\xe9").unwrap();
+    let e = kv.get(Camera::NAME).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidValue);
+    assert!(
+        e.to_string().contains("field `name` holds \"caf\u{fffd}\""),
+        "{e}"
+    );
+    assert!(e.to_string().contains("not valid UTF-8"), "{e}");
+    let s = kv.snapshot().unwrap_err().to_string();
+    assert!(
+        s.contains("`name` holds") && s.contains("`exposure_us` holds"),
+        "{s}"
+    );
 }
 
 #[derive(MemKv, Debug)]
