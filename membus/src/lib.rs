@@ -80,6 +80,7 @@ pub mod __private {
     };
     pub use core::option::Option;
     pub use core::result::Result;
+    pub use core::{assert, fmt, format_args};
     pub use std::string::String;
     pub use std::vec::Vec;
 
