@@ -32,6 +32,10 @@
 //! | [`memcmd`] | multi-writer command channel | `memcmd` |
 //! | [`memkv`] | fixed-schema key/value store, seqlocked slots | `memkv` |
 //!
+//! Typed layers ([`typed`]): [`Kv<S>`](Kv) is a memkv store whose slots are the fields of
+//! a `#[derive(MemKv)]` struct, with typed keys, consistent snapshots, atomic batches and
+//! typed change events; the values stay plain text, so pymembus peers share the store.
+//!
 //! ## Shared memory and soundness
 //!
 //! Other processes can write a share at any time, including processes that do not follow
@@ -64,7 +68,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use memmap::{MapOptions, MemMap, ReadOnly, ReadWrite};
 pub use name::{IntoShareName, ShareName, MAX_NAME_LEN};
 pub use ring::{QueueOptions, Received, Start, TryIter};
-pub use typed::{Kv, KvValue};
+pub use typed::{Kv, KvValue, MemKvEnum};
 
 /// `#[derive(MemKv)]`: makes a struct with named fields the schema of a typed memkv store
 /// ([`Kv`]). `#[derive(MemKvEnum)]`: stores an enum of unit variants by variant name.
