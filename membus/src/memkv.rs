@@ -828,8 +828,11 @@ impl MemKv {
         let mut buf = Vec::new();
         let mut changes = Vec::new();
         for i in 0..self.count() {
-            // Acquire: pairs with the writer's final Release seq increment (lastEpoch is
-            // written inside the seqlock); the value is then read with the seqlock.
+            // lastEpoch is stored relaxed inside the seqlock, so this load only selects
+            // slots; the Acquire (the spec's reader does the same) orders it before the
+            // seqlock read below. Nothing is lost: the Acquire load of the epoch above pairs
+            // with `commit`'s Release, so every slot of a batch ≤ `epoch` shows at least
+            // that batch here, and later batches have lastEpoch > `epoch` for the next call.
             if self.slot_word(i, SLOT_LAST_EPOCH)?.load(Ordering::Acquire) > since {
                 let (last, _) = self.read_slot(i, &mut buf)?;
                 changes.push(Change {
