@@ -91,3 +91,44 @@ pub(crate) fn pascal(ident: &str) -> String {
 pub(crate) fn screaming(ident: &str) -> String {
     Case::ScreamingSnake.apply(ident)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn casings() {
+        let f = "exposure_time_us";
+        let got: Vec<String> = [
+            Case::Lower,
+            Case::Upper,
+            Case::Camel,
+            Case::Pascal,
+            Case::Snake,
+            Case::ScreamingSnake,
+            Case::Kebab,
+            Case::ScreamingKebab,
+        ]
+        .iter()
+        .map(|c| c.apply(f))
+        .collect();
+        assert_eq!(
+            got,
+            [
+                "exposuretimeus",
+                "EXPOSURETIMEUS",
+                "exposureTimeUs",
+                "ExposureTimeUs",
+                "exposure_time_us",
+                "EXPOSURE_TIME_US",
+                "exposure-time-us",
+                "EXPOSURE-TIME-US"
+            ]
+        );
+        assert_eq!(Case::Snake.apply("FullAuto"), "full_auto");
+        assert_eq!(Case::Kebab.apply("r#type"), "type");
+        assert_eq!(pascal("gain_db"), "GainDb");
+        assert_eq!(screaming("gain_db"), "GAIN_DB");
+        assert_eq!(Case::parse("Title Case"), None);
+    }
+}

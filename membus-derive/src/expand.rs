@@ -99,11 +99,11 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
             (None, Kind::Text) => quote!(0usize),
             (Some(a), _) if f.attrs.max_len.is_some() || matches!(f.kind, Kind::Unbounded) => {
                 quote_spanned! {ty.span()=>
-                    ::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, ::core::option::Option::Some(#a))
+                    ::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, ::membus::__private::Option::Some(#a))
                 }
             }
             _ => quote_spanned! {ty.span()=>
-                ::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, ::core::option::Option::None)
+                ::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, ::membus::__private::Option::None)
             },
         };
         slots.push(quote! {
@@ -140,7 +140,7 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
         debug_arms.push(quote! {
             #vis_change::#variant(v) => {
                 (#enc)(v, &mut text);
-                f.debug_tuple(#vname).field(&text).finish()
+                f.debug_tuple(#vname).field(&::membus::__private::format_args!("{}", text)).finish()
             }
         });
         change_arms.push(quote! {
@@ -164,11 +164,11 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
             return quote!();
         }
         let attr = match f.attrs.max_len.or(m.attrs.max_len) {
-            Some(a) => quote!(::core::option::Option::Some(#a)),
-            None => quote!(::core::option::Option::None),
+            Some(a) => quote!(::membus::__private::Option::Some(#a)),
+            None => quote!(::membus::__private::Option::None),
         };
         quote_spanned! {ty.span()=>
-            assert!(::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, #attr) > 0, #msg);
+            ::membus::__private::assert!(::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, #attr) > 0, #msg);
         }
     });
     let vis = m.vis;
@@ -185,8 +185,8 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
 
         /// Shows each value in its wire text, so field types need not implement `Debug`.
         #[automatically_derived]
-        impl ::core::fmt::Debug for #vis_change {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        impl ::membus::__private::fmt::Debug for #vis_change {
+            fn fmt(&self, f: &mut ::membus::__private::fmt::Formatter<'_>) -> ::membus::__private::fmt::Result {
                 let mut text = ::membus::__private::String::new();
                 match self {
                     #(#debug_arms)*

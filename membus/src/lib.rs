@@ -33,6 +33,10 @@
 //! | [`memkv`] | fixed-schema key/value store, seqlocked slots | `memkv` |
 //! | [`typed`] | `#[derive(Message)]` enums over memmsg/memcmd | (plain text / JSON on the wire) |
 //!
+//! Typed layers ([`typed`]): [`Kv<S>`](Kv) is a memkv store whose slots are the fields of
+//! a `#[derive(MemKv)]` struct, with typed keys, consistent snapshots, atomic batches and
+//! typed change events; the values stay plain text, so pymembus peers share the store.
+//!
 //! ## Shared memory and soundness
 //!
 //! Other processes can write a share at any time, including processes that do not follow
@@ -70,7 +74,7 @@ pub use typed::Message;
 /// `#[derive(Message)]`: see [`typed`].
 pub use membus_derive::Message;
 
-pub use typed::{Kv, KvValue};
+pub use typed::{Kv, KvValue, MemKvEnum};
 
 /// `#[derive(MemKv)]`: makes a struct with named fields the schema of a typed memkv store
 /// ([`Kv`]). `#[derive(MemKvEnum)]`: stores an enum of unit variants by variant name.
@@ -90,6 +94,7 @@ pub mod __private {
     };
     pub use core::option::Option;
     pub use core::result::Result;
+    pub use core::{assert, fmt, format_args};
     pub use serde_json;
     pub use std::string::String;
     pub use std::vec::Vec;

@@ -592,6 +592,8 @@ impl MemKv {
             .lock(self.lock_timeout, self.name().as_str(), || self.repair())
     }
 
+    /// Writes `value` into slot `idx`'s value field and zero-fills the rest of its V+1 bytes,
+    /// without allocating.
     fn fill_value(&self, idx: usize, value: &[u8]) -> Result<()> {
         let v = self.layout.max_value_len();
         let dst = self.slot_bytes(idx, self.layout.value_offset(), v + 1)?;
@@ -735,17 +737,14 @@ impl MemKv {
     /// [`ErrorKind::InvalidArgument`] for an index out of range.
     pub fn get(&self, idx: usize) -> Result<Value> {
         let mut value = Vec::new();
-        let stable = self.get_into(idx, &mut value)?;
-        Ok(Value {
-            value,
-            stale: !stable,
-        })
+        let stale = self.get_into(idx, &mut value)?;
+        Ok(Value { value, stale })
     }
 
-    /// Reads slot `idx` without locking into `out` (cleared first; no allocation once `out`
-    /// has room for the value). Returns `false` when every read attempt overlapped a write
-    /// (a writer seems stuck or died mid-write): `out` then holds the last, possibly torn,
-    /// copy.
+    /// Like [`get`](Self::get), reading into `out` (cleared first; its capacity is reused,
+    /// so a loop of reads does not allocate). Returns `stale`: `true` when every read
+    /// attempt overlapped a write (a writer seems stuck or died mid-write), and `out` then
+    /// holds the last, possibly torn, copy.
     ///
     /// The value is read in whole words up to its terminating NUL, so short values cost
     /// little; the slot's seqlock validates the copy as in [`get`](Self::get).
@@ -778,13 +777,10 @@ impl MemKv {
             // keeps the copy above from moving past the re-check (crossbeam's seq_lock).
             fence(Ordering::Acquire);
             if seq.load(Ordering::Relaxed) == s1 {
-                return Ok(true);
-            }
-            if attempt + 1 == READ_ATTEMPTS {
                 return Ok(false);
             }
         }
-        Ok(false)
+        Ok(true)
     }
 
     /// Reads the slot named `name` without locking.
@@ -849,8 +845,11 @@ impl MemKv {
         let mut buf = Vec::new();
         let mut changes = Vec::new();
         for i in 0..self.count() {
-            // Acquire: pairs with the writer's final Release seq increment (lastEpoch is
-            // written inside the seqlock); the value is then read with the seqlock.
+            // lastEpoch is stored relaxed inside the seqlock, so this load only selects
+            // slots; the Acquire (the spec's reader does the same) orders it before the
+            // seqlock read below. Nothing is lost: the Acquire load of the epoch above pairs
+            // with `commit`'s Release, so every slot of a batch ≤ `epoch` shows at least
+            // that batch here, and later batches have lastEpoch > `epoch` for the next call.
             if self.slot_word(i, SLOT_LAST_EPOCH)?.load(Ordering::Acquire) > since {
                 let (last, _) = self.read_slot(i, &mut buf)?;
                 changes.push(Change {
@@ -981,5 +980,40 @@ mod tests {
         kv.header(OFF_COUNT).store(7, Ordering::Relaxed);
         assert_eq!(kv.repair().unwrap_err().kind(), ErrorKind::InvalidLayout);
         kv.header(OFF_COUNT).store(2, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_writer_that_died_holding_the_lock_is_recovered_from() {
+        let name = unique("ownerdead");
+        let kv = MemKv::create_named(&name, &["a", "b"], 6, 10).unwrap();
+        kv.set(0, "before").unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Die mid-write of batch 2: slot 1 odd and half written, lock held. The
+                // thread's exit is what a robust mutex reports as EOWNERDEAD.
+                let guard = kv.lock().unwrap();
+                let seq = kv.slot_word(1, SLOT_SEQ).unwrap();
+                seq.fetch_add(1, Ordering::Relaxed);
+                kv.fill_value(1, b"half").unwrap();
+                kv.slot_word(1, SLOT_LAST_EPOCH)
+                    .unwrap()
+                    .store(2, Ordering::Relaxed);
+                std::mem::forget(guard);
+            });
+        });
+        assert!(kv.get(1).unwrap().stale, "readers see the slot mid-write");
+        // The next locker repairs the store, makes the mutex consistent and carries on.
+        assert_eq!(kv.set(0, "after").unwrap(), 3);
+        assert_eq!(
+            kv.get(1).unwrap(),
+            Value {
+                value: vec![],
+                stale: false
+            }
+        );
+        assert_eq!(kv.get(0).unwrap().value, b"after");
+        assert_eq!(kv.snapshot().unwrap().epoch, 3);
+        // And the lock works normally afterwards.
+        assert_eq!(kv.set(1, "x").unwrap(), 4);
     }
 }

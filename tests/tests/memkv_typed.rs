@@ -140,6 +140,20 @@ fn undecodable_foreign_values_name_the_field_and_keep_the_raw_text() {
     let ch = kv.changes_since(1).unwrap();
     assert_eq!(ch.errors.len(), 2);
     assert!(ch.changes.is_empty());
+    // Bytes that are not UTF-8 are an undecodable value too, even for a String field.
+    raw.set_by_name("label", b"caf\xe9").unwrap();
+    let e = kv.get(Camera::NAME).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidValue);
+    assert!(
+        e.to_string().contains("field `name` holds \"caf\u{fffd}\""),
+        "{e}"
+    );
+    assert!(e.to_string().contains("not valid UTF-8"), "{e}");
+    let s = kv.snapshot().unwrap_err().to_string();
+    assert!(
+        s.contains("`name` holds") && s.contains("`exposure_us` holds"),
+        "{s}"
+    );
 }
 
 #[derive(MemKv, Debug)]
@@ -357,4 +371,59 @@ fn child_process_batches_are_seen_consistently_and_completely() {
     let fin = kv.snapshot().unwrap();
     consistent(&fin);
     assert_eq!(fin.round, FREE + ACKED);
+}
+
+mod roundtrip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mode() -> impl Strategy<Value = Mode> {
+        prop_oneof![Just(Mode::Auto), Just(Mode::Manual), Just(Mode::Off)]
+    }
+
+    fn cam() -> impl Strategy<Value = Camera> {
+        (
+            (
+                any::<u32>(),
+                any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan()),
+                any::<bool>(),
+                mode(),
+            ),
+            (
+                "[^\0]{0,8}",
+                proptest::option::of("[^\0]{1,2}"),
+                any::<Option<u16>>(),
+                any::<[u8; 4]>(),
+            ),
+            any::<char>().prop_filter("NUL", |c| *c != '\0'),
+        )
+            .prop_map(
+                |((exposure_us, gain_db, enabled, mode), (name, tag, fps, ip), grade)| Camera {
+                    exposure_us,
+                    gain_db,
+                    enabled,
+                    mode,
+                    name,
+                    tag,
+                    fps,
+                    addr: std::net::Ipv4Addr::from(ip),
+                    grade,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Every field type survives the trip through its text form in shared memory.
+        #[test]
+        fn typed_values_round_trip_through_the_store(v in cam()) {
+            let g = ShmGuard::new("typedprop");
+            let kv = Kv::<Camera>::create(g.name(), &v).unwrap();
+            prop_assert_eq!(kv.snapshot().unwrap(), v.clone());
+            kv.store(&v).unwrap();
+            prop_assert_eq!(kv.snapshot().unwrap(), v.clone());
+            prop_assert_eq!(kv.get(Camera::GAIN_DB).unwrap(), v.gain_db);
+            prop_assert_eq!(kv.get(Camera::GRADE).unwrap(), v.grade);
+        }
+    }
 }

@@ -158,8 +158,8 @@ fn memkv_get(d: Duration) -> BenchResult<Throughput> {
     let mut v = 0usize;
     let mut buf = Vec::with_capacity(80);
     run_for("memkv getValue", "memkv", "64 B value", d, || {
-        let stable = kv.get_into(v % 8, &mut buf)?;
-        std::hint::black_box((stable, &buf));
+        let stale = kv.get_into(v % 8, &mut buf)?;
+        std::hint::black_box((stale, &buf));
         v += 1;
         Ok(64)
     })

@@ -289,7 +289,7 @@ impl<S: KvSchema> Kv<S> {
     /// As for [`attach`](Self::attach).
     pub fn attach_with(name: impl IntoShareName, opts: &KvOptions) -> Result<Kv<S>> {
         let raw = MemKv::attach_with(name, opts)?;
-        let (names, layout) = expected::<S>().map_err(|e| e.with_share(raw.name().as_str()))?;
+        let (names, _) = expected::<S>().map_err(|e| e.with_share(raw.name().as_str()))?;
         let found = raw.slot_names()?;
         let mut diffs = Vec::new();
         if found.len() != names.len() {
@@ -323,7 +323,6 @@ impl<S: KvSchema> Kv<S> {
                 raw.max_value_len()
             ));
         }
-        let _ = layout;
         if S::FINGERPRINT && diffs.is_empty() {
             let fp = raw.get(S::SLOTS.len())?;
             let want = fingerprint::<S>();
@@ -388,14 +387,47 @@ impl<S: KvSchema> Kv<S> {
             )
             .with_share(self.raw.name().as_str()));
         }
-        let text = String::from_utf8_lossy(&v.value);
-        (field.decode)(&text).map_err(|reason| {
+        let text = Self::utf8(field.index, &v.value).map_err(|e| self.decode_err(&e))?;
+        (field.decode)(text).map_err(|reason| {
             self.decode_err(&FieldError {
                 field: name,
-                raw: text.into_owned(),
+                raw: text.to_owned(),
                 reason,
             })
         })
+    }
+
+    /// A slot's bytes as text; a field whose bytes are not UTF-8 does not parse.
+    fn utf8(index: usize, bytes: &[u8]) -> std::result::Result<&str, FieldError> {
+        std::str::from_utf8(bytes).map_err(|e| FieldError {
+            field: S::SLOTS.get(index).map_or("?", |d| d.field),
+            raw: String::from_utf8_lossy(bytes).into_owned(),
+            reason: format!("not valid UTF-8 ({e})"),
+        })
+    }
+
+    /// Typed events for the raw changes that `keep` selects.
+    fn typed_changes(
+        &self,
+        raw: &crate::memkv::Changes,
+        keep: impl Fn(usize) -> bool,
+    ) -> TypedChanges<S> {
+        let mut out = TypedChanges {
+            epoch: raw.epoch,
+            changes: Vec::new(),
+            errors: Vec::new(),
+        };
+        for c in raw
+            .changes
+            .iter()
+            .filter(|c| c.index < S::SLOTS.len() && keep(c.index))
+        {
+            match Self::utf8(c.index, &c.value).and_then(|t| S::decode_change(c.index, t)) {
+                Ok(ev) => out.changes.push(ev),
+                Err(e) => out.errors.push(self.decode_err(&e)),
+            }
+        }
+        out
     }
 
     fn encode<T>(field: &Field<S, T>, value: &T) -> Result<(usize, String)> {
@@ -476,25 +508,40 @@ impl<S: KvSchema> Kv<S> {
     /// As for [`snapshot`](Self::snapshot).
     pub fn snapshot_with_epoch(&self) -> Result<(S, i64)> {
         let snap = self.raw.snapshot()?;
-        let texts: Vec<String> = snap
-            .values
-            .iter()
-            .take(S::SLOTS.len())
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        S::decode_slots(&refs)
-            .map(|s| (s, snap.epoch))
-            .map_err(|errs| {
-                let mut d = String::new();
-                for (i, e) in errs.iter().enumerate() {
-                    if i > 0 {
-                        d.push_str("; ");
-                    }
-                    let _ = write!(d, "{}", e.describe());
+        let mut bad = Vec::new();
+        let mut refs = Vec::with_capacity(S::SLOTS.len());
+        for (i, v) in snap.values.iter().take(S::SLOTS.len()).enumerate() {
+            match Self::utf8(i, v) {
+                Ok(t) => refs.push(t),
+                Err(e) => {
+                    bad.push(e);
+                    refs.push("");
                 }
-                Error::new(ErrorKind::InvalidValue, d).with_share(self.raw.name().as_str())
-            })
+            }
+        }
+        let decoded = S::decode_slots(&refs);
+        let errs = match decoded {
+            Ok(s) if bad.is_empty() => return Ok((s, snap.epoch)),
+            Ok(_) => bad,
+            Err(errs) => {
+                // A non-UTF-8 slot was decoded as ""; report it as the encoding error only.
+                let mut all = bad;
+                for e in errs {
+                    if !all.iter().any(|b| b.field == e.field) {
+                        all.push(e);
+                    }
+                }
+                all
+            }
+        };
+        let mut d = String::new();
+        for (i, e) in errs.iter().enumerate() {
+            if i > 0 {
+                d.push_str("; ");
+            }
+            let _ = write!(d, "{}", e.describe());
+        }
+        Err(Error::new(ErrorKind::InvalidValue, d).with_share(self.raw.name().as_str()))
     }
 
     /// Typed change events for fields written after epoch `since` (non-blocking).
@@ -504,18 +551,7 @@ impl<S: KvSchema> Kv<S> {
     /// [`TypedChanges::errors`], not here.
     pub fn changes_since(&self, since: i64) -> Result<TypedChanges<S>> {
         let raw = self.raw.changed_since(since)?;
-        let mut out = TypedChanges {
-            epoch: raw.epoch,
-            changes: Vec::new(),
-            errors: Vec::new(),
-        };
-        for c in raw.changes.iter().filter(|c| c.index < S::SLOTS.len()) {
-            match S::decode_change(c.index, &String::from_utf8_lossy(&c.value)) {
-                Ok(ev) => out.changes.push(ev),
-                Err(e) => out.errors.push(self.decode_err(&e)),
-            }
-        }
-        Ok(out)
+        Ok(self.typed_changes(&raw, |_| true))
     }
 
     /// Waits until one of `fields` is written after epoch `since`, or `timeout` passes
@@ -537,21 +573,7 @@ impl<S: KvSchema> Kv<S> {
                 return Ok(None);
             };
             let raw = self.raw.changed_since(since)?;
-            let mut out = TypedChanges {
-                epoch: raw.epoch,
-                changes: Vec::new(),
-                errors: Vec::new(),
-            };
-            for c in raw
-                .changes
-                .iter()
-                .filter(|c| fields.iter().any(|f| f.index == c.index))
-            {
-                match S::decode_change(c.index, &String::from_utf8_lossy(&c.value)) {
-                    Ok(ev) => out.changes.push(ev),
-                    Err(e) => out.errors.push(self.decode_err(&e)),
-                }
-            }
+            let out = self.typed_changes(&raw, |i| fields.iter().any(|f| f.index == i));
             if !out.changes.is_empty() || !out.errors.is_empty() {
                 return Ok(Some(out));
             }

@@ -4,6 +4,75 @@
 //! `#[derive(MemKv)]`. Values stay plain text on the wire (DESIGN decision 8), so pymembus
 //! and libmembus peers read and write the same store.
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use membus::{Kv, MemKv, MemKvEnum};
+//!
+//! #[derive(MemKvEnum, Clone, Copy, Debug, PartialEq)]
+//! enum Mode { Auto, Manual }
+//!
+//! #[derive(MemKv, Debug)]
+//! #[memkv(max_len = 32)]              // default bound for String / text fields
+//! struct CameraState {
+//!     exposure_us: u32,                // slot "exposure_us", text "1000"
+//!     gain_db: f64,                    // "1.5"
+//!     mode: Mode,                      // "Auto"
+//!     #[memkv(rename = "name")]
+//!     label: String,                   // at most 32 bytes
+//!     fps: Option<u16>,                // empty slot = None
+//! }
+//!
+//! # fn main() -> membus::Result<()> {
+//! let init = CameraState { exposure_us: 1000, gain_db: 1.5, mode: Mode::Auto, label: "front".into(), fps: None };
+//! let kv = Kv::create("/camera", &init)?;
+//! kv.set(CameraState::MODE, Mode::Manual)?;
+//! kv.update(|b| { b.set(CameraState::EXPOSURE_US, 2000).set(CameraState::FPS, Some(30)); })?;
+//! let exposure: u32 = kv.get(CameraState::EXPOSURE_US)?;
+//! let (state, epoch) = kv.snapshot_with_epoch()?;
+//! if let Some(ch) = kv.wait_for(&[CameraState::MODE.id()], epoch, Duration::from_secs(1))? {
+//!     for event in ch.changes {
+//!         if let CameraStateChange::Mode(m) = event { println!("mode is now {m:?}"); }
+//!     }
+//! }
+//! # let _ = (exposure, state); Ok(()) }
+//! ```
+//!
+//! ## What the derive generates
+//!
+//! * one typed key per field, `CameraState::EXPOSURE_US: Field<CameraState, u32>` (the
+//!   field name in SCREAMING_SNAKE_CASE): a misspelt key is a compile error, and
+//!   [`Kv::get`] returns the field's type;
+//! * an enum `CameraStateChange` with one variant per field (PascalCase), for
+//!   [`Kv::changes_since`] and [`Kv::wait_for`]; its `Debug` shows the wire text;
+//! * an impl of [`KvSchema`] with the slot names, types and lengths.
+//!
+//! ## Field types
+//!
+//! All integers, `f32`, `f64`, `bool`, `char`, `String`, `Option<T>` of those (the empty
+//! slot is `None`), enums of unit variants with `#[derive(MemKvEnum)]` (stored by variant
+//! name), and any `T: FromStr + Display` marked `#[memkv(text, max_len = N)]`. Wire text:
+//! integers decimal, floats their shortest round-trip form, `true`/`false`.
+//!
+//! ## Attributes
+//!
+//! | on | attribute | effect |
+//! |---|---|---|
+//! | struct | `max_len = N` | default value bound for `String` and `text` fields |
+//! | struct | `rename_all = "camelCase"` | slot names from field names (`lowercase`, `UPPERCASE`, `PascalCase`, `camelCase`, `snake_case`, `SCREAMING_SNAKE_CASE`, `kebab-case`, `SCREAMING-KEBAB-CASE`) |
+//! | struct | `name_len = N` | minimum slot name length N (to match an existing store's layout exactly) |
+//! | struct | `no_fingerprint` | no `__schema` slot: match an existing libmembus/pymembus schema exactly |
+//! | field | `rename = "slot"` | the slot's name |
+//! | field | `max_len = N` | this field's value bound |
+//! | field | `text` | store through `FromStr` + `Display` |
+//! | enum (`MemKvEnum`) | `rename_all = "..."` | variant names on the wire |
+//! | variant | `rename = "name"` | this variant's name on the wire |
+//!
+//! The store's N and V are the longest slot name and the largest value bound (V rounded up
+//! so slots stay 8-byte aligned). A membus-created store records a fingerprint of the field
+//! names and types in one extra ordinary slot, `__schema`, after the fields; attaching
+//! checks slot count, names, order, lengths and the fingerprint, and the
+//! [`SchemaMismatch`](crate::ErrorKind::SchemaMismatch) error lists every difference.
+//!
 //! ## Typed messages
 //!
 //! `#[derive(Message)]` on an enum (unit, tuple and struct variants) or a struct makes it a

@@ -221,6 +221,11 @@ mod tests {
         assert!(u8::decode("256").is_err());
         assert!(char::decode("ab").is_err());
         assert_eq!(Option::<i32>::decode(""), Ok(None));
+        // What Python's str(float) writes for the special values.
+        assert!(f64::decode("nan").unwrap().is_nan());
+        assert_eq!(f64::decode("inf"), Ok(f64::INFINITY));
+        assert_eq!(f64::decode("-inf"), Ok(f64::NEG_INFINITY));
+        assert_eq!(f64::decode("3.0"), Ok(3.0));
     }
 
     proptest! {
