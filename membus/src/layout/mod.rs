@@ -6,6 +6,7 @@
 //! an [`ErrorKind::InvalidLayout`](crate::ErrorKind::InvalidLayout).
 
 pub mod kv;
+pub mod media;
 pub mod ring;
 
 /// `align_up(v, unit)`: the smallest multiple of `unit` that is ≥ `v`, or `None` on overflow.
