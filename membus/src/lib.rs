@@ -31,6 +31,7 @@
 //! | [`memmsg`] | single-writer broadcast message queue | `memmsg` |
 //! | [`memcmd`] | multi-writer command channel | `memcmd` |
 //! | [`memkv`] | fixed-schema key/value store, seqlocked slots | `memkv` |
+//! | [`memvid`] | video frame ring, typed pixels ([`pixel`]), zero-copy views | `memvid` |
 //! | [`typed`] | `#[derive(Message)]` enums over memmsg/memcmd | (plain text / JSON on the wire) |
 //!
 //! Typed layers ([`typed`]): [`Kv<S>`](Kv) is a memkv store whose slots are the fields of
@@ -56,16 +57,20 @@
 
 mod error;
 pub mod layout;
+mod media;
 pub mod memcmd;
 pub mod memkv;
 pub mod memmap;
 pub mod memmsg;
+pub mod memvid;
 mod name;
+pub mod pixel;
 mod ring;
 mod sys;
 pub mod typed;
 
 pub use error::{Error, ErrorKind, Result};
+pub use media::{Identity, Next, ReadFrom};
 pub use memmap::{MapOptions, MemMap, ReadOnly, ReadWrite};
 pub use name::{IntoShareName, ShareName, MAX_NAME_LEN};
 pub use ring::{QueueOptions, Received, Start, TryIter};

@@ -458,12 +458,14 @@ impl VidLayout {
             h[21], h[22], h[24], h[25], h[7], h[23], h[11], h[27], h[12], k,
         )?;
         let stored = [
+            ("scanwidth", h[23]),
             ("blocksz", h[26]),
             ("frameextra", h[27]),
             ("useroffset", h[28]),
             ("dataoffset", h[29]),
         ];
         let derived = [
+            l.video.scanwidth,
             l.frames.blocksz,
             l.frames.frameextra,
             l.frames.useroffset,

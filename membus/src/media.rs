@@ -1,0 +1,243 @@
+//! What memvid, memaud and mempkt share: the "MBUS" prefix, creation that replaces only a
+//! stale share (W13) and publishes the header last (W14), read-only attachment (W10), and
+//! checked word access.
+
+use std::sync::atomic::{fence, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::media::{header_words, off, MediaKind, MAGIC};
+use crate::name::ShareName;
+use crate::sys::copy::{copy_from_shared, copy_to_shared};
+use crate::sys::shm::{Access, Segment};
+
+/// Where a new reader starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// At the newest frame: only frames published after attaching are delivered. The
+    /// default.
+    #[default]
+    Newest,
+    /// At the oldest frame still intact in the ring.
+    Oldest,
+}
+
+/// What a reader's `next` found: exactly one of these.
+#[must_use]
+#[derive(Debug)]
+pub enum Next<F> {
+    /// The next frame (or record) in order.
+    Frame(F),
+    /// The writer overtook the reader: `lost` frames were skipped; the next call delivers
+    /// the newest one.
+    Overrun {
+        /// How many frames this reader will never see.
+        lost: u64,
+    },
+    /// Nothing new has been published.
+    Empty,
+}
+
+/// Common creation options for media writers.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    /// fourcc (stored zero-extended; 0 = none).
+    pub fourcc: u32,
+    /// GUID bytes (all zero = none).
+    pub guid: [u8; 16],
+    /// Main user buffer, written once at creation.
+    pub meta: Vec<u8>,
+}
+
+/// A mapped media share.
+pub(crate) struct MediaSeg {
+    pub(crate) seg: Segment,
+}
+
+impl MediaSeg {
+    /// Creates `name` with `size` bytes; an existing share of that name is replaced only when
+    /// no live membus owner holds it (W13).
+    pub(crate) fn create(name: &ShareName, size: usize, mode: u32) -> Result<MediaSeg> {
+        match Segment::create(name, size, mode) {
+            Ok(seg) => Ok(MediaSeg { seg }),
+            Err(e) if e.kind() == ErrorKind::CreateFailed && e.errno() == Some(libc::EEXIST) => {
+                if Segment::has_live_owner(name)? {
+                    return Err(Error::new(
+                        ErrorKind::CreateFailed,
+                        "a live writer owns a share of this name; it is not replaced",
+                    )
+                    .with_share(name.as_str()));
+                }
+                // Stale: left by a crashed writer, or made by libmembus/pymembus (which
+                // replace unconditionally). Replace it.
+                Segment::remove(name)?;
+                Ok(MediaSeg {
+                    seg: Segment::create(name, size, mode)?,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Attaches read-only and returns the header words, waiting briefly for a live
+    /// creator that has not published its header yet.
+    pub(crate) fn attach_read_only(
+        name: &ShareName,
+        kind: MediaKind,
+    ) -> Result<(MediaSeg, [i64; 30])> {
+        let started = Instant::now();
+        loop {
+            let attempt = Segment::attach(name, Access::ReadOnly).map(|seg| {
+                let m = MediaSeg { seg };
+                let h = m.header();
+                (m, h)
+            });
+            let initialising = match &attempt {
+                Ok((_, h)) => h[0] == 0,
+                Err(e) => e.kind() == ErrorKind::MapFailed && e.os_error().is_none(),
+            };
+            if !initialising
+                || started.elapsed() >= Duration::from_millis(500)
+                || !Segment::has_live_owner(name).unwrap_or(false)
+            {
+                let (m, h) = attempt?;
+                if h[0] != MAGIC {
+                    return Err(Error::new(
+                        ErrorKind::InvalidLayout,
+                        format!("not a {} share: no \"MBUS\" magic", kind.type_name()),
+                    )
+                    .with_share(name.as_str()));
+                }
+                return Ok((m, h));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The first 240 bytes (fewer if the object is smaller) as words, read atomically.
+    pub(crate) fn header(&self) -> [i64; 30] {
+        // The magic first; the Acquire fence after it pairs with the creator's Release fence
+        // before its magic store (`write_header`), so a header with the magic is complete.
+        let _ = self.load(off::MAGIC);
+        fence(Ordering::Acquire);
+        let n = self.seg.len().min(240);
+        let mut bytes = [0u8; 240];
+        // SAFETY: `base()..base()+n` lies inside the mapping (n ≤ len); the copy uses atomic
+        // loads, so concurrent writers only make it torn, which validation then rejects.
+        unsafe { copy_from_shared(self.seg.base(), &mut bytes[..n]) };
+        header_words(&bytes)
+    }
+
+    pub(crate) fn name(&self) -> &ShareName {
+        self.seg.name()
+    }
+
+    fn invalid(&self, what: String) -> Error {
+        Error::new(ErrorKind::InvalidLayout, what).with_share(self.name().as_str())
+    }
+
+    /// The word at `offset`, bounds- and alignment-checked now.
+    pub(crate) fn word(&self, offset: usize) -> Result<&AtomicI64> {
+        self.seg.atomic_i64(offset).ok_or_else(|| {
+            self.invalid(format!(
+                "word at offset {offset} is outside the share or unaligned"
+            ))
+        })
+    }
+
+    /// Acquire load of the word at `offset`. Done as a Relaxed load and an Acquire fence,
+    /// which Rust allows on a read-only mapping (a plain Acquire load it does not promise).
+    pub(crate) fn load_acquire(&self, offset: usize) -> Result<i64> {
+        let v = self.word(offset)?.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        Ok(v)
+    }
+
+    /// Relaxed load of the word at `offset`.
+    pub(crate) fn load(&self, offset: usize) -> Result<i64> {
+        Ok(self.word(offset)?.load(Ordering::Relaxed))
+    }
+
+    /// Pointer to `len` bytes at `offset`, bounds-checked now.
+    pub(crate) fn bytes(&self, offset: usize, len: usize) -> Result<*mut u8> {
+        self.seg.range(offset, len).ok_or_else(|| {
+            self.invalid(format!("{len} bytes at offset {offset} run past the share"))
+        })
+    }
+
+    /// Copies `len` bytes at `offset` out.
+    pub(crate) fn copy_out(&self, offset: usize, dst: &mut [u8]) -> Result<()> {
+        let src = self.bytes(offset, dst.len())?;
+        // SAFETY: `src` is bounds-checked for dst.len() bytes of the mapping owned by `self`.
+        unsafe { copy_from_shared(src, dst) };
+        Ok(())
+    }
+
+    /// Copies `src` in at `offset` (writers only: the mapping must be writable).
+    pub(crate) fn copy_in(&self, offset: usize, src: &[u8]) -> Result<()> {
+        debug_assert!(self.seg.is_writable());
+        let dst = self.bytes(offset, src.len())?;
+        // SAFETY: `dst` is bounds-checked for src.len() bytes of this writable mapping.
+        unsafe { copy_to_shared(dst, src) };
+        Ok(())
+    }
+
+    /// Writes the "MBUS" prefix and `class` words (from offset 168) and the meta bytes at
+    /// `meta_at`, then publishes the magic with a Release store (W14): an attacher that sees
+    /// the magic (Acquire) sees the whole header.
+    #[allow(clippy::too_many_arguments)] // one per prefix field group; all required
+    pub(crate) fn write_header(
+        &self,
+        kind: MediaKind,
+        size: usize,
+        bufs: usize,
+        align: usize,
+        identity: &Identity,
+        class: &[i64],
+        meta_at: usize,
+    ) -> Result<()> {
+        let w = |offset: usize, v: i64| -> Result<()> {
+            self.word(offset)?.store(v, Ordering::Relaxed);
+            Ok(())
+        };
+        w(off::TYPE, kind.type_value())?;
+        w(off::VERSION, kind.version())?;
+        w(off::SIZE, size as i64)?;
+        w(off::PTR, 0)?;
+        w(off::SEQ, 0)?;
+        w(off::ID, crate::sys::random_session_id())?;
+        w(off::BUFS, bufs as i64)?;
+        w(off::FOURCC, i64::from(identity.fourcc))?;
+        self.copy_in(off::GUID, &identity.guid)?;
+        w(off::ALIGN, align as i64)?;
+        w(off::METASIZE, identity.meta.len() as i64)?;
+        for (i, v) in class.iter().enumerate() {
+            w(off::CLASS + 8 * i, *v)?;
+        }
+        self.copy_in(meta_at, &identity.meta)?;
+        // Release: publishes everything above; pairs with the Acquire fence after the
+        // header copy in `attach_read_only` (and with libmembus readers' validation).
+        fence(Ordering::Release);
+        w(off::MAGIC, MAGIC)
+    }
+
+    pub(crate) fn session_id(&self) -> i64 {
+        self.load(off::ID).unwrap_or(0)
+    }
+
+    pub(crate) fn fourcc(&self) -> u32 {
+        self.load(off::FOURCC).unwrap_or(0) as u32
+    }
+
+    pub(crate) fn guid(&self) -> [u8; 16] {
+        let mut g = [0u8; 16];
+        let _ = self.copy_out(off::GUID, &mut g);
+        g
+    }
+
+    pub(crate) fn meta(&self, at: usize, len: usize) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.copy_out(at, &mut v)?;
+        Ok(v)
+    }
+}

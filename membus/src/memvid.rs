@@ -1,0 +1,721 @@
+//! memvid: a raw video frame ring (spec §8), one writer and any number of readers, lock-free,
+//! byte-compatible with libmembus 2.1 and pymembus 2.2.
+//!
+//! A [`VideoWriter`] creates the share and fills the current slot through a [`FrameMut`]
+//! (typed rows such as `&mut [Rgb]`), then [`publish`](VideoWriter::publish)es it. A
+//! [`VideoReader`] attaches read-only (it cannot write, by type and by mapping), and
+//! [`next`](VideoReader::next) gives the next frame in order, an overrun with the number of
+//! frames lost, or nothing new. A [`Frame`] view borrows the reader, so the share cannot be
+//! closed while a view lives, and [`Frame::is_intact`] tells afterwards whether the writer
+//! overwrote the slot while the view was in use.
+//!
+//! ```no_run
+//! use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+//! use membus::pixel::Rgb;
+//! use membus::{layout::media::VideoFormat, Next};
+//!
+//! # fn main() -> membus::Result<()> {
+//! let mut writer = VideoWriter::create("/camera", &VideoParams::new(640, 480, VideoFormat::Rgb24, 30, 4))?;
+//! let mut reader = VideoReader::attach("/camera")?;
+//! {
+//!     let mut frame = writer.frame();
+//!     for y in 0..480 {
+//!         frame.row_mut::<Rgb>(y)?.fill(Rgb { r: 255, g: 0, b: 0 });
+//!     }
+//!     frame.set_vpts(1_000);
+//! }
+//! writer.publish()?;
+//! if let Next::Frame(f) = reader.next()? {
+//!     let red = f.row::<Rgb>(0)?[0].r;
+//!     assert!(f.is_intact(), "not overwritten while we looked");
+//!     println!("frame {} at {}: red {red}", f.seq(), f.vpts());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Soundness of zero-copy views
+//!
+//! [`Frame::row`] hands out `&[P]` over live shared memory for pixel types `P` that are
+//! bytemuck `Pod` (every bit pattern is a valid value), so a concurrent overwrite can make
+//! the pixels wrong but never invalid. A writer that laps the reader may change them while
+//! the slice is held; membus writers zero the slot's stamp before they start rewriting it,
+//! so [`Frame::is_intact`] (a re-check of the stamp after an Acquire fence) reports both a
+//! rewrite in progress and a completed one. libmembus writers do not mark a slot in
+//! progress, so against them only a completed rewrite is detected (spec §8.7). For a copy
+//! that is either whole or reported torn, use [`Frame::copy_to`] and then `is_intact`.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{fence, Ordering};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::media::{off, MediaKind, VidLayout, VideoFormat};
+use crate::media::{Identity, MediaSeg, Next, ReadFrom};
+use crate::name::{IntoShareName, ShareName};
+use crate::pixel::Pixel;
+use crate::sys::copy::fill_shared;
+
+/// Slot header field offsets (spec §8.2).
+const S_VPTS: usize = 8;
+const S_APTS: usize = 16;
+const S_USERLEN: usize = 24;
+const S_SEQ: usize = 32;
+
+/// Parameters of a memvid share.
+#[derive(Clone, Debug)]
+pub struct VideoParams {
+    /// Pixels per row.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// Pixel format.
+    pub format: VideoFormat,
+    /// Nominal frame rate.
+    pub fps: u32,
+    /// Slots in the ring.
+    pub bufs: u32,
+    /// Bytes per row; 0 = width × bytes per pixel. Required for `UserType`.
+    pub scanwidth: usize,
+    /// Payload alignment, a power of two ≥ 8; 0 = 64.
+    pub align: usize,
+    /// Per-frame user-data bytes (rounded up to 8); 0 = none.
+    pub frameextra: usize,
+    /// fourcc, GUID and main user buffer.
+    pub identity: Identity,
+    /// Permission bits for the share (default 0o600; libmembus uses 0o644).
+    pub mode: u32,
+}
+
+impl VideoParams {
+    /// The required parameters; the rest take their defaults.
+    pub fn new(width: u32, height: u32, format: VideoFormat, fps: u32, bufs: u32) -> VideoParams {
+        VideoParams {
+            width,
+            height,
+            format,
+            fps,
+            bufs,
+            scanwidth: 0,
+            align: 0,
+            frameextra: 0,
+            identity: Identity::default(),
+            mode: 0o600,
+        }
+    }
+
+    fn layout(&self) -> Result<VidLayout> {
+        VidLayout::new(
+            i64::from(self.width),
+            i64::from(self.height),
+            self.format,
+            i64::from(self.fps),
+            i64::from(self.bufs),
+            self.scanwidth as i64,
+            self.align as i64,
+            self.frameextra as i64,
+            self.identity.meta.len() as i64,
+        )
+    }
+}
+
+/// The writing end of a memvid share.
+pub struct VideoWriter {
+    share: MediaSeg,
+    layout: VidLayout,
+    ptr: usize,
+    seq: i64,
+}
+
+impl VideoWriter {
+    /// Creates the share. An existing share of the same name is replaced only if no live
+    /// membus writer owns it (a crashed writer's share, or one libmembus/pymembus made).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for parameters libmembus rejects or the format rules
+    /// it leaves unchecked (W11); [`ErrorKind::CreateFailed`] when a live writer owns the
+    /// name or /dev/shm is full.
+    pub fn create(name: impl IntoShareName, params: &VideoParams) -> Result<VideoWriter> {
+        let name = name.into_share_name()?;
+        let layout = params.layout().map_err(|e| e.with_share(name.as_str()))?;
+        let share = MediaSeg::create(&name, layout.frames.size, params.mode)?;
+        let v = &layout.video;
+        let f = &layout.frames;
+        let class = [
+            v.width as i64,
+            v.height as i64,
+            v.scanwidth as i64,
+            v.format.value(),
+            v.fps,
+            f.blocksz as i64,
+            f.frameextra as i64,
+            f.useroffset as i64,
+            f.dataoffset as i64,
+        ];
+        share.write_header(
+            MediaKind::Vid,
+            f.size,
+            f.bufs,
+            f.align,
+            &params.identity,
+            &class,
+            240,
+        )?;
+        Ok(VideoWriter {
+            share,
+            layout,
+            ptr: 0,
+            seq: 0,
+        })
+    }
+
+    /// The current (unpublished) slot to fill. Its stamp is zeroed first, so a reader still
+    /// looking at this slot's previous frame sees it as overwritten.
+    pub fn frame(&mut self) -> FrameMut<'_> {
+        let at = self.layout.frames.slot(self.ptr) + S_SEQ;
+        if let Ok(w) = self.share.word(at) {
+            w.store(0, Ordering::Relaxed);
+        }
+        // Release fence: orders the zeroed stamp before the pixel stores that follow; pairs
+        // with the Acquire fence in `Frame::is_intact`.
+        fence(Ordering::Release);
+        FrameMut { writer: self }
+    }
+
+    /// Publishes the current slot: stamps it with the next sequence number, advances the
+    /// write pointer, then bumps the global sequence, each a Release store (W1: libmembus
+    /// bumps the global sequence first). Returns the frame's sequence number.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] only if the share's words are out of reach (never for a
+    /// share this writer created).
+    pub fn publish(&mut self) -> Result<u64> {
+        let s = self.seq + 1;
+        let f = &self.layout.frames;
+        // Release: the pixels, timestamps and user data written before are visible to a
+        // reader whose Acquire load sees this stamp (`VideoReader::next`).
+        self.share
+            .word(f.slot(self.ptr) + S_SEQ)?
+            .store(s, Ordering::Release);
+        let next = (self.ptr + 1) % f.bufs;
+        // Release: pairs with the reader's Acquire load of ptr on attach/resync.
+        self.share
+            .word(off::PTR)?
+            .store(next as i64, Ordering::Release);
+        // Release, last: a reader that sees seq s also sees slot stamp s and the new ptr.
+        self.share.word(off::SEQ)?.store(s, Ordering::Release);
+        self.seq = s;
+        self.ptr = next;
+        Ok(s as u64)
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> &VidLayout {
+        &self.layout
+    }
+
+    /// The share's name.
+    pub fn name(&self) -> &ShareName {
+        self.share.name()
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> i64 {
+        self.share.session_id()
+    }
+
+    /// Frames published so far.
+    pub fn seq(&self) -> u64 {
+        self.seq as u64
+    }
+}
+
+/// The writer's current slot. Dropping it does not publish; call
+/// [`VideoWriter::publish`].
+pub struct FrameMut<'a> {
+    writer: &'a mut VideoWriter,
+}
+
+impl FrameMut<'_> {
+    fn slot(&self) -> usize {
+        self.writer.ptr
+    }
+
+    fn payload_at(&self) -> usize {
+        self.writer.layout.frames.payload_at(self.slot())
+    }
+
+    /// The whole payload (`scanwidth × height` bytes, padding included).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] if the slot is out of reach (never for a created share).
+    pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
+        let len = self.writer.layout.frames.payload;
+        let p = self.writer.share.bytes(self.payload_at(), len)?;
+        // SAFETY: `p` is bounds-checked for `len` bytes of the writer's writable mapping,
+        // which outlives the borrow of `self`. The slot is the writer's unpublished slot:
+        // readers in this or other processes may still read its previous frame, racing with
+        // these writes; they only ever read it as plain bytes (Pod) and detect the rewrite
+        // with `is_intact` (its stamp was zeroed in `frame`).
+        Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
+    }
+
+    /// Row `y` as `width` pixels of type `P` (which must match the format's pixel size).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `y` ≥ height or `P` does not fit the format.
+    pub fn row_mut<P: Pixel>(&mut self, y: usize) -> Result<&mut [P]> {
+        let (at, n) = row_span::<P>(&self.writer.layout, y)?;
+        let p = self
+            .writer
+            .share
+            .bytes(self.payload_at() + at, n * P::SIZE)?;
+        // SAFETY: as in `bytes_mut`; additionally `P: Pod` has alignment 1 (all pixel
+        // types are byte arrays or structs of u8) and size P::SIZE, so `n` values fit the
+        // checked range exactly.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p.cast::<P>(), n) })
+    }
+
+    /// Sets every payload byte to `byte`.
+    ///
+    /// # Errors
+    /// As for [`bytes_mut`](Self::bytes_mut).
+    pub fn fill(&mut self, byte: u8) -> Result<()> {
+        let len = self.writer.layout.frames.payload;
+        let p = self.writer.share.bytes(self.payload_at(), len)?;
+        // SAFETY: `p` is bounds-checked for `len` bytes of the writable mapping.
+        unsafe { fill_shared(p, byte, len) };
+        Ok(())
+    }
+
+    /// Sets the frame's video timestamp.
+    pub fn set_vpts(&mut self, pts: i64) {
+        self.store(S_VPTS, pts);
+    }
+
+    /// Sets the frame's companion audio timestamp.
+    pub fn set_apts(&mut self, pts: i64) {
+        self.store(S_APTS, pts);
+    }
+
+    fn store(&self, field: usize, v: i64) {
+        let at = self.writer.layout.frames.slot(self.slot()) + field;
+        if let Ok(w) = self.writer.share.word(at) {
+            w.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets the frame's user data (at most `frameextra` bytes).
+    ///
+    /// # Errors
+    /// [`ErrorKind::MessageTooLarge`] when `data` exceeds the per-frame user buffer.
+    pub fn set_user_data(&mut self, data: &[u8]) -> Result<()> {
+        let fx = self.writer.layout.frames.frameextra;
+        if data.len() > fx {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                "user data exceeds the per-frame buffer",
+            )
+            .with_share(self.writer.name().as_str())
+            .with_sizes(fx as u64, data.len() as u64));
+        }
+        self.writer
+            .share
+            .copy_in(self.writer.layout.frames.user_at(self.slot()), data)?;
+        self.store(S_USERLEN, data.len() as i64);
+        Ok(())
+    }
+}
+
+/// Byte offset in the payload and pixel count of row `y` for pixel type `P`.
+fn row_span<P: Pixel>(l: &VidLayout, y: usize) -> Result<(usize, usize)> {
+    let v = &l.video;
+    if y >= v.height {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("row {y} ≥ height {}", v.height),
+        ));
+    }
+    if !P::FORMATS.contains(&v.format) {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "pixel type {} does not match the share's format {:?}",
+                std::any::type_name::<P>(),
+                v.format
+            ),
+        ));
+    }
+    let n = if v.format == VideoFormat::UserType {
+        v.scanwidth / P::SIZE
+    } else {
+        v.width * v.format.bytes_per_pixel() / P::SIZE
+    };
+    Ok((y * v.scanwidth, n))
+}
+
+/// Options for attaching a reader.
+#[derive(Clone, Debug, Default)]
+pub struct ReaderOptions {
+    /// Where to start.
+    pub from: ReadFrom,
+    /// Require these parameters; a mismatch error lists every difference.
+    pub expect: Option<VideoParams>,
+}
+
+/// The reading end of a memvid share: mapped read-only, no way to write.
+pub struct VideoReader {
+    share: MediaSeg,
+    layout: VidLayout,
+    pos: usize,
+    last: i64,
+}
+
+impl VideoReader {
+    /// Attaches read-only without knowing the parameters; starts at the newest frame.
+    ///
+    /// # Errors
+    /// [`ErrorKind::OpenFailed`]/[`ErrorKind::MapFailed`] from the OS;
+    /// [`ErrorKind::InvalidLayout`] when the header is not a valid memvid header (format,
+    /// geometry and every offset are checked against the mapping, W11).
+    pub fn attach(name: impl IntoShareName) -> Result<VideoReader> {
+        Self::attach_with(name, &ReaderOptions::default())
+    }
+
+    /// [`attach`](Self::attach) with options.
+    ///
+    /// # Errors
+    /// As for [`attach`](Self::attach), and [`ErrorKind::SizeMismatch`] naming every
+    /// parameter that differs from `opts.expect`.
+    pub fn attach_with(name: impl IntoShareName, opts: &ReaderOptions) -> Result<VideoReader> {
+        let name = name.into_share_name()?;
+        let (share, h) = MediaSeg::attach_read_only(&name, MediaKind::Vid)?;
+        let layout =
+            VidLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
+        if let Some(p) = &opts.expect {
+            let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
+            let (a, b) = (&want.video, &layout.video);
+            let mut diffs = Vec::new();
+            let mut cmp = |what: &str, x: i64, y: i64| {
+                if x != y {
+                    diffs.push(format!("{what}: expected {x}, found {y}"));
+                }
+            };
+            cmp("width", a.width as i64, b.width as i64);
+            cmp("height", a.height as i64, b.height as i64);
+            cmp("format", a.format.value(), b.format.value());
+            cmp("fps", a.fps, b.fps);
+            cmp("bufs", want.frames.bufs as i64, layout.frames.bufs as i64);
+            cmp("scanwidth", a.scanwidth as i64, b.scanwidth as i64);
+            cmp(
+                "blocksz",
+                want.frames.blocksz as i64,
+                layout.frames.blocksz as i64,
+            );
+            cmp("size", want.frames.size as i64, layout.frames.size as i64);
+            if !diffs.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::SizeMismatch,
+                    format!("memvid parameters differ: {}", diffs.join("; ")),
+                )
+                .with_share(name.as_str()));
+            }
+        }
+        let mut r = VideoReader {
+            share,
+            layout,
+            pos: 0,
+            last: 0,
+        };
+        match opts.from {
+            ReadFrom::Newest => r.resync_newest()?,
+            ReadFrom::Oldest => r.resync_oldest()?,
+        }
+        Ok(r)
+    }
+
+    fn stamp(&self, slot: usize) -> Result<i64> {
+        self.share
+            .load_acquire(self.layout.frames.slot(slot) + S_SEQ)
+    }
+
+    fn ptr(&self) -> Result<usize> {
+        let p = self.share.load_acquire(off::PTR)?;
+        usize::try_from(p)
+            .ok()
+            .filter(|&p| p < self.layout.frames.bufs)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidLayout,
+                    format!(
+                        "write pointer {p} is outside 0..{}",
+                        self.layout.frames.bufs
+                    ),
+                )
+                .with_share(self.share.name().as_str())
+            })
+    }
+
+    /// After this, `next` delivers the first frame published from now on. ptr is read
+    /// before seq (spec §15.7), so no published frame is skipped.
+    fn resync_newest(&mut self) -> Result<()> {
+        self.pos = self.ptr()?;
+        self.last = self.share.load_acquire(off::SEQ)?;
+        Ok(())
+    }
+
+    /// Positions at the oldest slot whose stamp is still one of the last `bufs` frames.
+    fn resync_oldest(&mut self) -> Result<()> {
+        let now = self.share.load_acquire(off::SEQ)?;
+        let floor = now - self.layout.frames.bufs as i64 + 1;
+        let mut best: Option<(i64, usize)> = None;
+        for i in 0..self.layout.frames.bufs {
+            let s = self.stamp(i)?;
+            if s > 0 && s >= floor && s <= now && best.is_none_or(|(b, _)| s < b) {
+                best = Some((s, i));
+            }
+        }
+        match best {
+            Some((s, i)) => {
+                self.pos = i;
+                self.last = s - 1;
+                Ok(())
+            }
+            None => self.resync_newest(),
+        }
+    }
+
+    /// Resync after an overrun: the next call delivers the newest published frame.
+    fn resync_after_overrun(&mut self) -> Result<u64> {
+        let old = self.last;
+        let bufs = self.layout.frames.bufs;
+        let newest = (self.ptr()? + bufs - 1) % bufs;
+        let s = self.stamp(newest)?;
+        if s > old {
+            self.pos = newest;
+            self.last = s - 1;
+            Ok((s - 1 - old) as u64)
+        } else {
+            self.resync_newest()?;
+            Ok(self.last.saturating_sub(old).max(0) as u64)
+        }
+    }
+
+    /// The next frame in order, an overrun (with how many frames were lost), or nothing new.
+    ///
+    /// Not an `Iterator`: the frame borrows the reader, and "nothing new" is not the end.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] when the header's write pointer is corrupt.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Next<Frame<'_>>> {
+        let now = self.share.load_acquire(off::SEQ)?;
+        if now <= self.last {
+            return Ok(Next::Empty);
+        }
+        if now - self.last > self.layout.frames.bufs as i64 {
+            return Ok(Next::Overrun {
+                lost: self.resync_after_overrun()?,
+            });
+        }
+        let s = self.stamp(self.pos)?;
+        if s == self.last + 1 {
+            let slot = self.pos;
+            self.last = s;
+            self.pos = (self.pos + 1) % self.layout.frames.bufs;
+            return Ok(Next::Frame(Frame {
+                reader: self,
+                slot,
+                seq: s as u64,
+                _p: PhantomData,
+            }));
+        }
+        if s > self.last + 1 {
+            return Ok(Next::Overrun {
+                lost: self.resync_after_overrun()?,
+            });
+        }
+        // Stamp not written yet (libmembus bumps the global seq before stamping, §15.7),
+        // or zeroed because the writer is rewriting it: not published yet.
+        Ok(Next::Empty)
+    }
+
+    /// Whether [`next`](Self::next) would find something now.
+    pub fn poll(&self) -> bool {
+        self.share
+            .load_acquire(off::SEQ)
+            .is_ok_and(|s| s > self.last)
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> &VidLayout {
+        &self.layout
+    }
+
+    /// The writer's session id.
+    pub fn session_id(&self) -> i64 {
+        self.share.session_id()
+    }
+
+    /// The global publish counter.
+    pub fn seq(&self) -> u64 {
+        self.share.load_acquire(off::SEQ).unwrap_or(0).max(0) as u64
+    }
+
+    /// fourcc (0 = none).
+    pub fn fourcc(&self) -> u32 {
+        self.share.fourcc()
+    }
+
+    /// GUID bytes (all zero = none).
+    pub fn guid(&self) -> [u8; 16] {
+        self.share.guid()
+    }
+
+    /// The main user buffer.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
+    pub fn meta(&self) -> Result<Vec<u8>> {
+        self.share.meta(240, self.layout.frames.metasize)
+    }
+
+    /// Slot `i`'s frame as it is now, whatever its stamp (for inspection and fixtures).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `i` ≥ bufs.
+    pub fn slot(&self, i: usize) -> Result<Frame<'_>> {
+        if i >= self.layout.frames.bufs {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("slot {i} ≥ bufs {}", self.layout.frames.bufs),
+            ));
+        }
+        let seq = self.stamp(i)?.max(0) as u64;
+        Ok(Frame {
+            reader: self,
+            slot: i,
+            seq,
+            _p: PhantomData,
+        })
+    }
+}
+
+/// A frame in the ring, borrowed from its reader.
+pub struct Frame<'a> {
+    reader: &'a VideoReader,
+    slot: usize,
+    seq: u64,
+    _p: PhantomData<&'a [u8]>,
+}
+
+impl std::fmt::Debug for Frame<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("seq", &self.seq)
+            .field("slot", &self.slot)
+            .field("vpts", &self.vpts())
+            .finish()
+    }
+}
+
+impl Frame<'_> {
+    fn word(&self, field: usize) -> i64 {
+        self.reader
+            .share
+            .load(self.reader.layout.frames.slot(self.slot) + field)
+            .unwrap_or(0)
+    }
+
+    fn payload_at(&self) -> usize {
+        self.reader.layout.frames.payload_at(self.slot)
+    }
+
+    /// The frame's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The slot it occupies.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// Video timestamp.
+    pub fn vpts(&self) -> i64 {
+        self.word(S_VPTS)
+    }
+
+    /// Companion audio timestamp.
+    pub fn apts(&self) -> i64 {
+        self.word(S_APTS)
+    }
+
+    /// The per-frame user data (its recorded length, clamped to the buffer).
+    pub fn user_data(&self) -> Vec<u8> {
+        let fx = self.reader.layout.frames.frameextra;
+        let len = usize::try_from(self.word(S_USERLEN)).unwrap_or(0).min(fx);
+        self.reader
+            .share
+            .meta(self.reader.layout.frames.user_at(self.slot), len)
+            .unwrap_or_default()
+    }
+
+    /// Payload bytes (`scanwidth × height`).
+    pub fn len(&self) -> usize {
+        self.reader.layout.frames.payload
+    }
+
+    /// Always false: a frame has at least one row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the payload into `dst` (which must be [`len`](Self::len) bytes).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for a wrong-sized `dst`.
+    pub fn copy_to(&self, dst: &mut [u8]) -> Result<()> {
+        if dst.len() != self.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "destination size differs from the frame",
+            )
+            .with_sizes(self.len() as u64, dst.len() as u64));
+        }
+        self.reader.share.copy_out(self.payload_at(), dst)
+    }
+
+    /// The payload as a new vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len()];
+        let _ = self.copy_to(&mut v);
+        v
+    }
+
+    /// Row `y` as `width` pixels of type `P`, zero-copy (see the module's notes on
+    /// soundness; check [`is_intact`](Self::is_intact) after use).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `y` ≥ height or `P` does not fit the format.
+    pub fn row<P: Pixel>(&self, y: usize) -> Result<&[P]> {
+        let (at, n) = row_span::<P>(&self.reader.layout, y)?;
+        let p = self
+            .reader
+            .share
+            .bytes(self.payload_at() + at, n * P::SIZE)?;
+        // SAFETY: `p` is bounds-checked for n·P::SIZE bytes of the reader's mapping, which
+        // lives as long as the borrow of the reader; `P: Pod` accepts any bit pattern and
+        // has alignment 1, so a concurrent overwrite can only give wrong (never invalid)
+        // pixels, which `is_intact` reports. The slice is read-only (read-only mapping).
+        Ok(unsafe { std::slice::from_raw_parts(p.cast::<P>().cast_const(), n) })
+    }
+
+    /// True if the slot still holds this frame: not rewritten (nor, with a membus writer,
+    /// being rewritten) since `next` returned it.
+    pub fn is_intact(&self) -> bool {
+        // Acquire fence: pairs with the writer's Release fence after zeroing the stamp
+        // (`VideoWriter::frame`), so any pixel read above that saw new bytes is followed
+        // by seeing the zeroed or a newer stamp here.
+        fence(Ordering::Acquire);
+        self.word(S_SEQ) == self.seq as i64
+    }
+}
