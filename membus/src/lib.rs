@@ -32,6 +32,7 @@
 //! | [`memcmd`] | multi-writer command channel | `memcmd` |
 //! | [`memkv`] | fixed-schema key/value store, seqlocked slots | `memkv` |
 //! | [`memvid`] | video frame ring, typed pixels ([`pixel`]), zero-copy views | `memvid` |
+//! | [`memaud`] | audio buffer ring, typed samples | `memaud` |
 //! | [`typed`] | `#[derive(Message)]` enums over memmsg/memcmd | (plain text / JSON on the wire) |
 //!
 //! Typed layers ([`typed`]): [`Kv<S>`](Kv) is a memkv store whose slots are the fields of
@@ -58,6 +59,7 @@
 mod error;
 pub mod layout;
 mod media;
+pub mod memaud;
 pub mod memcmd;
 pub mod memkv;
 pub mod memmap;

@@ -93,3 +93,69 @@ mod tests {
         assert_eq!(px[1], Rgb { r: 4, g: 5, b: 6 });
     }
 }
+
+/// An audio sample type: `Pod`, alignment at most 8, and the formats whose interleaved
+/// buffers it can view.
+///
+/// # Safety
+/// Implementors must have size `SIZE`, alignment ≤ 8, and accept every bit pattern (`Pod`):
+/// buffers hand out slices of them over shared memory.
+pub unsafe trait Sample: bytemuck::Pod {
+    /// Bytes per value.
+    const SIZE: usize;
+    /// Formats whose buffers are sequences of this type.
+    const FORMATS: &'static [crate::layout::media::AudioFormat];
+}
+
+/// One packed little-endian 24-bit sample (s24le).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct S24(pub [u8; 3]);
+
+impl S24 {
+    /// The sample's value, sign-extended.
+    pub fn get(self) -> i32 {
+        i32::from_le_bytes([self.0[0], self.0[1], self.0[2], 0]) << 8 >> 8
+    }
+
+    /// The sample for `v` (its low 24 bits).
+    pub fn new(v: i32) -> S24 {
+        let b = v.to_le_bytes();
+        S24([b[0], b[1], b[2]])
+    }
+}
+
+// SAFETY: a #[repr(C)] wrapper of [u8; 3]: no padding, alignment 1, every bit pattern valid.
+unsafe impl bytemuck::Zeroable for S24 {}
+// SAFETY: as above; Copy and 'static.
+unsafe impl bytemuck::Pod for S24 {}
+
+macro_rules! sample {
+    ($t:ty => $($fmt:ident),+) => {
+        // SAFETY: a primitive Pod type with alignment ≤ 8 and size_of::<$t>() bytes.
+        unsafe impl Sample for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            const FORMATS: &'static [crate::layout::media::AudioFormat] = &[$(crate::layout::media::AudioFormat::$fmt),+];
+        }
+    };
+}
+
+sample!(u8 => U8, S16le, S24le, S32le, F32le, F64le, UserType);
+sample!(i16 => S16le);
+sample!(S24 => S24le);
+sample!(i32 => S32le);
+sample!(f32 => F32le);
+sample!(f64 => F64le);
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    #[test]
+    fn s24_round_trips_signed_values() {
+        for v in [0, 1, -1, 8_388_607, -8_388_608, 12345, -54321] {
+            assert_eq!(S24::new(v).get(), v);
+        }
+        assert_eq!(S24::SIZE, 3);
+    }
+}
