@@ -33,6 +33,7 @@
 //! | [`memkv`] | fixed-schema key/value store, seqlocked slots | `memkv` |
 //! | [`memvid`] | video frame ring, typed pixels ([`pixel`]), zero-copy views | `memvid` |
 //! | [`memaud`] | audio buffer ring, typed samples | `memaud` |
+//! | [`mempkt`] | variable-length record ring | `mempkt` |
 //! | [`typed`] | `#[derive(Message)]` enums over memmsg/memcmd | (plain text / JSON on the wire) |
 //!
 //! Typed layers ([`typed`]): [`Kv<S>`](Kv) is a memkv store whose slots are the fields of
@@ -64,6 +65,7 @@ pub mod memcmd;
 pub mod memkv;
 pub mod memmap;
 pub mod memmsg;
+pub mod mempkt;
 pub mod memvid;
 mod name;
 pub mod pixel;
