@@ -19,7 +19,10 @@ fn fixture_params() -> PacketParams {
     p
 }
 
-fn fixture_records() -> Vec<(Vec<u8>, PktKind, i64, i64, &'static [u8])> {
+/// (payload, kind, track, pts, meta) of the fixture's three records.
+type FixtureRecord = (Vec<u8>, PktKind, i64, i64, &'static [u8]);
+
+fn fixture_records() -> Vec<FixtureRecord> {
     vec![
         (b"hello".to_vec(), PktKind::Data, 7, 42, b""),
         (
