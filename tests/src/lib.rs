@@ -276,3 +276,64 @@ macro_rules! kv_peer_bin {
         std::path::PathBuf::from(env!("CARGO_BIN_EXE_membus-kv-peer"))
     };
 }
+
+/// Fills a 640×480 rgb24 test frame for sequence number `seq`: every byte `seq % 251`,
+/// except the first 8 bytes of each row, which hold `seq` (little-endian); vpts = seq.
+///
+/// # Errors
+/// As for the frame accessors.
+pub fn video_frame(seq: u64, f: &mut membus::memvid::FrameMut<'_>) -> membus::Result<()> {
+    f.fill((seq % 251) as u8)?;
+    for y in 0..480 {
+        f.row_mut::<u8>(y)?[..8].copy_from_slice(&seq.to_le_bytes());
+    }
+    f.set_vpts(seq as i64);
+    Ok(())
+}
+
+/// Checks a copied 640×480 rgb24 frame against [`video_frame`]'s pattern.
+pub fn video_frame_ok(seq: u64, bytes: &[u8]) -> bool {
+    bytes.len() == 640 * 480 * 3
+        && bytes.chunks(640 * 3).all(|row| {
+            row[..8] == seq.to_le_bytes() && row[8..].iter().all(|&b| b == (seq % 251) as u8)
+        })
+}
+
+/// Per-record fields of [`packet`].
+pub struct PacketMeta {
+    /// The record's metadata bytes.
+    pub meta: Vec<u8>,
+    /// Its track.
+    pub track: i64,
+}
+
+impl PacketMeta {
+    /// As the writer's per-record fields (pts = track · 10).
+    pub fn as_record(&self) -> membus::mempkt::RecordMeta<'_> {
+        membus::mempkt::RecordMeta {
+            kind: membus::mempkt::PktKind::Data,
+            track: self.track,
+            pts: self.track * 10,
+            meta: &self.meta,
+        }
+    }
+}
+
+/// The test record for `seq`: a pseudo-random size of 1 to 12,000 bytes whose content,
+/// metadata and track derive from `seq`.
+pub fn packet(seq: u64) -> (Vec<u8>, PacketMeta) {
+    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    x ^= x >> 29;
+    let len = 1 + (x % 12_000) as usize;
+    let payload: Vec<u8> = (0..len)
+        .map(|i| (seq as u8).wrapping_mul(31).wrapping_add(i as u8))
+        .collect();
+    let meta = format!("rec-{seq}").into_bytes();
+    (
+        payload,
+        PacketMeta {
+            meta,
+            track: (seq % 7) as i64,
+        },
+    )
+}

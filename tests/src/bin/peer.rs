@@ -10,6 +10,11 @@
 //! * `lock-and-die NAME MUTEX_OFFSET`: lock the share's mutex, print `locked`, SIGKILL self.
 //! * `create-and-die NAME`: create a memmap, print `created`, SIGKILL self.
 //! * `attach-code NAME`: try to attach a memmap read-write; print `ok` or the error code.
+//! * `vid-write NAME COUNT`: create a 640×480 rgb24 memvid (4 slots), print `created`,
+//!   wait for a line on stdin, then publish COUNT frames ([`membus_tests::video_frame`]).
+//! * `pkt-write NAME COUNT`: create a mempkt (16 descriptors, 256 KiB arena), print
+//!   `created`, wait for a line on stdin, then write COUNT records
+//!   ([`membus_tests::packet`]).
 //! * `die-mid-write NAME`: on a memmsg, do what a libmembus writer does up to the middle of
 //!   a payload copy (seq bumped, frame header written, half the payload), then SIGKILL self.
 
@@ -149,6 +154,51 @@ fn main() {
             }
             say("dying");
             die();
+        }
+        "vid-write" => {
+            use membus::layout::media::VideoFormat;
+            use membus::memvid::{VideoParams, VideoWriter};
+            let count = num(&args, 3);
+            let mut w = VideoWriter::create(
+                arg(&args, 2),
+                &VideoParams::new(640, 480, VideoFormat::Rgb24, 30, 4),
+            )
+            .unwrap_or_else(|e| fail(format!("create: {e}")));
+            say("created");
+            let mut go = String::new();
+            let _ = std::io::stdin().read_line(&mut go);
+            for seq in 1..=count {
+                {
+                    let mut f = w.frame();
+                    membus_tests::video_frame(seq, &mut f)
+                        .unwrap_or_else(|e| fail(format!("frame {seq}: {e}")));
+                }
+                w.publish()
+                    .unwrap_or_else(|e| fail(format!("publish {seq}: {e}")));
+                // About 2,000 frames a second: a reader keeps up most of the time, not always.
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            // Stay until the reader is done with the last frames.
+            let _ = std::io::stdin().read_line(&mut go);
+        }
+        "pkt-write" => {
+            use membus::mempkt::{PacketParams, PacketWriter};
+            let count = num(&args, 3);
+            let mut w =
+                PacketWriter::create(arg(&args, 2), &PacketParams::new(16, 256 * 1024, 16 * 1024))
+                    .unwrap_or_else(|e| fail(format!("create: {e}")));
+            say("created");
+            let mut go = String::new();
+            let _ = std::io::stdin().read_line(&mut go);
+            for seq in 1..=count {
+                let (payload, meta) = membus_tests::packet(seq);
+                w.write(&payload, &meta.as_record())
+                    .unwrap_or_else(|e| fail(format!("write {seq}: {e}")));
+                if seq % 16 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            let _ = std::io::stdin().read_line(&mut go);
         }
         "create-and-die" => {
             let _map = membus::MemMap::create(arg(&args, 2), 4096)
