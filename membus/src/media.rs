@@ -173,6 +173,22 @@ impl MediaSeg {
         Ok(())
     }
 
+    /// Replaces `dst`'s contents with the `len` bytes at `offset`, writing straight into its
+    /// spare capacity (no zero-fill first; no allocation once it is large enough).
+    pub(crate) fn copy_out_vec(&self, offset: usize, len: usize, dst: &mut Vec<u8>) -> Result<()> {
+        let src = self.bytes(offset, len)?;
+        dst.clear();
+        dst.reserve(len);
+        // SAFETY: `src` is bounds-checked for `len` bytes of the mapping; the spare
+        // capacity holds at least `len` bytes after `reserve`.
+        unsafe {
+            crate::sys::copy::copy_from_shared_uninit(src, &mut dst.spare_capacity_mut()[..len])
+        };
+        // SAFETY: the copy initialised the first `len` bytes.
+        unsafe { dst.set_len(len) };
+        Ok(())
+    }
+
     /// Copies `src` in at `offset` (writers only: the mapping must be writable).
     pub(crate) fn copy_in(&self, offset: usize, src: &[u8]) -> Result<()> {
         debug_assert!(self.seg.is_writable());

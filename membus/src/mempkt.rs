@@ -455,12 +455,9 @@ impl PacketReader {
             return Ok(Next::Overrun { lost: 1 });
         }
         let at = self.layout.arenaoffset + offset as usize;
-        meta.clear();
-        meta.resize(userlen as usize, 0);
-        payload.clear();
-        payload.resize(len as usize, 0);
-        self.share.copy_out(at, meta)?;
-        self.share.copy_out(at + userlen as usize, payload)?;
+        self.share.copy_out_vec(at, userlen as usize, meta)?;
+        self.share
+            .copy_out_vec(at + userlen as usize, len as usize, payload)?;
         // Acquire fence: pairs with the writer's Release fence after zeroing the descriptor
         // seq and with its Release store of the reservation cursor: if the copy saw any byte
         // of a newer record, one of the two checks below fails.

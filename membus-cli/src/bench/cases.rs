@@ -8,9 +8,14 @@ use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
+use membus::layout::media::{AudioFormat, VideoFormat};
+use membus::memaud::{AudioParams, AudioWriter};
 use membus::memcmd::MemCmd;
 use membus::memkv::MemKv;
 use membus::memmsg::{Reader, Writer};
+use membus::mempkt::{PacketParams, PacketReader, PacketWriter, RecordMeta};
+use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+use membus::Next;
 use membus::{MemMap, Received};
 
 use super::{run_for, unique_name, BenchResult, Latency, Throughput};
@@ -48,6 +53,34 @@ pub(crate) fn all() -> Vec<Case> {
             run: |d| Ok(Outcome::Throughput(memkv_get(d)?)),
         },
         Case {
+            title: "memvid publish 640x480",
+            run: |d| Ok(Outcome::Throughput(memvid_publish(d, 640, 480)?)),
+        },
+        Case {
+            title: "memvid publish 1920x1080",
+            run: |d| Ok(Outcome::Throughput(memvid_publish(d, 1920, 1080)?)),
+        },
+        Case {
+            title: "memset 1920x1080 rgb24 into 4 buffers (floor)",
+            run: |d| Ok(Outcome::Throughput(memset_floor(d, 1920, 1080)?)),
+        },
+        Case {
+            title: "memaud publish",
+            run: |d| Ok(Outcome::Throughput(memaud_publish(d)?)),
+        },
+        Case {
+            title: "mempkt write 1024",
+            run: |d| Ok(Outcome::Throughput(mempkt_write(d, 1024)?)),
+        },
+        Case {
+            title: "mempkt write 32768",
+            run: |d| Ok(Outcome::Throughput(mempkt_write(d, 32768)?)),
+        },
+        Case {
+            title: "mempkt read 32768",
+            run: |d| Ok(Outcome::Throughput(mempkt_read(d, 32768)?)),
+        },
+        Case {
             title: "memkv typed get (u64 field)",
             run: |d| Ok(Outcome::Throughput(typed_kv(d, TypedOp::Get)?)),
         },
@@ -66,6 +99,10 @@ pub(crate) fn all() -> Vec<Case> {
         Case {
             title: "memmsg round-trip latency (2 processes)",
             run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d)?)),
+        },
+        Case {
+            title: "memvid frame hand-off latency (2 processes)",
+            run: |d| Ok(Outcome::Latency(memvid_handoff(d)?)),
         },
         Case {
             title: "shm spin ping-pong (2 processes, floor)",
@@ -163,6 +200,141 @@ fn memkv_get(d: Duration) -> BenchResult<Throughput> {
         v += 1;
         Ok(64)
     })
+}
+
+/// libmembus "memvid publish": fill the current rgb24 slot with 0x7f, publish; 4 slots.
+fn memvid_publish(d: Duration, w: u32, h: u32) -> BenchResult<Throughput> {
+    let mut vid = VideoWriter::create(
+        unique_name("memvid"),
+        &VideoParams::new(w, h, VideoFormat::Rgb24, 30, 4),
+    )?;
+    let bytes = u64::from(w) * u64::from(h) * 3;
+    run_for("memvid publish", "memvid", &format!("{w}x{h}"), d, || {
+        vid.frame().fill(0x7f)?;
+        vid.publish()?;
+        Ok(bytes)
+    })
+}
+
+/// The floor for the publish case: glibc's memset of the same bytes into private memory,
+/// rotating over 4 frame buffers like the 4-slot ring (the same working set: 25 MB for
+/// 1080p, more than the caches hold).
+fn memset_floor(d: Duration, w: usize, h: usize) -> BenchResult<Throughput> {
+    let mut bufs: Vec<Vec<u8>> = (0..4).map(|_| vec![0u8; w * h * 3]).collect();
+    let bytes = (w * h * 3) as u64;
+    let mut i = 0;
+    run_for(
+        "memset, 4 rotating buffers (floor)",
+        "floor",
+        &format!("{w}x{h} rgb24"),
+        d,
+        || {
+            bufs[i % 4].fill(0x7f);
+            std::hint::black_box(&mut bufs[i % 4]);
+            i += 1;
+            Ok(bytes)
+        },
+    )
+}
+
+/// libmembus "memaud publish": stereo s16le 48 kHz at 100 buffers/s, 4 slots; fill 0, publish.
+fn memaud_publish(d: Duration) -> BenchResult<Throughput> {
+    let mut aud = AudioWriter::create(
+        unique_name("memaud"),
+        &AudioParams::new(2, AudioFormat::S16le, 48000, 100, 4),
+    )?;
+    let bytes = aud.layout().frames.payload as u64;
+    run_for(
+        "memaud publish",
+        "memaud",
+        "stereo S16LE 48k/100fps",
+        d,
+        || {
+            aud.buffer().fill(0)?;
+            aud.publish()?;
+            Ok(bytes)
+        },
+    )
+}
+
+/// libmembus "mempkt write": 32 descriptors, arena 64 records, one record per operation.
+fn mempkt_write(d: Duration, n: usize) -> BenchResult<Throughput> {
+    let mut pk = PacketWriter::create(unique_name("mempkt"), &PacketParams::new(32, n * 64, n))?;
+    let payload = vec![b'p'; n];
+    run_for(
+        "mempkt write",
+        "mempkt",
+        &format!("{n} B/record (incl. copy)"),
+        d,
+        || {
+            pk.write(&payload, &RecordMeta::default())?;
+            Ok(n as u64)
+        },
+    )
+}
+
+/// libmembus "mempkt read": write one record, then copy it back out through a reader.
+fn mempkt_read(d: Duration, n: usize) -> BenchResult<Throughput> {
+    let name = unique_name("mempkt_read");
+    let mut w = PacketWriter::create(&name, &PacketParams::new(32, n * 64, n))?;
+    let mut r = PacketReader::attach(&name)?;
+    let payload = vec![b'p'; n];
+    let (mut out, mut meta) = (Vec::with_capacity(n), Vec::new());
+    run_for(
+        "mempkt read",
+        "mempkt",
+        &format!("{n} B/record (copy-out)"),
+        d,
+        || {
+            w.write(&payload, &RecordMeta::default())?;
+            match r.next_into(&mut out, &mut meta)? {
+                Next::Frame(_) => Ok(out.len() as u64),
+                other => Err(format!("mempkt read found {other:?}").into()),
+            }
+        },
+    )
+}
+
+/// Cross-process frame hand-off: a child publishes a small frame carrying its send time
+/// (CLOCK_MONOTONIC ns in vpts); this process spins on the reader and records the delay.
+fn memvid_handoff(d: Duration) -> BenchResult<Latency> {
+    let name = unique_name("handoff");
+    let child = spawn_peer(
+        "memvid-publish",
+        &[&name, &(d.as_millis() as u64 + 200).to_string()],
+    )?;
+    let mut r = VideoReader::attach(name.as_str())?;
+    let mut l = Latency {
+        name: "memvid frame hand-off latency (2 processes)".into(),
+        group: "memvid",
+        payload: "64x48 rgb24".into(),
+        samples_us: Vec::new(),
+    };
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if let Next::Frame(f) = r.next()? {
+            let now = monotonic_ns();
+            let sent = f.vpts();
+            if sent > 0 && now > sent {
+                l.samples_us.push((now - sent) as f64 / 1000.0);
+            }
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    drop(r);
+    finish(child)?;
+    Ok(l)
+}
+
+fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// The typed counterpart of the memkv cases: eight fields, like libmembus's eight slots.
@@ -416,6 +588,29 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
                     std::hint::spin_loop();
                 }
             }
+        }
+        ("memvid-publish", [name, ms]) => {
+            let ms: u64 = ms.parse()?;
+            let mut w = VideoWriter::create(
+                name.as_str(),
+                &VideoParams::new(64, 48, VideoFormat::Rgb24, 1000, 8),
+            )?;
+            say_ready();
+            let end = Instant::now() + Duration::from_millis(ms);
+            while Instant::now() < end {
+                {
+                    let mut f = w.frame();
+                    f.fill(1)?;
+                    f.set_vpts(monotonic_ns());
+                }
+                w.publish()?;
+                // One frame every 100 µs, so each is measured on its own.
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(100) {
+                    std::hint::spin_loop();
+                }
+            }
+            Ok(())
         }
         _ => Err(format!("unknown bench peer role {role} with {} names", names.len()).into()),
     }

@@ -20,8 +20,14 @@
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-/// Below this many bytes the word loop beats `rep movsb`'s start-up cost.
-const ASM_MIN: usize = 2048;
+/// From this many bytes a bulk assembly loop beats the word loop.
+const BULK_MIN: usize = 128;
+/// Without AVX2, `rep movsb`/`rep stosb` only pay off from this size (start-up cost).
+const REP_MIN: usize = 2048;
+/// Fills of this many bytes up to `STOSB_TO` use `rep stosb` even with AVX2.
+const STOSB_FROM: usize = 256 * 1024;
+/// See `STOSB_FROM`.
+const STOSB_TO: usize = 4 * 1024 * 1024;
 
 /// True when `rep movsb` from `src` to `dst` would hit 4K aliasing.
 fn aliased(dst: usize, src: usize) -> bool {
@@ -52,7 +58,7 @@ pub(crate) unsafe fn copy_from_shared_uninit(src: *const u8, dst: &mut [MaybeUni
     let len = dst.len();
     let d = dst.as_mut_ptr().cast::<u8>();
     let mut i = 0;
-    if len >= ASM_MIN && !aliased(d as usize, src as usize) {
+    if len >= BULK_MIN && !aliased(d as usize, src as usize) {
         // SAFETY: the caller guarantees `src..src+len` is mapped; `dst` is a live exclusive
         // slice of `len` bytes; the two cannot overlap because `dst` is private memory.
         i = unsafe { bulk_copy(d, src, len) };
@@ -96,7 +102,7 @@ pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
     let len = src.len();
     let s = src.as_ptr();
     let mut i = 0;
-    if len >= ASM_MIN && !aliased(dst as usize, s as usize) {
+    if len >= BULK_MIN && !aliased(dst as usize, s as usize) {
         // SAFETY: the caller guarantees `dst..dst+len` is mapped writable; `src` is a live
         // slice of `len` private bytes, so the ranges do not overlap.
         i = unsafe { bulk_copy(dst, s, len) };
@@ -159,13 +165,12 @@ pub(crate) unsafe fn read_cstr_from_shared(src: *const u8, len: usize, out: &mut
 /// # Safety
 /// As for [`copy_to_shared`].
 pub(crate) unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
-    if len >= ASM_MIN {
-        // SAFETY: the caller guarantees `dst..dst+len` is mapped writable.
-        unsafe { rep_stosb(dst, byte, len) };
-        return;
-    }
     let word = u64::from_ne_bytes([byte; 8]);
     let mut i = 0;
+    if len >= BULK_MIN {
+        // SAFETY: the caller guarantees `dst..dst+len` is mapped writable.
+        i = unsafe { bulk_fill(dst, byte, len) };
+    }
     while i < len && (dst as usize + i) % 8 != 0 {
         // SAFETY: `dst + i` is inside the caller's writable mapped range.
         unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
@@ -183,17 +188,32 @@ pub(crate) unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
     }
 }
 
-/// Copies a large prefix of `len` bytes with one opaque assembly loop and returns how many
-/// bytes it copied (the caller's word loop does the rest): 32-byte AVX2 moves, four per
-/// iteration, for a multiple of 128 bytes when the CPU has AVX2 (5–10% faster than
-/// `rep movsb` on this project's machines), otherwise everything with `rep movsb`.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Copies a prefix of `len` bytes with one opaque assembly loop and returns how many bytes
+/// it copied (the caller's word loop does the rest): with AVX2, 32-byte moves four per
+/// iteration for a multiple of 128 bytes (faster than `rep movsb`, glibc's `memcpy` and
+/// word loops at every size from 128 bytes on this project's machines); without it,
+/// `rep movsb` for everything from 2 KiB, nothing below.
 ///
 /// # Safety
 /// `src..src+len` must be readable and `dst..dst+len` writable for the whole call, and
 /// the two ranges must not overlap.
 #[cfg(target_arch = "x86_64")]
 unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) -> usize {
-    if !std::arch::is_x86_feature_detected!("avx2") {
+    if !has_avx2() {
+        if len < REP_MIN {
+            return 0;
+        }
         // SAFETY: forwarded contract.
         unsafe { rep_movsb(dst, src, len) };
         return len;
@@ -235,8 +255,70 @@ unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) -> usize {
     n
 }
 
+/// Fills a prefix of `len` bytes at `dst` with `byte` with one opaque assembly loop and
+/// returns how many bytes it filled: AVX2 stores for a multiple of 128 bytes, or without
+/// AVX2 `rep stosb` for everything from 2 KiB.
+///
+/// # Safety
+/// `dst..dst+len` must be writable for the whole call.
+#[cfg(target_arch = "x86_64")]
+unsafe fn bulk_fill(dst: *mut u8, byte: u8, len: usize) -> usize {
+    // Measured on this project's machines: `rep stosb` wins for fills that stay in the
+    // L2/L3 caches (63 vs 53 GB/s at 900 KB), AVX2 stores below (38 vs 58 ns at 3840 B)
+    // and for multi-megabyte fills (23 vs 20 GB/s at 6 MB).
+    if !has_avx2() || (STOSB_FROM..STOSB_TO).contains(&len) {
+        if len < REP_MIN {
+            return 0;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { rep_stosb(dst, byte, len) };
+        return len;
+    }
+    let n = len & !127;
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: AVX2 is present (`has_avx2` above was true); n is a positive multiple of 128 and ≤ len, so every store
+    // stays inside the caller's writable range; ymm0 and the pointer/count registers are
+    // declared clobbered; vzeroupper as in `bulk_copy`; no stack is used.
+    unsafe {
+        core::arch::asm!(
+            "vmovd xmm0, {b:e}",
+            "vpbroadcastb ymm0, xmm0",
+            "2:",
+            "vmovdqu [{d}], ymm0",
+            "vmovdqu [{d} + 32], ymm0",
+            "vmovdqu [{d} + 64], ymm0",
+            "vmovdqu [{d} + 96], ymm0",
+            "add {d}, 128",
+            "sub {n}, 128",
+            "jnz 2b",
+            "vzeroupper",
+            b = in(reg) u32::from(byte),
+            d = inout(reg) dst => _,
+            n = inout(reg) n => _,
+            out("ymm0") _,
+            options(nostack),
+        );
+    }
+    n
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn bulk_fill(dst: *mut u8, byte: u8, len: usize) -> usize {
+    if len < REP_MIN {
+        return 0;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { rep_stosb(dst, byte, len) };
+    len
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) -> usize {
+    if len < REP_MIN {
+        return 0;
+    }
     // SAFETY: forwarded contract.
     unsafe { rep_movsb(dst, src, len) };
     len
