@@ -302,6 +302,8 @@ impl PacketWriter {
 pub struct ReaderOptions {
     /// Where to start.
     pub from: ReadFrom,
+    /// Require these parameters; a mismatch error lists every difference.
+    pub expect: Option<PacketParams>,
 }
 
 /// The reading end of a mempkt share: mapped read-only.
@@ -331,6 +333,27 @@ impl PacketReader {
         let (share, h) = MediaSeg::attach_read_only(&name, MediaKind::Pkt)?;
         let layout =
             PktLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
+        if let Some(p) = &opts.expect {
+            let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
+            let diffs: Vec<String> = [
+                ("bufs", want.bufs, layout.bufs),
+                ("arenasz", want.arenasz, layout.arenasz),
+                ("maxrec", want.maxrec, layout.maxrec),
+                ("align", want.align, layout.align),
+                ("size", want.size, layout.size),
+            ]
+            .iter()
+            .filter(|(_, a, b)| a != b)
+            .map(|(what, a, b)| format!("{what}: expected {a}, found {b}"))
+            .collect();
+            if !diffs.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::SizeMismatch,
+                    format!("mempkt parameters differ: {}", diffs.join("; ")),
+                )
+                .with_share(name.as_str()));
+            }
+        }
         let mut r = PacketReader {
             share,
             layout,
@@ -477,6 +500,76 @@ impl PacketReader {
         }))
     }
 
+    /// The next record as a zero-copy view of the arena, checked like
+    /// [`next_into`](Self::next_into) except that the bytes are not copied: read them
+    /// through the view, then call [`RecordView::is_intact`] to learn whether the writer
+    /// overwrote them meanwhile.
+    ///
+    /// # Errors
+    /// As for [`next_into`](Self::next_into).
+    pub fn next_view(&mut self) -> Result<Next<RecordView<'_>>> {
+        let now = self.share.load_acquire(off::SEQ)?;
+        if now <= self.last {
+            return Ok(Next::Empty);
+        }
+        if now - self.last > self.layout.bufs as i64 {
+            return Ok(Next::Overrun {
+                lost: self.resync_after_overrun()?,
+            });
+        }
+        let d = self.layout.desc(self.pos);
+        let s1 = self.desc_seq(self.pos)?;
+        if s1 <= self.last {
+            return Ok(Next::Empty);
+        }
+        if s1 > self.last + 1 {
+            return Ok(Next::Overrun {
+                lost: self.resync_after_overrun()?,
+            });
+        }
+        let w = |f: usize| self.share.load(d + f);
+        let (offset, len, wcur, pts, kind, track, userlen) = (
+            w(D_OFFSET)?,
+            w(D_LEN)?,
+            w(D_WCURSOR)?,
+            w(D_PTS)?,
+            w(D_KIND)?,
+            w(D_TRACK)?,
+            w(D_USERLEN)?,
+        );
+        self.last = s1;
+        self.pos = (self.pos + 1) % self.layout.bufs;
+        let arena = self.layout.arenasz as i64;
+        let fits = offset >= 0
+            && len >= 0
+            && userlen >= 0
+            && offset
+                .checked_add(userlen)
+                .and_then(|x| x.checked_add(len))
+                .is_some_and(|end| end <= arena);
+        if !fits {
+            return Ok(Next::Overrun { lost: 1 });
+        }
+        let at = self.layout.arenaoffset + offset as usize;
+        let meta = self.share.bytes(at, userlen as usize)?;
+        let payload = self.share.bytes(at + userlen as usize, len as usize)?;
+        Ok(Next::Frame(RecordView {
+            reader: self,
+            desc: d,
+            meta,
+            payload,
+            info: RecordInfo {
+                seq: s1 as u64,
+                wcursor: wcur,
+                pts,
+                kind: PktKind::from_value(kind),
+                track,
+                len: len as usize,
+                meta_len: userlen as usize,
+            },
+        }))
+    }
+
     /// Whether [`next_into`](Self::next_into) would find something now.
     pub fn poll(&self) -> bool {
         self.share
@@ -520,5 +613,59 @@ impl PacketReader {
     /// The largest record.
     pub fn maxrec(&self) -> usize {
         self.share.load(H_MAXREC).map_or(0, |v| v.max(0) as usize)
+    }
+}
+
+/// A record in the arena, borrowed from its reader (see [`PacketReader::next_view`]).
+pub struct RecordView<'a> {
+    reader: &'a PacketReader,
+    desc: usize,
+    meta: *mut u8,
+    payload: *mut u8,
+    info: RecordInfo,
+}
+
+impl std::fmt::Debug for RecordView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordView")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl RecordView<'_> {
+    /// The record's fields.
+    pub fn info(&self) -> &RecordInfo {
+        &self.info
+    }
+
+    /// The payload bytes, zero-copy.
+    pub fn payload(&self) -> &[u8] {
+        // SAFETY: `payload` was bounds-checked for `info.len` bytes of the reader's mapping
+        // (inside the arena), which lives as long as the borrow of the reader; u8 accepts
+        // every bit pattern, so a concurrent overwrite can only give wrong bytes, which
+        // `is_intact` reports; the mapping is read-only.
+        unsafe { std::slice::from_raw_parts(self.payload.cast_const(), self.info.len) }
+    }
+
+    /// The per-record metadata bytes, zero-copy.
+    pub fn meta(&self) -> &[u8] {
+        // SAFETY: as for `payload`, for `info.meta_len` bytes.
+        unsafe { std::slice::from_raw_parts(self.meta.cast_const(), self.info.meta_len) }
+    }
+
+    /// True if the writer has not rewritten (nor started rewriting) this record's
+    /// descriptor or arena bytes since the view was taken.
+    pub fn is_intact(&self) -> bool {
+        // Acquire fence: pairs with the writer's Release fence after zeroing a descriptor
+        // and its Release store of the reservation cursor (see `next_into`).
+        fence(Ordering::Acquire);
+        let same = self
+            .reader
+            .share
+            .load(self.desc + D_SEQ)
+            .is_ok_and(|s| s == self.info.seq as i64);
+        let cursor = self.reader.share.load(H_WCURSOR).unwrap_or(i64::MAX);
+        same && cursor - self.info.wcursor <= self.reader.layout.arenasz as i64
     }
 }

@@ -95,6 +95,7 @@ fn ten_thousand_records_of_random_sizes_are_delivered_intact_or_reported_lost() 
         g.name(),
         &PktOptions {
             from: ReadFrom::Oldest,
+            expect: None,
         },
     )
     .unwrap();

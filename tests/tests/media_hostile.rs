@@ -58,7 +58,7 @@ proptest! {
         for i in 0..3u8 {
             w.write(&[i; 100], &RecordMeta { meta: b"m", ..RecordMeta::default() }).unwrap();
         }
-        let mut r = PacketReader::attach_with(g.name(), &membus::mempkt::ReaderOptions { from: membus::ReadFrom::Oldest }).unwrap();
+        let mut r = PacketReader::attach_with(g.name(), &membus::mempkt::ReaderOptions { from: membus::ReadFrom::Oldest, expect: None }).unwrap();
         let raw = RawShare::open(g.name()).unwrap();
         for (word, v) in &pokes {
             let off = word * 8;

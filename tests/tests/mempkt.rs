@@ -44,6 +44,7 @@ fn fixture_reads_back_as_the_manifest_says() {
         g.name(),
         &ReaderOptions {
             from: ReadFrom::Oldest,
+            expect: None,
         },
     )
     .unwrap();
@@ -167,6 +168,7 @@ fn hostile_descriptors_and_headers_never_crash() {
         g.name(),
         &ReaderOptions {
             from: ReadFrom::Oldest,
+            expect: None,
         },
     )
     .unwrap();
@@ -198,4 +200,62 @@ fn hostile_descriptors_and_headers_never_crash() {
             "offset {off}"
         );
     }
+}
+
+#[test]
+fn checked_views_and_expected_parameters() {
+    let g = ShmGuard::new("pkt-view");
+    let mut w = PacketWriter::create(g.name(), &PacketParams::new(4, 1024, 256)).unwrap();
+    let mut want = PacketParams::new(8, 1024, 256);
+    let e = PacketReader::attach_with(
+        g.name(),
+        &ReaderOptions {
+            from: ReadFrom::Newest,
+            expect: Some(want.clone()),
+        },
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.kind(), ErrorKind::SizeMismatch);
+    assert!(e.to_string().contains("bufs: expected 8, found 4"), "{e}");
+    want.bufs = 4;
+    let mut r = PacketReader::attach_with(
+        g.name(),
+        &ReaderOptions {
+            from: ReadFrom::Newest,
+            expect: Some(want),
+        },
+    )
+    .unwrap();
+    w.write(
+        b"payload-1",
+        &RecordMeta {
+            kind: PktKind::Video,
+            track: 3,
+            pts: 99,
+            meta: b"hdr",
+        },
+    )
+    .unwrap();
+    {
+        let Next::Frame(v) = r.next_view().unwrap() else {
+            panic!("no record")
+        };
+        assert_eq!((v.payload(), v.meta()), (&b"payload-1"[..], &b"hdr"[..]));
+        assert_eq!(
+            (v.info().kind, v.info().track, v.info().pts),
+            (PktKind::Video, 3, 99)
+        );
+        assert!(v.is_intact());
+    }
+    // Keep a view while the writer laps the arena: the view says it was overwritten.
+    w.write(b"payload-2", &RecordMeta::default()).unwrap();
+    let Next::Frame(v) = r.next_view().unwrap() else {
+        panic!("no record")
+    };
+    assert!(v.is_intact());
+    for _ in 0..10 {
+        w.write(&[7; 200], &RecordMeta::default()).unwrap();
+    }
+    assert!(!v.is_intact(), "lapped while viewed");
 }
