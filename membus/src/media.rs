@@ -132,11 +132,13 @@ impl MediaSeg {
         self.seg.name()
     }
 
+    #[cold]
     fn invalid(&self, what: String) -> Error {
         Error::new(ErrorKind::InvalidLayout, what).with_share(self.name().as_str())
     }
 
     /// The word at `offset`, bounds- and alignment-checked now.
+    #[inline]
     pub(crate) fn word(&self, offset: usize) -> Result<&AtomicI64> {
         self.seg.atomic_i64(offset).ok_or_else(|| {
             self.invalid(format!(
@@ -147,6 +149,7 @@ impl MediaSeg {
 
     /// Acquire load of the word at `offset`. Done as a Relaxed load and an Acquire fence,
     /// which Rust allows on a read-only mapping (a plain Acquire load it does not promise).
+    #[inline]
     pub(crate) fn load_acquire(&self, offset: usize) -> Result<i64> {
         let v = self.word(offset)?.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
@@ -154,11 +157,13 @@ impl MediaSeg {
     }
 
     /// Relaxed load of the word at `offset`.
+    #[inline]
     pub(crate) fn load(&self, offset: usize) -> Result<i64> {
         Ok(self.word(offset)?.load(Ordering::Relaxed))
     }
 
     /// Pointer to `len` bytes at `offset`, bounds-checked now.
+    #[inline]
     pub(crate) fn bytes(&self, offset: usize, len: usize) -> Result<*mut u8> {
         self.seg.range(offset, len).ok_or_else(|| {
             self.invalid(format!("{len} bytes at offset {offset} run past the share"))
@@ -190,6 +195,7 @@ impl MediaSeg {
     }
 
     /// Copies `src` in at `offset` (writers only: the mapping must be writable).
+    #[inline]
     pub(crate) fn copy_in(&self, offset: usize, src: &[u8]) -> Result<()> {
         debug_assert!(self.seg.is_writable());
         let dst = self.bytes(offset, src.len())?;

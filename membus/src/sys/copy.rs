@@ -188,6 +188,7 @@ pub(crate) unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
     }
 }
 
+#[inline]
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

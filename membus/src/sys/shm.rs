@@ -324,6 +324,7 @@ impl Segment {
     }
 
     /// Pointer to `len` bytes at `offset`, or `None` if they are not all inside the mapping.
+    #[inline]
     pub(crate) fn range(&self, offset: usize, len: usize) -> Option<*mut u8> {
         let end = offset.checked_add(len)?;
         if end > self.len {
@@ -339,6 +340,7 @@ impl Segment {
     /// Handing out `&AtomicI64` is sound for any bytes: every bit pattern is a valid i64,
     /// and atomic accesses tolerate concurrent writes by other processes. On a read-only
     /// mapping only loads may be used (callers with read-only segments never store).
+    #[inline]
     pub(crate) fn atomic_i64(&self, offset: usize) -> Option<&AtomicI64> {
         let p = self.range(offset, 8)?;
         if (p as usize) % 8 != 0 {
