@@ -6,8 +6,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use std::io::Write as _;
-
 use membus::layout::media::{AudioFormat, VideoFormat};
 use membus::memaud::{AudioParams, AudioWriter};
 use membus::memcmd::MemCmd;
@@ -176,14 +174,33 @@ const KV_NAMES: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
 fn memkv_set(d: Duration) -> BenchResult<Throughput> {
     let kv = MemKv::create_named(unique_name("memkv"), &KV_NAMES, 16, 64)?;
     let mut v = 0u64;
-    let mut buf = Vec::with_capacity(32);
+    let mut buf = [0u8; 32];
     run_for("memkv setValue", "memkv", "64 B value", d, || {
-        buf.clear();
-        write!(buf, "value_{v}")?;
-        kv.set((v % 8) as usize, &buf)?;
+        let n = value_text(&mut buf, v);
+        kv.set((v % 8) as usize, &buf[..n])?;
         v += 1;
         Ok(64)
     })
+}
+
+/// `"value_" + to_string(v)` into `buf` (what libmembus's case builds with std::to_string);
+/// returns the length.
+fn value_text(buf: &mut [u8; 32], mut v: u64) -> usize {
+    buf[..6].copy_from_slice(b"value_");
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        buf[6 + i] = digits[n - 1 - i];
+    }
+    6 + n
 }
 
 /// libmembus "memkv getValue": the same store, every slot "value"; reads slot v % 8.
@@ -613,5 +630,19 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
             Ok(())
         }
         _ => Err(format!("unknown bench peer role {role} with {} names", names.len()).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_text;
+
+    #[test]
+    fn value_text_matches_format() {
+        let mut buf = [0u8; 32];
+        for v in [0u64, 7, 10, 12345, u64::MAX] {
+            let n = value_text(&mut buf, v);
+            assert_eq!(&buf[..n], format!("value_{v}").as_bytes());
+        }
     }
 }
