@@ -452,6 +452,7 @@ impl MemKv {
         Error::new(kind, detail).with_share(self.name().as_str())
     }
 
+    #[inline]
     fn slot_off(&self, idx: usize) -> Result<usize> {
         self.layout.slot(idx).ok_or_else(|| {
             self.err(
@@ -464,6 +465,7 @@ impl MemKv {
 
     /// The seq or lastEpoch word of slot `idx` (in bounds: the layout was validated against
     /// the mapping; 8-byte aligned: the stride is a multiple of 8).
+    #[inline]
     fn slot_word(&self, idx: usize, field: usize) -> Result<&AtomicI64> {
         let off = self.slot_off(idx)? + field;
         self.seg.atomic_i64(off).ok_or_else(|| {
@@ -474,6 +476,7 @@ impl MemKv {
         })
     }
 
+    #[inline]
     fn slot_bytes(&self, idx: usize, field: usize, len: usize) -> Result<*mut u8> {
         let off = self.slot_off(idx)? + field;
         self.seg.range(off, len).ok_or_else(|| {

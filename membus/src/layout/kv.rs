@@ -150,6 +150,7 @@ impl KvLayout {
     }
 
     /// Offset of slot `idx`, or `None` when `idx ≥ C`.
+    #[inline]
     pub fn slot(&self, idx: usize) -> Option<usize> {
         (idx < self.count).then(|| HEADER_LEN + idx * self.stride())
     }
