@@ -133,7 +133,7 @@ impl MediaSeg {
     }
 
     #[cold]
-    fn invalid(&self, what: String) -> Error {
+    pub(crate) fn invalid(&self, what: String) -> Error {
         Error::new(ErrorKind::InvalidLayout, what).with_share(self.name().as_str())
     }
 
@@ -261,5 +261,229 @@ impl MediaSeg {
         let mut v = vec![0u8; len];
         self.copy_out(at, &mut v)?;
         Ok(v)
+    }
+}
+
+/// Where a ring's slots (memvid/memaud) or descriptors (mempkt) are, and where each one's
+/// publish stamp sits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slots {
+    /// Offset of slot 0.
+    pub(crate) base: usize,
+    /// Slot stride.
+    pub(crate) stride: usize,
+    /// Number of slots.
+    pub(crate) bufs: usize,
+    /// Offset of the stamp (sequence word) inside a slot.
+    pub(crate) stamp_at: usize,
+}
+
+impl Slots {
+    /// Offset of slot `i` (i < bufs; validated layouts keep every slot in the mapping).
+    pub(crate) fn slot(&self, i: usize) -> usize {
+        self.base + i * self.stride
+    }
+}
+
+/// The reader's side of the slot protocol shared by memvid, memaud and mempkt: follow the
+/// global sequence and the slots' stamps, report overruns and "nothing new" (W6), and
+/// tolerate libmembus's publish order (global sequence before the stamp, spec §15.7).
+pub(crate) struct SlotRing {
+    pub(crate) share: MediaSeg,
+    pub(crate) slots: Slots,
+    pos: usize,
+    last: i64,
+}
+
+impl SlotRing {
+    pub(crate) fn new(share: MediaSeg, slots: Slots, from: ReadFrom) -> Result<SlotRing> {
+        let mut r = SlotRing {
+            share,
+            slots,
+            pos: 0,
+            last: 0,
+        };
+        match from {
+            ReadFrom::Newest => r.resync_newest()?,
+            ReadFrom::Oldest => r.resync_oldest()?,
+        }
+        Ok(r)
+    }
+
+    /// Slot `i`'s stamp (Acquire).
+    pub(crate) fn stamp(&self, i: usize) -> Result<i64> {
+        self.share
+            .load_acquire(self.slots.slot(i) + self.slots.stamp_at)
+    }
+
+    fn ptr(&self) -> Result<usize> {
+        let p = self.share.load_acquire(off::PTR)?;
+        usize::try_from(p)
+            .ok()
+            .filter(|&p| p < self.slots.bufs)
+            .ok_or_else(|| {
+                self.share.invalid(format!(
+                    "write pointer {p} is outside 0..{}",
+                    self.slots.bufs
+                ))
+            })
+    }
+
+    /// After this the next frame published is the first delivered. ptr is read before seq
+    /// (spec §15.7), so no published frame is skipped.
+    fn resync_newest(&mut self) -> Result<()> {
+        self.pos = self.ptr()?;
+        self.last = self.share.load_acquire(off::SEQ)?;
+        Ok(())
+    }
+
+    /// Positions at the oldest slot whose stamp is still one of the last `bufs` frames.
+    fn resync_oldest(&mut self) -> Result<()> {
+        let now = self.share.load_acquire(off::SEQ)?;
+        let floor = now - self.slots.bufs as i64 + 1;
+        let mut best: Option<(i64, usize)> = None;
+        for i in 0..self.slots.bufs {
+            let s = self.stamp(i)?;
+            if s > 0 && s >= floor && s <= now && best.is_none_or(|(b, _)| s < b) {
+                best = Some((s, i));
+            }
+        }
+        match best {
+            Some((s, i)) => {
+                self.pos = i;
+                self.last = s - 1;
+                Ok(())
+            }
+            None => self.resync_newest(),
+        }
+    }
+
+    /// After an overrun: the next call delivers the newest published frame. Returns how
+    /// many frames were skipped.
+    fn resync_after_overrun(&mut self) -> Result<u64> {
+        let old = self.last;
+        let newest = (self.ptr()? + self.slots.bufs - 1) % self.slots.bufs;
+        let s = self.stamp(newest)?;
+        if s > old {
+            self.pos = newest;
+            self.last = s - 1;
+            Ok((s - 1 - old) as u64)
+        } else {
+            self.resync_newest()?;
+            Ok(self.last.saturating_sub(old).max(0) as u64)
+        }
+    }
+
+    /// The next slot to deliver, with its sequence number, consumed (the reader moves
+    /// past it); an overrun with the number of frames lost; or nothing new.
+    pub(crate) fn next_slot(&mut self) -> Result<Next<(usize, u64)>> {
+        let now = self.share.load_acquire(off::SEQ)?;
+        if now <= self.last {
+            return Ok(Next::Empty);
+        }
+        if now - self.last > self.slots.bufs as i64 {
+            return Ok(Next::Overrun {
+                lost: self.resync_after_overrun()?,
+            });
+        }
+        let s = self.stamp(self.pos)?;
+        if s == self.last + 1 {
+            let slot = self.pos;
+            self.last = s;
+            self.pos = (self.pos + 1) % self.slots.bufs;
+            return Ok(Next::Frame((slot, s as u64)));
+        }
+        if s > self.last + 1 {
+            return Ok(Next::Overrun {
+                lost: self.resync_after_overrun()?,
+            });
+        }
+        // Not stamped yet (libmembus bumps the global seq first), or zeroed because the
+        // writer is rewriting it: not published yet.
+        Ok(Next::Empty)
+    }
+
+    /// Whether `next_slot` would find something now.
+    pub(crate) fn poll(&self) -> bool {
+        self.share
+            .load_acquire(off::SEQ)
+            .is_ok_and(|s| s > self.last)
+    }
+
+    /// The global publish counter.
+    pub(crate) fn seq(&self) -> u64 {
+        self.share.load_acquire(off::SEQ).unwrap_or(0).max(0) as u64
+    }
+
+    /// True if slot `slot` still carries stamp `seq`: not rewritten (nor, with a membus
+    /// writer, being rewritten) since it was delivered.
+    pub(crate) fn still(&self, slot: usize, seq: u64) -> bool {
+        // Acquire fence: pairs with the writer's Release fence after zeroing the stamp
+        // (`SlotWriter::begin`), so any payload read before this that saw new bytes is
+        // followed by seeing the zeroed or a newer stamp here.
+        fence(Ordering::Acquire);
+        self.share
+            .load(self.slots.slot(slot) + self.slots.stamp_at)
+            .is_ok_and(|s| s == seq as i64)
+    }
+}
+
+/// The writer's side of the slot protocol (W1, and the in-progress marker that makes
+/// torn views detectable).
+pub(crate) struct SlotWriter {
+    pub(crate) share: MediaSeg,
+    pub(crate) slots: Slots,
+    pub(crate) ptr: usize,
+    seq: i64,
+}
+
+impl SlotWriter {
+    pub(crate) fn new(share: MediaSeg, slots: Slots) -> SlotWriter {
+        SlotWriter {
+            share,
+            slots,
+            ptr: 0,
+            seq: 0,
+        }
+    }
+
+    /// Marks the current slot in progress: its stamp is zeroed, so a reader still looking
+    /// at its previous frame sees it as overwritten.
+    pub(crate) fn begin(&self) {
+        if let Ok(w) = self
+            .share
+            .word(self.slots.slot(self.ptr) + self.slots.stamp_at)
+        {
+            w.store(0, Ordering::Relaxed);
+        }
+        // Release fence: orders the zeroed stamp before the payload stores that follow;
+        // pairs with the Acquire fence in `SlotRing::still`.
+        fence(Ordering::Release);
+    }
+
+    /// Publishes the current slot: stamp, then write pointer, then global sequence, each a
+    /// Release store (W1: libmembus bumps the global sequence first). Returns its sequence.
+    pub(crate) fn publish(&mut self) -> Result<u64> {
+        let s = self.seq + 1;
+        // Release: the payload and slot fields written before are visible to a reader
+        // whose Acquire load sees this stamp (`SlotRing::next_slot`).
+        self.share
+            .word(self.slots.slot(self.ptr) + self.slots.stamp_at)?
+            .store(s, Ordering::Release);
+        let next = (self.ptr + 1) % self.slots.bufs;
+        // Release: pairs with the reader's Acquire load of ptr on attach/resync.
+        self.share
+            .word(off::PTR)?
+            .store(next as i64, Ordering::Release);
+        // Release, last: a reader that sees seq s also sees stamp s and the new ptr.
+        self.share.word(off::SEQ)?.store(s, Ordering::Release);
+        self.seq = s;
+        self.ptr = next;
+        Ok(s as u64)
+    }
+
+    /// Frames published so far.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq as u64
     }
 }

@@ -26,11 +26,11 @@
 //! # Ok(()) }
 //! ```
 use std::marker::PhantomData;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::media::{off, AudLayout, AudioFormat, MediaKind};
-use crate::media::{Identity, MediaSeg, Next, ReadFrom};
+use crate::layout::media::{AudLayout, AudioFormat, MediaKind};
+use crate::media::{Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
 use crate::pixel::Sample;
 use crate::sys::copy::fill_shared;
@@ -105,10 +105,8 @@ impl AudioParams {
 
 /// The writing end of a memaud share.
 pub struct AudioWriter {
-    share: MediaSeg,
+    w: SlotWriter,
     layout: AudLayout,
-    ptr: usize,
-    seq: i64,
 }
 
 impl AudioWriter {
@@ -144,52 +142,28 @@ impl AudioWriter {
             &class,
             240,
         )?;
+        let slots = slots(&layout);
         Ok(AudioWriter {
-            share,
+            w: SlotWriter::new(share, slots),
             layout,
-            ptr: 0,
-            seq: 0,
         })
     }
 
     /// The current (unpublished) buffer to fill. Its stamp is zeroed first, so a reader
     /// still looking at this slot's previous buffer sees it as overwritten.
     pub fn buffer(&mut self) -> AudioBufMut<'_> {
-        let at = self.layout.frames.slot(self.ptr) + S_SEQ;
-        if let Ok(w) = self.share.word(at) {
-            w.store(0, Ordering::Relaxed);
-        }
-        // Release fence: orders the zeroed stamp before the pixel stores that follow; pairs
-        // with the Acquire fence in `Frame::is_intact`.
-        fence(Ordering::Release);
+        self.w.begin();
         AudioBufMut { writer: self }
     }
 
-    /// Publishes the current slot: stamps it with the next sequence number, advances the
-    /// write pointer, then bumps the global sequence, each a Release store (W1: libmembus
-    /// bumps the global sequence first). Returns the frame's sequence number.
+    /// Publishes the current buffer: stamp, write pointer, then global sequence, each a
+    /// Release store (W1). Returns its sequence number.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] only if the share's words are out of reach (never for a
     /// share this writer created).
     pub fn publish(&mut self) -> Result<u64> {
-        let s = self.seq + 1;
-        let f = &self.layout.frames;
-        // Release: the pixels, timestamps and user data written before are visible to a
-        // reader whose Acquire load sees this stamp (`AudioReader::next`).
-        self.share
-            .word(f.slot(self.ptr) + S_SEQ)?
-            .store(s, Ordering::Release);
-        let next = (self.ptr + 1) % f.bufs;
-        // Release: pairs with the reader's Acquire load of ptr on attach/resync.
-        self.share
-            .word(off::PTR)?
-            .store(next as i64, Ordering::Release);
-        // Release, last: a reader that sees seq s also sees slot stamp s and the new ptr.
-        self.share.word(off::SEQ)?.store(s, Ordering::Release);
-        self.seq = s;
-        self.ptr = next;
-        Ok(s as u64)
+        self.w.publish()
     }
 
     /// The layout.
@@ -199,17 +173,26 @@ impl AudioWriter {
 
     /// The share's name.
     pub fn name(&self) -> &ShareName {
-        self.share.name()
+        self.w.share.name()
     }
 
     /// The session id.
     pub fn session_id(&self) -> i64 {
-        self.share.session_id()
+        self.w.share.session_id()
     }
 
-    /// Frames published so far.
+    /// Buffers published so far.
     pub fn seq(&self) -> u64 {
-        self.seq as u64
+        self.w.seq()
+    }
+}
+
+fn slots(l: &AudLayout) -> Slots {
+    Slots {
+        base: l.frames.dataoffset,
+        stride: l.frames.blocksz,
+        bufs: l.frames.bufs,
+        stamp_at: S_SEQ,
     }
 }
 
@@ -221,7 +204,7 @@ pub struct AudioBufMut<'a> {
 
 impl AudioBufMut<'_> {
     fn slot(&self) -> usize {
-        self.writer.ptr
+        self.writer.w.ptr
     }
 
     fn payload_at(&self) -> usize {
@@ -234,7 +217,7 @@ impl AudioBufMut<'_> {
     /// [`ErrorKind::InvalidLayout`] if the slot is out of reach (never for a created share).
     pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
         let len = self.writer.layout.frames.payload;
-        let p = self.writer.share.bytes(self.payload_at(), len)?;
+        let p = self.writer.w.share.bytes(self.payload_at(), len)?;
         // SAFETY: `p` is bounds-checked for `len` bytes of the writer's writable mapping,
         // which outlives the borrow of `self`. The slot is the writer's unpublished slot:
         // readers in this or other processes may still read its previous frame, racing with
@@ -249,7 +232,7 @@ impl AudioBufMut<'_> {
     /// [`ErrorKind::InvalidArgument`] when `S` does not fit the format.
     pub fn samples_mut<S: Sample>(&mut self) -> Result<&mut [S]> {
         let n = sample_count::<S>(&self.writer.layout)?;
-        let p = self.writer.share.bytes(self.payload_at(), n * S::SIZE)?;
+        let p = self.writer.w.share.bytes(self.payload_at(), n * S::SIZE)?;
         // SAFETY: as in `bytes_mut`; additionally `S: Pod` and `S::SIZE` divides the checked
         // range into exactly `n` values. Alignment: `S::ALIGN` ≤ 8 and the payload starts
         // at a multiple of the slot alignment (≥ 8), which `sample_count` relies on.
@@ -262,7 +245,7 @@ impl AudioBufMut<'_> {
     /// As for [`bytes_mut`](Self::bytes_mut).
     pub fn fill(&mut self, byte: u8) -> Result<()> {
         let len = self.writer.layout.frames.payload;
-        let p = self.writer.share.bytes(self.payload_at(), len)?;
+        let p = self.writer.w.share.bytes(self.payload_at(), len)?;
         // SAFETY: `p` is bounds-checked for `len` bytes of the writable mapping.
         unsafe { fill_shared(p, byte, len) };
         Ok(())
@@ -275,7 +258,7 @@ impl AudioBufMut<'_> {
 
     fn store(&self, field: usize, v: i64) {
         let at = self.writer.layout.frames.slot(self.slot()) + field;
-        if let Ok(w) = self.writer.share.word(at) {
+        if let Ok(w) = self.writer.w.share.word(at) {
             w.store(v, Ordering::Relaxed);
         }
     }
@@ -295,6 +278,7 @@ impl AudioBufMut<'_> {
             .with_sizes(fx as u64, data.len() as u64));
         }
         self.writer
+            .w
             .share
             .copy_in(self.writer.layout.frames.user_at(self.slot()), data)?;
         self.store(S_USERLEN, data.len() as i64);
@@ -331,10 +315,8 @@ pub struct ReaderOptions {
 
 /// The reading end of a memaud share: mapped read-only, no way to write.
 pub struct AudioReader {
-    share: MediaSeg,
+    ring: SlotRing,
     layout: AudLayout,
-    pos: usize,
-    last: i64,
 }
 
 impl AudioReader {
@@ -390,130 +372,33 @@ impl AudioReader {
                 .with_share(name.as_str()));
             }
         }
-        let mut r = AudioReader {
-            share,
-            layout,
-            pos: 0,
-            last: 0,
-        };
-        match opts.from {
-            ReadFrom::Newest => r.resync_newest()?,
-            ReadFrom::Oldest => r.resync_oldest()?,
-        }
-        Ok(r)
+        let ring = SlotRing::new(share, slots(&layout), opts.from)?;
+        Ok(AudioReader { ring, layout })
     }
 
-    fn stamp(&self, slot: usize) -> Result<i64> {
-        self.share
-            .load_acquire(self.layout.frames.slot(slot) + S_SEQ)
-    }
-
-    fn ptr(&self) -> Result<usize> {
-        let p = self.share.load_acquire(off::PTR)?;
-        usize::try_from(p)
-            .ok()
-            .filter(|&p| p < self.layout.frames.bufs)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidLayout,
-                    format!(
-                        "write pointer {p} is outside 0..{}",
-                        self.layout.frames.bufs
-                    ),
-                )
-                .with_share(self.share.name().as_str())
-            })
-    }
-
-    /// After this, `next` delivers the first frame published from now on. ptr is read
-    /// before seq (spec §15.7), so no published frame is skipped.
-    fn resync_newest(&mut self) -> Result<()> {
-        self.pos = self.ptr()?;
-        self.last = self.share.load_acquire(off::SEQ)?;
-        Ok(())
-    }
-
-    /// Positions at the oldest slot whose stamp is still one of the last `bufs` frames.
-    fn resync_oldest(&mut self) -> Result<()> {
-        let now = self.share.load_acquire(off::SEQ)?;
-        let floor = now - self.layout.frames.bufs as i64 + 1;
-        let mut best: Option<(i64, usize)> = None;
-        for i in 0..self.layout.frames.bufs {
-            let s = self.stamp(i)?;
-            if s > 0 && s >= floor && s <= now && best.is_none_or(|(b, _)| s < b) {
-                best = Some((s, i));
-            }
-        }
-        match best {
-            Some((s, i)) => {
-                self.pos = i;
-                self.last = s - 1;
-                Ok(())
-            }
-            None => self.resync_newest(),
-        }
-    }
-
-    /// Resync after an overrun: the next call delivers the newest published frame.
-    fn resync_after_overrun(&mut self) -> Result<u64> {
-        let old = self.last;
-        let bufs = self.layout.frames.bufs;
-        let newest = (self.ptr()? + bufs - 1) % bufs;
-        let s = self.stamp(newest)?;
-        if s > old {
-            self.pos = newest;
-            self.last = s - 1;
-            Ok((s - 1 - old) as u64)
-        } else {
-            self.resync_newest()?;
-            Ok(self.last.saturating_sub(old).max(0) as u64)
-        }
-    }
-
-    /// The next frame in order, an overrun (with how many frames were lost), or nothing new.
+    /// The next buffer in order, an overrun (with how many were lost), or nothing new.
     ///
-    /// Not an `Iterator`: the frame borrows the reader, and "nothing new" is not the end.
+    /// Not an `Iterator`: the buffer borrows the reader, and "nothing new" is not the end.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] when the header's write pointer is corrupt.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Next<AudioBuf<'_>>> {
-        let now = self.share.load_acquire(off::SEQ)?;
-        if now <= self.last {
-            return Ok(Next::Empty);
-        }
-        if now - self.last > self.layout.frames.bufs as i64 {
-            return Ok(Next::Overrun {
-                lost: self.resync_after_overrun()?,
-            });
-        }
-        let s = self.stamp(self.pos)?;
-        if s == self.last + 1 {
-            let slot = self.pos;
-            self.last = s;
-            self.pos = (self.pos + 1) % self.layout.frames.bufs;
-            return Ok(Next::Frame(AudioBuf {
+        Ok(match self.ring.next_slot()? {
+            Next::Frame((slot, seq)) => Next::Frame(AudioBuf {
                 reader: self,
                 slot,
-                seq: s as u64,
+                seq,
                 _p: PhantomData,
-            }));
-        }
-        if s > self.last + 1 {
-            return Ok(Next::Overrun {
-                lost: self.resync_after_overrun()?,
-            });
-        }
-        // Stamp not written yet (libmembus bumps the global seq before stamping, §15.7),
-        // or zeroed because the writer is rewriting it: not published yet.
-        Ok(Next::Empty)
+            }),
+            Next::Overrun { lost } => Next::Overrun { lost },
+            Next::Empty => Next::Empty,
+        })
     }
 
     /// Whether [`next`](Self::next) would find something now.
     pub fn poll(&self) -> bool {
-        self.share
-            .load_acquire(off::SEQ)
-            .is_ok_and(|s| s > self.last)
+        self.ring.poll()
     }
 
     /// The layout.
@@ -523,22 +408,22 @@ impl AudioReader {
 
     /// The writer's session id.
     pub fn session_id(&self) -> i64 {
-        self.share.session_id()
+        self.ring.share.session_id()
     }
 
     /// The global publish counter.
     pub fn seq(&self) -> u64 {
-        self.share.load_acquire(off::SEQ).unwrap_or(0).max(0) as u64
+        self.ring.seq()
     }
 
     /// fourcc (0 = none).
     pub fn fourcc(&self) -> u32 {
-        self.share.fourcc()
+        self.ring.share.fourcc()
     }
 
     /// GUID bytes (all zero = none).
     pub fn guid(&self) -> [u8; 16] {
-        self.share.guid()
+        self.ring.share.guid()
     }
 
     /// The main user buffer.
@@ -546,7 +431,7 @@ impl AudioReader {
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
     pub fn meta(&self) -> Result<Vec<u8>> {
-        self.share.meta(240, self.layout.frames.metasize)
+        self.ring.share.meta(240, self.layout.frames.metasize)
     }
 
     /// Slot `i`'s frame as it is now, whatever its stamp (for inspection and fixtures).
@@ -560,7 +445,7 @@ impl AudioReader {
                 format!("slot {i} ≥ bufs {}", self.layout.frames.bufs),
             ));
         }
-        let seq = self.stamp(i)?.max(0) as u64;
+        let seq = self.ring.stamp(i)?.max(0) as u64;
         Ok(AudioBuf {
             reader: self,
             slot: i,
@@ -591,6 +476,7 @@ impl std::fmt::Debug for AudioBuf<'_> {
 impl AudioBuf<'_> {
     fn word(&self, field: usize) -> i64 {
         self.reader
+            .ring
             .share
             .load(self.reader.layout.frames.slot(self.slot) + field)
             .unwrap_or(0)
@@ -620,6 +506,7 @@ impl AudioBuf<'_> {
         let fx = self.reader.layout.frames.frameextra;
         let len = usize::try_from(self.word(S_USERLEN)).unwrap_or(0).min(fx);
         self.reader
+            .ring
             .share
             .meta(self.reader.layout.frames.user_at(self.slot), len)
             .unwrap_or_default()
@@ -647,7 +534,7 @@ impl AudioBuf<'_> {
             )
             .with_sizes(self.len() as u64, dst.len() as u64));
         }
-        self.reader.share.copy_out(self.payload_at(), dst)
+        self.reader.ring.share.copy_out(self.payload_at(), dst)
     }
 
     /// The payload as a new vector.
@@ -664,7 +551,11 @@ impl AudioBuf<'_> {
     /// [`ErrorKind::InvalidArgument`] when `S` does not fit the format.
     pub fn samples<S: Sample>(&self) -> Result<&[S]> {
         let n = sample_count::<S>(&self.reader.layout)?;
-        let p = self.reader.share.bytes(self.payload_at(), n * S::SIZE)?;
+        let p = self
+            .reader
+            .ring
+            .share
+            .bytes(self.payload_at(), n * S::SIZE)?;
         // SAFETY: `p` is bounds-checked for n·S::SIZE bytes of the reader's mapping, which
         // lives as long as the borrow of the reader; it is aligned for `S` (see
         // `sample_count`); `S: Pod` accepts any bit pattern, so a concurrent overwrite can
@@ -675,10 +566,6 @@ impl AudioBuf<'_> {
     /// True if the slot still holds this frame: not rewritten (nor, with a membus writer,
     /// being rewritten) since `next` returned it.
     pub fn is_intact(&self) -> bool {
-        // Acquire fence: pairs with the writer's Release fence after zeroing the stamp
-        // (`AudioWriter::frame`), so any pixel read above that saw new bytes is followed
-        // by seeing the zeroed or a newer stamp here.
-        fence(Ordering::Acquire);
-        self.word(S_SEQ) == self.seq as i64
+        self.reader.ring.still(self.slot, self.seq)
     }
 }

@@ -28,8 +28,8 @@ use std::sync::atomic::{fence, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::align_up;
-use crate::layout::media::{off, MediaKind, PktLayout, DESC_STRIDE};
-use crate::media::{Identity, MediaSeg, Next, ReadFrom};
+use crate::layout::media::{MediaKind, PktLayout, DESC_STRIDE};
+use crate::media::{Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
 
 /// Descriptor field offsets (spec §10.2).
@@ -166,10 +166,8 @@ impl PacketParams {
 
 /// The writing end of a mempkt share.
 pub struct PacketWriter {
-    share: MediaSeg,
+    w: SlotWriter,
     layout: PktLayout,
-    ptr: usize,
-    seq: i64,
     wcursor: i64,
 }
 
@@ -202,16 +200,14 @@ impl PacketWriter {
             216,
         )?;
         Ok(PacketWriter {
-            share,
+            w: SlotWriter::new(share, slots(&l)),
             layout: l,
-            ptr: 0,
-            seq: 0,
             wcursor: 0,
         })
     }
 
     fn store(&self, at: usize, v: i64, order: Ordering) -> Result<()> {
-        self.share.word(at)?.store(v, order);
+        self.w.share.word(at)?.store(v, order);
         Ok(())
     }
 
@@ -226,13 +222,13 @@ impl PacketWriter {
         if total == 0 {
             return Err(
                 Error::new(ErrorKind::InvalidArgument, "empty records are not allowed")
-                    .with_share(self.share.name().as_str()),
+                    .with_share(self.w.share.name().as_str()),
             );
         }
         if total > l.maxrec {
             return Err(
                 Error::new(ErrorKind::MessageTooLarge, "record exceeds maxrec")
-                    .with_share(self.share.name().as_str())
+                    .with_share(self.w.share.name().as_str())
                     .with_sizes(l.maxrec as u64, total as u64),
             );
         }
@@ -248,15 +244,13 @@ impl PacketWriter {
         // before its lap check, so a reader whose copy overlapped these bytes sees a cursor
         // that reveals it.
         self.store(H_WCURSOR, wc + stride, Ordering::Release)?;
-        let d = l.desc(self.ptr);
-        // W2: mark the descriptor in progress before rewriting it; the Release fence orders
-        // the zero before the stores below (pairs with the reader's Acquire fence before its
-        // second look at the descriptor's seq).
-        self.store(d + D_SEQ, 0, Ordering::Relaxed)?;
-        fence(Ordering::Release);
+        let d = l.desc(self.w.ptr);
+        // W2: mark the descriptor in progress (its seq zeroed, with a Release fence) before
+        // rewriting it.
+        self.w.begin();
         let at = l.arenaoffset + phys as usize;
-        self.share.copy_in(at, rec.meta)?;
-        self.share.copy_in(at + rec.meta.len(), payload)?;
+        self.w.share.copy_in(at, rec.meta)?;
+        self.w.share.copy_in(at + rec.meta.len(), payload)?;
         for (field, v) in [
             (D_OFFSET, phys),
             (D_LEN, payload.len() as i64),
@@ -268,17 +262,10 @@ impl PacketWriter {
         ] {
             self.store(d + field, v, Ordering::Relaxed)?;
         }
-        let s = self.seq + 1;
-        // Release: the record and its fields are visible to a reader that sees this seq.
-        self.store(d + D_SEQ, s, Ordering::Release)?;
-        let next = (self.ptr + 1) % l.bufs;
-        self.store(off::PTR, next as i64, Ordering::Release)?;
-        // Release, last (W1): a reader that sees global seq s sees descriptor s.
-        self.store(off::SEQ, s, Ordering::Release)?;
-        self.seq = s;
-        self.ptr = next;
+        // Descriptor seq, ptr, then global seq, each Release (W1).
+        let s = self.w.publish()?;
         self.wcursor = wc + stride;
-        Ok(s as u64)
+        Ok(s)
     }
 
     /// The layout.
@@ -288,12 +275,21 @@ impl PacketWriter {
 
     /// The share's name.
     pub fn name(&self) -> &ShareName {
-        self.share.name()
+        self.w.share.name()
     }
 
     /// The session id.
     pub fn session_id(&self) -> i64 {
-        self.share.session_id()
+        self.w.share.session_id()
+    }
+}
+
+fn slots(l: &PktLayout) -> Slots {
+    Slots {
+        base: l.descoffset,
+        stride: DESC_STRIDE,
+        bufs: l.bufs,
+        stamp_at: D_SEQ,
     }
 }
 
@@ -308,10 +304,19 @@ pub struct ReaderOptions {
 
 /// The reading end of a mempkt share: mapped read-only.
 pub struct PacketReader {
-    share: MediaSeg,
+    ring: SlotRing,
     layout: PktLayout,
-    pos: usize,
-    last: i64,
+}
+
+/// A descriptor taken by the reader: its fields and where its bytes are, or why it cannot
+/// be read.
+enum Taken {
+    Record {
+        desc: usize,
+        at: usize,
+        info: RecordInfo,
+    },
+    Unreadable,
 }
 
 impl PacketReader {
@@ -354,69 +359,71 @@ impl PacketReader {
                 .with_share(name.as_str()));
             }
         }
-        let mut r = PacketReader {
-            share,
-            layout,
-            pos: 0,
-            last: 0,
+        let ring = SlotRing::new(share, slots(&layout), opts.from)?;
+        Ok(PacketReader { ring, layout })
+    }
+
+    /// Takes the next descriptor: checks its fields against the arena, consuming its
+    /// sequence number whatever the outcome (it is delivered or reported lost).
+    fn take(&mut self) -> Result<Next<Taken>> {
+        let (slot, seq) = match self.ring.next_slot()? {
+            Next::Frame(x) => x,
+            Next::Overrun { lost } => return Ok(Next::Overrun { lost }),
+            Next::Empty => return Ok(Next::Empty),
         };
-        match opts.from {
-            ReadFrom::Newest => r.resync_newest()?,
-            ReadFrom::Oldest => {
-                let now = r.share.load_acquire(off::SEQ)?;
-                let floor = now - r.layout.bufs as i64 + 1;
-                let mut best: Option<(i64, usize)> = None;
-                for i in 0..r.layout.bufs {
-                    let s = r.desc_seq(i)?;
-                    if s > 0 && s >= floor && s <= now && best.is_none_or(|(b, _)| s < b) {
-                        best = Some((s, i));
-                    }
-                }
-                match best {
-                    Some((s, i)) => (r.pos, r.last) = (i, s - 1),
-                    None => r.resync_newest()?,
-                }
-            }
+        let desc = self.layout.desc(slot);
+        let w = |f: usize| self.ring.share.load(desc + f);
+        let (offset, len, wcursor, pts, kind, track, userlen) = (
+            w(D_OFFSET)?,
+            w(D_LEN)?,
+            w(D_WCURSOR)?,
+            w(D_PTS)?,
+            w(D_KIND)?,
+            w(D_TRACK)?,
+            w(D_USERLEN)?,
+        );
+        let fits = offset >= 0
+            && len >= 0
+            && userlen >= 0
+            && offset
+                .checked_add(userlen)
+                .and_then(|x| x.checked_add(len))
+                .is_some_and(|end| end <= self.layout.arenasz as i64);
+        if !fits {
+            // A torn descriptor (libmembus writers do not mark it in progress) or a hostile
+            // one: the record cannot be read.
+            return Ok(Next::Frame(Taken::Unreadable));
         }
-        Ok(r)
+        let info = RecordInfo {
+            seq,
+            wcursor,
+            pts,
+            kind: PktKind::from_value(kind),
+            track,
+            len: len as usize,
+            meta_len: userlen as usize,
+        };
+        Ok(Next::Frame(Taken::Record {
+            desc,
+            at: self.layout.arenaoffset + offset as usize,
+            info,
+        }))
     }
 
-    fn desc_seq(&self, i: usize) -> Result<i64> {
-        self.share.load_acquire(self.layout.desc(i) + D_SEQ)
-    }
-
-    fn ptr(&self) -> Result<usize> {
-        let p = self.share.load_acquire(off::PTR)?;
-        usize::try_from(p)
-            .ok()
-            .filter(|&p| p < self.layout.bufs)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidLayout,
-                    format!("write pointer {p} is outside 0..{}", self.layout.bufs),
-                )
-                .with_share(self.share.name().as_str())
-            })
-    }
-
-    fn resync_newest(&mut self) -> Result<()> {
-        self.pos = self.ptr()?;
-        self.last = self.share.load_acquire(off::SEQ)?;
-        Ok(())
-    }
-
-    fn resync_after_overrun(&mut self) -> Result<u64> {
-        let old = self.last;
-        let newest = (self.ptr()? + self.layout.bufs - 1) % self.layout.bufs;
-        let s = self.desc_seq(newest)?;
-        if s > old {
-            self.pos = newest;
-            self.last = s - 1;
-            Ok((s - 1 - old) as u64)
-        } else {
-            self.resync_newest()?;
-            Ok(self.last.saturating_sub(old).max(0) as u64)
-        }
+    /// True if descriptor `desc` still carries `info.seq` and the arena cursor shows no
+    /// rewrite of its bytes (W3: a membus writer publishes its reservation before copying).
+    fn intact(&self, desc: usize, info: &RecordInfo) -> bool {
+        // Acquire fence: pairs with the writer's Release fence after zeroing a descriptor
+        // (`SlotWriter::begin`) and its Release store of the reservation cursor: if a copy
+        // before this saw any byte of a newer record, one of the checks fails.
+        fence(Ordering::Acquire);
+        let same = self
+            .ring
+            .share
+            .load(desc + D_SEQ)
+            .is_ok_and(|s| s == info.seq as i64);
+        let cursor = self.ring.share.load(H_WCURSOR).unwrap_or(i64::MAX);
+        same && cursor.saturating_sub(info.wcursor) <= self.layout.arenasz as i64
     }
 
     /// Copies the next record's payload and metadata into the caller's buffers (cleared
@@ -430,74 +437,20 @@ impl PacketReader {
         payload: &mut Vec<u8>,
         meta: &mut Vec<u8>,
     ) -> Result<Next<RecordInfo>> {
-        let now = self.share.load_acquire(off::SEQ)?;
-        if now <= self.last {
-            return Ok(Next::Empty);
-        }
-        if now - self.last > self.layout.bufs as i64 {
-            return Ok(Next::Overrun {
-                lost: self.resync_after_overrun()?,
-            });
-        }
-        let d = self.layout.desc(self.pos);
-        let s1 = self.desc_seq(self.pos)?;
-        if s1 <= self.last {
-            // Not stamped yet (libmembus publishes the global seq first), or being
-            // rewritten (seq zeroed): nothing new yet.
-            return Ok(Next::Empty);
-        }
-        if s1 > self.last + 1 {
-            return Ok(Next::Overrun {
-                lost: self.resync_after_overrun()?,
-            });
-        }
-        let w = |f: usize| self.share.load(d + f);
-        let (offset, len, wcur, pts, kind, track, userlen) = (
-            w(D_OFFSET)?,
-            w(D_LEN)?,
-            w(D_WCURSOR)?,
-            w(D_PTS)?,
-            w(D_KIND)?,
-            w(D_TRACK)?,
-            w(D_USERLEN)?,
-        );
-        // Consume this sequence number whatever happens next: it is delivered or lost.
-        self.last = s1;
-        self.pos = (self.pos + 1) % self.layout.bufs;
-        let arena = self.layout.arenasz as i64;
-        let fits = offset >= 0
-            && len >= 0
-            && userlen >= 0
-            && offset
-                .checked_add(userlen)
-                .and_then(|x| x.checked_add(len))
-                .is_some_and(|end| end <= arena);
-        if !fits {
-            // A torn descriptor (libmembus writers do not mark it in progress) or a
-            // hostile one: the record cannot be read.
+        let (desc, at, info) = match self.take()? {
+            Next::Frame(Taken::Record { desc, at, info }) => (desc, at, info),
+            Next::Frame(Taken::Unreadable) => return Ok(Next::Overrun { lost: 1 }),
+            Next::Overrun { lost } => return Ok(Next::Overrun { lost }),
+            Next::Empty => return Ok(Next::Empty),
+        };
+        self.ring.share.copy_out_vec(at, info.meta_len, meta)?;
+        self.ring
+            .share
+            .copy_out_vec(at + info.meta_len, info.len, payload)?;
+        if !self.intact(desc, &info) {
             return Ok(Next::Overrun { lost: 1 });
         }
-        let at = self.layout.arenaoffset + offset as usize;
-        self.share.copy_out_vec(at, userlen as usize, meta)?;
-        self.share
-            .copy_out_vec(at + userlen as usize, len as usize, payload)?;
-        // Acquire fence: pairs with the writer's Release fence after zeroing the descriptor
-        // seq and with its Release store of the reservation cursor: if the copy saw any byte
-        // of a newer record, one of the two checks below fails.
-        fence(Ordering::Acquire);
-        let cursor = self.share.load(H_WCURSOR)?;
-        if self.share.load(d + D_SEQ)? != s1 || cursor - wcur > arena {
-            return Ok(Next::Overrun { lost: 1 });
-        }
-        Ok(Next::Frame(RecordInfo {
-            seq: s1 as u64,
-            wcursor: wcur,
-            pts,
-            kind: PktKind::from_value(kind),
-            track,
-            len: len as usize,
-            meta_len: userlen as usize,
-        }))
+        Ok(Next::Frame(info))
     }
 
     /// The next record as a zero-copy view of the arena, checked like
@@ -508,73 +461,26 @@ impl PacketReader {
     /// # Errors
     /// As for [`next_into`](Self::next_into).
     pub fn next_view(&mut self) -> Result<Next<RecordView<'_>>> {
-        let now = self.share.load_acquire(off::SEQ)?;
-        if now <= self.last {
-            return Ok(Next::Empty);
-        }
-        if now - self.last > self.layout.bufs as i64 {
-            return Ok(Next::Overrun {
-                lost: self.resync_after_overrun()?,
-            });
-        }
-        let d = self.layout.desc(self.pos);
-        let s1 = self.desc_seq(self.pos)?;
-        if s1 <= self.last {
-            return Ok(Next::Empty);
-        }
-        if s1 > self.last + 1 {
-            return Ok(Next::Overrun {
-                lost: self.resync_after_overrun()?,
-            });
-        }
-        let w = |f: usize| self.share.load(d + f);
-        let (offset, len, wcur, pts, kind, track, userlen) = (
-            w(D_OFFSET)?,
-            w(D_LEN)?,
-            w(D_WCURSOR)?,
-            w(D_PTS)?,
-            w(D_KIND)?,
-            w(D_TRACK)?,
-            w(D_USERLEN)?,
-        );
-        self.last = s1;
-        self.pos = (self.pos + 1) % self.layout.bufs;
-        let arena = self.layout.arenasz as i64;
-        let fits = offset >= 0
-            && len >= 0
-            && userlen >= 0
-            && offset
-                .checked_add(userlen)
-                .and_then(|x| x.checked_add(len))
-                .is_some_and(|end| end <= arena);
-        if !fits {
-            return Ok(Next::Overrun { lost: 1 });
-        }
-        let at = self.layout.arenaoffset + offset as usize;
-        let meta = self.share.bytes(at, userlen as usize)?;
-        let payload = self.share.bytes(at + userlen as usize, len as usize)?;
+        let (desc, at, info) = match self.take()? {
+            Next::Frame(Taken::Record { desc, at, info }) => (desc, at, info),
+            Next::Frame(Taken::Unreadable) => return Ok(Next::Overrun { lost: 1 }),
+            Next::Overrun { lost } => return Ok(Next::Overrun { lost }),
+            Next::Empty => return Ok(Next::Empty),
+        };
+        let meta = self.ring.share.bytes(at, info.meta_len)?;
+        let payload = self.ring.share.bytes(at + info.meta_len, info.len)?;
         Ok(Next::Frame(RecordView {
             reader: self,
-            desc: d,
+            desc,
             meta,
             payload,
-            info: RecordInfo {
-                seq: s1 as u64,
-                wcursor: wcur,
-                pts,
-                kind: PktKind::from_value(kind),
-                track,
-                len: len as usize,
-                meta_len: userlen as usize,
-            },
+            info,
         }))
     }
 
     /// Whether [`next_into`](Self::next_into) would find something now.
     pub fn poll(&self) -> bool {
-        self.share
-            .load_acquire(off::SEQ)
-            .is_ok_and(|s| s > self.last)
+        self.ring.poll()
     }
 
     /// The layout.
@@ -584,17 +490,17 @@ impl PacketReader {
 
     /// The writer's session id.
     pub fn session_id(&self) -> i64 {
-        self.share.session_id()
+        self.ring.share.session_id()
     }
 
     /// The global publish counter.
     pub fn seq(&self) -> u64 {
-        self.share.load_acquire(off::SEQ).unwrap_or(0).max(0) as u64
+        self.ring.seq()
     }
 
     /// fourcc (0 = none).
     pub fn fourcc(&self) -> u32 {
-        self.share.fourcc()
+        self.ring.share.fourcc()
     }
 
     /// The main user buffer.
@@ -602,17 +508,20 @@ impl PacketReader {
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
     pub fn meta(&self) -> Result<Vec<u8>> {
-        self.share.meta(216, self.layout.metasize)
+        self.ring.share.meta(216, self.layout.metasize)
     }
 
     /// The arena cursor.
     pub fn wcursor(&self) -> i64 {
-        self.share.load_acquire(H_WCURSOR).unwrap_or(0)
+        self.ring.share.load_acquire(H_WCURSOR).unwrap_or(0)
     }
 
     /// The largest record.
     pub fn maxrec(&self) -> usize {
-        self.share.load(H_MAXREC).map_or(0, |v| v.max(0) as usize)
+        self.ring
+            .share
+            .load(H_MAXREC)
+            .map_or(0, |v| v.max(0) as usize)
     }
 }
 
@@ -657,15 +566,6 @@ impl RecordView<'_> {
     /// True if the writer has not rewritten (nor started rewriting) this record's
     /// descriptor or arena bytes since the view was taken.
     pub fn is_intact(&self) -> bool {
-        // Acquire fence: pairs with the writer's Release fence after zeroing a descriptor
-        // and its Release store of the reservation cursor (see `next_into`).
-        fence(Ordering::Acquire);
-        let same = self
-            .reader
-            .share
-            .load(self.desc + D_SEQ)
-            .is_ok_and(|s| s == self.info.seq as i64);
-        let cursor = self.reader.share.load(H_WCURSOR).unwrap_or(i64::MAX);
-        same && cursor - self.info.wcursor <= self.reader.layout.arenasz as i64
+        self.reader.intact(self.desc, &self.info)
     }
 }

@@ -45,11 +45,11 @@
 //! that is either whole or reported torn, use [`Frame::copy_to`] and then `is_intact`.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::media::{off, MediaKind, VidLayout, VideoFormat};
-use crate::media::{Identity, MediaSeg, Next, ReadFrom};
+use crate::layout::media::{MediaKind, VidLayout, VideoFormat};
+use crate::media::{Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
 use crate::pixel::Pixel;
 use crate::sys::copy::fill_shared;
@@ -119,10 +119,8 @@ impl VideoParams {
 
 /// The writing end of a memvid share.
 pub struct VideoWriter {
-    share: MediaSeg,
+    w: SlotWriter,
     layout: VidLayout,
-    ptr: usize,
-    seq: i64,
 }
 
 impl VideoWriter {
@@ -159,24 +157,17 @@ impl VideoWriter {
             &class,
             240,
         )?;
+        let slots = slots(&layout);
         Ok(VideoWriter {
-            share,
+            w: SlotWriter::new(share, slots),
             layout,
-            ptr: 0,
-            seq: 0,
         })
     }
 
     /// The current (unpublished) slot to fill. Its stamp is zeroed first, so a reader still
     /// looking at this slot's previous frame sees it as overwritten.
     pub fn frame(&mut self) -> FrameMut<'_> {
-        let at = self.layout.frames.slot(self.ptr) + S_SEQ;
-        if let Ok(w) = self.share.word(at) {
-            w.store(0, Ordering::Relaxed);
-        }
-        // Release fence: orders the zeroed stamp before the pixel stores that follow; pairs
-        // with the Acquire fence in `Frame::is_intact`.
-        fence(Ordering::Release);
+        self.w.begin();
         FrameMut { writer: self }
     }
 
@@ -188,23 +179,7 @@ impl VideoWriter {
     /// [`ErrorKind::InvalidLayout`] only if the share's words are out of reach (never for a
     /// share this writer created).
     pub fn publish(&mut self) -> Result<u64> {
-        let s = self.seq + 1;
-        let f = &self.layout.frames;
-        // Release: the pixels, timestamps and user data written before are visible to a
-        // reader whose Acquire load sees this stamp (`VideoReader::next`).
-        self.share
-            .word(f.slot(self.ptr) + S_SEQ)?
-            .store(s, Ordering::Release);
-        let next = (self.ptr + 1) % f.bufs;
-        // Release: pairs with the reader's Acquire load of ptr on attach/resync.
-        self.share
-            .word(off::PTR)?
-            .store(next as i64, Ordering::Release);
-        // Release, last: a reader that sees seq s also sees slot stamp s and the new ptr.
-        self.share.word(off::SEQ)?.store(s, Ordering::Release);
-        self.seq = s;
-        self.ptr = next;
-        Ok(s as u64)
+        self.w.publish()
     }
 
     /// The layout.
@@ -214,17 +189,26 @@ impl VideoWriter {
 
     /// The share's name.
     pub fn name(&self) -> &ShareName {
-        self.share.name()
+        self.w.share.name()
     }
 
     /// The session id.
     pub fn session_id(&self) -> i64 {
-        self.share.session_id()
+        self.w.share.session_id()
     }
 
     /// Frames published so far.
     pub fn seq(&self) -> u64 {
-        self.seq as u64
+        self.w.seq()
+    }
+}
+
+fn slots(l: &VidLayout) -> Slots {
+    Slots {
+        base: l.frames.dataoffset,
+        stride: l.frames.blocksz,
+        bufs: l.frames.bufs,
+        stamp_at: S_SEQ,
     }
 }
 
@@ -236,7 +220,7 @@ pub struct FrameMut<'a> {
 
 impl FrameMut<'_> {
     fn slot(&self) -> usize {
-        self.writer.ptr
+        self.writer.w.ptr
     }
 
     fn payload_at(&self) -> usize {
@@ -249,7 +233,7 @@ impl FrameMut<'_> {
     /// [`ErrorKind::InvalidLayout`] if the slot is out of reach (never for a created share).
     pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
         let len = self.writer.layout.frames.payload;
-        let p = self.writer.share.bytes(self.payload_at(), len)?;
+        let p = self.writer.w.share.bytes(self.payload_at(), len)?;
         // SAFETY: `p` is bounds-checked for `len` bytes of the writer's writable mapping,
         // which outlives the borrow of `self`. The slot is the writer's unpublished slot:
         // readers in this or other processes may still read its previous frame, racing with
@@ -266,6 +250,7 @@ impl FrameMut<'_> {
         let (at, n) = row_span::<P>(&self.writer.layout, y)?;
         let p = self
             .writer
+            .w
             .share
             .bytes(self.payload_at() + at, n * P::SIZE)?;
         // SAFETY: as in `bytes_mut`; additionally `P: Pod` has alignment 1 (all pixel
@@ -280,7 +265,7 @@ impl FrameMut<'_> {
     /// As for [`bytes_mut`](Self::bytes_mut).
     pub fn fill(&mut self, byte: u8) -> Result<()> {
         let len = self.writer.layout.frames.payload;
-        let p = self.writer.share.bytes(self.payload_at(), len)?;
+        let p = self.writer.w.share.bytes(self.payload_at(), len)?;
         // SAFETY: `p` is bounds-checked for `len` bytes of the writable mapping.
         unsafe { fill_shared(p, byte, len) };
         Ok(())
@@ -298,7 +283,7 @@ impl FrameMut<'_> {
 
     fn store(&self, field: usize, v: i64) {
         let at = self.writer.layout.frames.slot(self.slot()) + field;
-        if let Ok(w) = self.writer.share.word(at) {
+        if let Ok(w) = self.writer.w.share.word(at) {
             w.store(v, Ordering::Relaxed);
         }
     }
@@ -318,6 +303,7 @@ impl FrameMut<'_> {
             .with_sizes(fx as u64, data.len() as u64));
         }
         self.writer
+            .w
             .share
             .copy_in(self.writer.layout.frames.user_at(self.slot()), data)?;
         self.store(S_USERLEN, data.len() as i64);
@@ -363,10 +349,8 @@ pub struct ReaderOptions {
 
 /// The reading end of a memvid share: mapped read-only, no way to write.
 pub struct VideoReader {
-    share: MediaSeg,
+    ring: SlotRing,
     layout: VidLayout,
-    pos: usize,
-    last: i64,
 }
 
 impl VideoReader {
@@ -419,84 +403,8 @@ impl VideoReader {
                 .with_share(name.as_str()));
             }
         }
-        let mut r = VideoReader {
-            share,
-            layout,
-            pos: 0,
-            last: 0,
-        };
-        match opts.from {
-            ReadFrom::Newest => r.resync_newest()?,
-            ReadFrom::Oldest => r.resync_oldest()?,
-        }
-        Ok(r)
-    }
-
-    fn stamp(&self, slot: usize) -> Result<i64> {
-        self.share
-            .load_acquire(self.layout.frames.slot(slot) + S_SEQ)
-    }
-
-    fn ptr(&self) -> Result<usize> {
-        let p = self.share.load_acquire(off::PTR)?;
-        usize::try_from(p)
-            .ok()
-            .filter(|&p| p < self.layout.frames.bufs)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidLayout,
-                    format!(
-                        "write pointer {p} is outside 0..{}",
-                        self.layout.frames.bufs
-                    ),
-                )
-                .with_share(self.share.name().as_str())
-            })
-    }
-
-    /// After this, `next` delivers the first frame published from now on. ptr is read
-    /// before seq (spec §15.7), so no published frame is skipped.
-    fn resync_newest(&mut self) -> Result<()> {
-        self.pos = self.ptr()?;
-        self.last = self.share.load_acquire(off::SEQ)?;
-        Ok(())
-    }
-
-    /// Positions at the oldest slot whose stamp is still one of the last `bufs` frames.
-    fn resync_oldest(&mut self) -> Result<()> {
-        let now = self.share.load_acquire(off::SEQ)?;
-        let floor = now - self.layout.frames.bufs as i64 + 1;
-        let mut best: Option<(i64, usize)> = None;
-        for i in 0..self.layout.frames.bufs {
-            let s = self.stamp(i)?;
-            if s > 0 && s >= floor && s <= now && best.is_none_or(|(b, _)| s < b) {
-                best = Some((s, i));
-            }
-        }
-        match best {
-            Some((s, i)) => {
-                self.pos = i;
-                self.last = s - 1;
-                Ok(())
-            }
-            None => self.resync_newest(),
-        }
-    }
-
-    /// Resync after an overrun: the next call delivers the newest published frame.
-    fn resync_after_overrun(&mut self) -> Result<u64> {
-        let old = self.last;
-        let bufs = self.layout.frames.bufs;
-        let newest = (self.ptr()? + bufs - 1) % bufs;
-        let s = self.stamp(newest)?;
-        if s > old {
-            self.pos = newest;
-            self.last = s - 1;
-            Ok((s - 1 - old) as u64)
-        } else {
-            self.resync_newest()?;
-            Ok(self.last.saturating_sub(old).max(0) as u64)
-        }
+        let ring = SlotRing::new(share, slots(&layout), opts.from)?;
+        Ok(VideoReader { ring, layout })
     }
 
     /// The next frame in order, an overrun (with how many frames were lost), or nothing new.
@@ -507,42 +415,21 @@ impl VideoReader {
     /// [`ErrorKind::InvalidLayout`] when the header's write pointer is corrupt.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Next<Frame<'_>>> {
-        let now = self.share.load_acquire(off::SEQ)?;
-        if now <= self.last {
-            return Ok(Next::Empty);
-        }
-        if now - self.last > self.layout.frames.bufs as i64 {
-            return Ok(Next::Overrun {
-                lost: self.resync_after_overrun()?,
-            });
-        }
-        let s = self.stamp(self.pos)?;
-        if s == self.last + 1 {
-            let slot = self.pos;
-            self.last = s;
-            self.pos = (self.pos + 1) % self.layout.frames.bufs;
-            return Ok(Next::Frame(Frame {
+        Ok(match self.ring.next_slot()? {
+            Next::Frame((slot, seq)) => Next::Frame(Frame {
                 reader: self,
                 slot,
-                seq: s as u64,
+                seq,
                 _p: PhantomData,
-            }));
-        }
-        if s > self.last + 1 {
-            return Ok(Next::Overrun {
-                lost: self.resync_after_overrun()?,
-            });
-        }
-        // Stamp not written yet (libmembus bumps the global seq before stamping, §15.7),
-        // or zeroed because the writer is rewriting it: not published yet.
-        Ok(Next::Empty)
+            }),
+            Next::Overrun { lost } => Next::Overrun { lost },
+            Next::Empty => Next::Empty,
+        })
     }
 
     /// Whether [`next`](Self::next) would find something now.
     pub fn poll(&self) -> bool {
-        self.share
-            .load_acquire(off::SEQ)
-            .is_ok_and(|s| s > self.last)
+        self.ring.poll()
     }
 
     /// The layout.
@@ -552,22 +439,22 @@ impl VideoReader {
 
     /// The writer's session id.
     pub fn session_id(&self) -> i64 {
-        self.share.session_id()
+        self.ring.share.session_id()
     }
 
     /// The global publish counter.
     pub fn seq(&self) -> u64 {
-        self.share.load_acquire(off::SEQ).unwrap_or(0).max(0) as u64
+        self.ring.seq()
     }
 
     /// fourcc (0 = none).
     pub fn fourcc(&self) -> u32 {
-        self.share.fourcc()
+        self.ring.share.fourcc()
     }
 
     /// GUID bytes (all zero = none).
     pub fn guid(&self) -> [u8; 16] {
-        self.share.guid()
+        self.ring.share.guid()
     }
 
     /// The main user buffer.
@@ -575,7 +462,7 @@ impl VideoReader {
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
     pub fn meta(&self) -> Result<Vec<u8>> {
-        self.share.meta(240, self.layout.frames.metasize)
+        self.ring.share.meta(240, self.layout.frames.metasize)
     }
 
     /// Slot `i`'s frame as it is now, whatever its stamp (for inspection and fixtures).
@@ -589,7 +476,7 @@ impl VideoReader {
                 format!("slot {i} ≥ bufs {}", self.layout.frames.bufs),
             ));
         }
-        let seq = self.stamp(i)?.max(0) as u64;
+        let seq = self.ring.stamp(i)?.max(0) as u64;
         Ok(Frame {
             reader: self,
             slot: i,
@@ -620,6 +507,7 @@ impl std::fmt::Debug for Frame<'_> {
 impl Frame<'_> {
     fn word(&self, field: usize) -> i64 {
         self.reader
+            .ring
             .share
             .load(self.reader.layout.frames.slot(self.slot) + field)
             .unwrap_or(0)
@@ -654,6 +542,7 @@ impl Frame<'_> {
         let fx = self.reader.layout.frames.frameextra;
         let len = usize::try_from(self.word(S_USERLEN)).unwrap_or(0).min(fx);
         self.reader
+            .ring
             .share
             .meta(self.reader.layout.frames.user_at(self.slot), len)
             .unwrap_or_default()
@@ -681,7 +570,7 @@ impl Frame<'_> {
             )
             .with_sizes(self.len() as u64, dst.len() as u64));
         }
-        self.reader.share.copy_out(self.payload_at(), dst)
+        self.reader.ring.share.copy_out(self.payload_at(), dst)
     }
 
     /// The payload as a new vector.
@@ -700,6 +589,7 @@ impl Frame<'_> {
         let (at, n) = row_span::<P>(&self.reader.layout, y)?;
         let p = self
             .reader
+            .ring
             .share
             .bytes(self.payload_at() + at, n * P::SIZE)?;
         // SAFETY: `p` is bounds-checked for n·P::SIZE bytes of the reader's mapping, which
@@ -712,10 +602,6 @@ impl Frame<'_> {
     /// True if the slot still holds this frame: not rewritten (nor, with a membus writer,
     /// being rewritten) since `next` returned it.
     pub fn is_intact(&self) -> bool {
-        // Acquire fence: pairs with the writer's Release fence after zeroing the stamp
-        // (`VideoWriter::frame`), so any pixel read above that saw new bytes is followed
-        // by seeing the zeroed or a newer stamp here.
-        fence(Ordering::Acquire);
-        self.word(S_SEQ) == self.seq as i64
+        self.reader.ring.still(self.slot, self.seq)
     }
 }
