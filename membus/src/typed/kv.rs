@@ -378,16 +378,34 @@ impl<S: KvSchema> Kv<S> {
     /// wrote something that does not parse; [`ErrorKind::Timeout`] when every read attempt
     /// overlapped a write (a writer seems stuck).
     pub fn get<T>(&self, field: Field<S, T>) -> Result<T> {
-        let v = self.raw.get(field.index)?;
+        thread_local! {
+            /// Reused per thread, so a typed get allocates nothing once warm.
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                let stale = self.raw.get_into(field.index, &mut buf)?;
+                self.decode_field(field, &buf, stale)
+            }
+            // Re-entered (a field type's `FromStr` reading the store): use a fresh buffer.
+            Err(_) => {
+                let mut buf = Vec::new();
+                let stale = self.raw.get_into(field.index, &mut buf)?;
+                self.decode_field(field, &buf, stale)
+            }
+        })
+    }
+
+    fn decode_field<T>(&self, field: Field<S, T>, value: &[u8], stale: bool) -> Result<T> {
         let name = field.def().map_or("?", |d| d.field);
-        if v.stale {
+        if stale {
             return Err(Error::new(
                 ErrorKind::Timeout,
                 format!("field `{name}`: every read overlapped a write (a writer seems stuck)"),
             )
             .with_share(self.raw.name().as_str()));
         }
-        let text = Self::utf8(field.index, &v.value).map_err(|e| self.decode_err(&e))?;
+        let text = Self::utf8(field.index, value).map_err(|e| self.decode_err(&e))?;
         (field.decode)(text).map_err(|reason| {
             self.decode_err(&FieldError {
                 field: name,
