@@ -487,3 +487,28 @@ impl SlotWriter {
         self.seq as u64
     }
 }
+
+/// Compares expected and found parameters; the error lists every difference.
+pub(crate) fn check_params(
+    name: &ShareName,
+    kind: MediaKind,
+    pairs: &[(&str, i64, i64)],
+) -> Result<()> {
+    let diffs: Vec<String> = pairs
+        .iter()
+        .filter(|(_, want, got)| want != got)
+        .map(|(what, want, got)| format!("{what}: expected {want}, found {got}"))
+        .collect();
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::SizeMismatch,
+        format!(
+            "{} parameters differ: {}",
+            kind.type_name(),
+            diffs.join("; ")
+        ),
+    )
+    .with_share(name.as_str()))
+}

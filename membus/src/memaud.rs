@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::media::{AudLayout, AudioFormat, MediaKind};
-use crate::media::{Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
+use crate::media::{check_params, Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
 use crate::pixel::Sample;
 use crate::sys::copy::fill_shared;
@@ -342,35 +342,28 @@ impl AudioReader {
             AudLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
         if let Some(p) = &opts.expect {
             let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
-            let mut diffs = Vec::new();
-            let mut cmp = |what: &str, x: i64, y: i64| {
-                if x != y {
-                    diffs.push(format!("{what}: expected {x}, found {y}"));
-                }
-            };
-            cmp("channels", want.channels as i64, layout.channels as i64);
-            cmp("format", want.format.value(), layout.format.value());
-            cmp("sample_rate", want.sample_rate, layout.sample_rate);
-            cmp("fps", want.fps, layout.fps);
-            cmp("bufs", want.frames.bufs as i64, layout.frames.bufs as i64);
-            cmp(
-                "payload",
-                want.frames.payload as i64,
-                layout.frames.payload as i64,
-            );
-            cmp(
-                "blocksz",
-                want.frames.blocksz as i64,
-                layout.frames.blocksz as i64,
-            );
-            cmp("size", want.frames.size as i64, layout.frames.size as i64);
-            if !diffs.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::SizeMismatch,
-                    format!("memaud parameters differ: {}", diffs.join("; ")),
-                )
-                .with_share(name.as_str()));
-            }
+            check_params(
+                &name,
+                MediaKind::Aud,
+                &[
+                    ("channels", want.channels as i64, layout.channels as i64),
+                    ("format", want.format.value(), layout.format.value()),
+                    ("sample_rate", want.sample_rate, layout.sample_rate),
+                    ("fps", want.fps, layout.fps),
+                    ("bufs", want.frames.bufs as i64, layout.frames.bufs as i64),
+                    (
+                        "payload",
+                        want.frames.payload as i64,
+                        layout.frames.payload as i64,
+                    ),
+                    (
+                        "blocksz",
+                        want.frames.blocksz as i64,
+                        layout.frames.blocksz as i64,
+                    ),
+                    ("size", want.frames.size as i64, layout.frames.size as i64),
+                ],
+            )?;
         }
         let ring = SlotRing::new(share, slots(&layout), opts.from)?;
         Ok(AudioReader { ring, layout })

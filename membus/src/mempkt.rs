@@ -29,7 +29,7 @@ use std::sync::atomic::{fence, Ordering};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::align_up;
 use crate::layout::media::{MediaKind, PktLayout, DESC_STRIDE};
-use crate::media::{Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
+use crate::media::{check_params, Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
 
 /// Descriptor field offsets (spec §10.2).
@@ -340,24 +340,17 @@ impl PacketReader {
             PktLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
         if let Some(p) = &opts.expect {
             let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
-            let diffs: Vec<String> = [
-                ("bufs", want.bufs, layout.bufs),
-                ("arenasz", want.arenasz, layout.arenasz),
-                ("maxrec", want.maxrec, layout.maxrec),
-                ("align", want.align, layout.align),
-                ("size", want.size, layout.size),
-            ]
-            .iter()
-            .filter(|(_, a, b)| a != b)
-            .map(|(what, a, b)| format!("{what}: expected {a}, found {b}"))
-            .collect();
-            if !diffs.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::SizeMismatch,
-                    format!("mempkt parameters differ: {}", diffs.join("; ")),
-                )
-                .with_share(name.as_str()));
-            }
+            check_params(
+                &name,
+                MediaKind::Pkt,
+                &[
+                    ("bufs", want.bufs as i64, layout.bufs as i64),
+                    ("arenasz", want.arenasz as i64, layout.arenasz as i64),
+                    ("maxrec", want.maxrec as i64, layout.maxrec as i64),
+                    ("align", want.align as i64, layout.align as i64),
+                    ("size", want.size as i64, layout.size as i64),
+                ],
+            )?;
         }
         let ring = SlotRing::new(share, slots(&layout), opts.from)?;
         Ok(PacketReader { ring, layout })

@@ -49,7 +49,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::media::{MediaKind, VidLayout, VideoFormat};
-use crate::media::{Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
+use crate::media::{check_params, Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
 use crate::pixel::Pixel;
 use crate::sys::copy::fill_shared;
@@ -377,31 +377,24 @@ impl VideoReader {
         if let Some(p) = &opts.expect {
             let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
             let (a, b) = (&want.video, &layout.video);
-            let mut diffs = Vec::new();
-            let mut cmp = |what: &str, x: i64, y: i64| {
-                if x != y {
-                    diffs.push(format!("{what}: expected {x}, found {y}"));
-                }
-            };
-            cmp("width", a.width as i64, b.width as i64);
-            cmp("height", a.height as i64, b.height as i64);
-            cmp("format", a.format.value(), b.format.value());
-            cmp("fps", a.fps, b.fps);
-            cmp("bufs", want.frames.bufs as i64, layout.frames.bufs as i64);
-            cmp("scanwidth", a.scanwidth as i64, b.scanwidth as i64);
-            cmp(
-                "blocksz",
-                want.frames.blocksz as i64,
-                layout.frames.blocksz as i64,
-            );
-            cmp("size", want.frames.size as i64, layout.frames.size as i64);
-            if !diffs.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::SizeMismatch,
-                    format!("memvid parameters differ: {}", diffs.join("; ")),
-                )
-                .with_share(name.as_str()));
-            }
+            check_params(
+                &name,
+                MediaKind::Vid,
+                &[
+                    ("width", a.width as i64, b.width as i64),
+                    ("height", a.height as i64, b.height as i64),
+                    ("format", a.format.value(), b.format.value()),
+                    ("fps", a.fps, b.fps),
+                    ("bufs", want.frames.bufs as i64, layout.frames.bufs as i64),
+                    ("scanwidth", a.scanwidth as i64, b.scanwidth as i64),
+                    (
+                        "blocksz",
+                        want.frames.blocksz as i64,
+                        layout.frames.blocksz as i64,
+                    ),
+                    ("size", want.frames.size as i64, layout.frames.size as i64),
+                ],
+            )?;
         }
         let ring = SlotRing::new(share, slots(&layout), opts.from)?;
         Ok(VideoReader { ring, layout })
