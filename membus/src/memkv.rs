@@ -614,17 +614,21 @@ impl MemKv {
     fn write_slot(&self, idx: usize, value: &[u8], epoch: i64) -> Result<()> {
         let seq = self.slot_word(idx, SLOT_SEQ)?;
         let last = self.slot_word(idx, SLOT_LAST_EPOCH)?;
-        // Odd: a write is in progress. The Release fence orders this increment before the
-        // value stores below; it pairs with the reader's Acquire fence after its copy in
-        // `read_slot` (a reader that copied any of the new bytes then sees the odd or a
-        // later seq on its re-check).
-        seq.fetch_add(1, Ordering::Relaxed);
+        // Every writer (membus or libmembus) holds the share's mutex here, so nobody else
+        // changes seq meanwhile: plain atomic stores of seq+1 and seq+2 do what libmembus's
+        // two increments do, without two locked read-modify-writes.
+        let s = seq.load(Ordering::Relaxed);
+        // Odd: a write is in progress. The Release fence orders this store before the value
+        // stores below; it pairs with the reader's Acquire fence after its copy in
+        // `read_slot`/`get_into` (a reader that copied any of the new bytes then sees the
+        // odd or a later seq on its re-check).
+        seq.store(s.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
         self.fill_value(idx, value)?;
         last.store(epoch, Ordering::Relaxed);
         // Even again. Release: pairs with the reader's Acquire load of seq at the start of
-        // `read_slot`, which then sees the whole value and lastEpoch.
-        seq.fetch_add(1, Ordering::Release);
+        // `read_slot`/`get_into`, which then sees the whole value and lastEpoch.
+        seq.store(s.wrapping_add(2), Ordering::Release);
         Ok(())
     }
 
