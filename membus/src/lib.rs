@@ -70,6 +70,7 @@ pub mod memvid;
 mod name;
 pub mod pixel;
 mod ring;
+pub mod select;
 mod sys;
 pub mod typed;
 

@@ -2,14 +2,15 @@
 //! stale share (W13) and publishes the header last (W14), read-only attachment (W10), and
 //! checked word access.
 
-use std::sync::atomic::{fence, AtomicI64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::media::{header_words, off, MediaKind, MAGIC};
 use crate::name::ShareName;
 use crate::sys::copy::{copy_from_shared, copy_to_shared};
-use crate::sys::shm::{Access, Segment};
+use crate::sys::shm::{Access, PrefixMap, Segment};
 
 /// Where a new reader starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,14 +53,36 @@ pub struct Identity {
 /// A mapped media share.
 pub(crate) struct MediaSeg {
     pub(crate) seg: Segment,
+    /// For a read-only reader that waits: the header page mapped read-write, to register in
+    /// the waiter count. Made on the first wait; `None` when the share's mode forbids it.
+    wait_map: OnceLock<Option<PrefixMap>>,
 }
 
 impl MediaSeg {
+    fn new(seg: Segment) -> MediaSeg {
+        MediaSeg {
+            seg,
+            wait_map: OnceLock::new(),
+        }
+    }
+
+    /// The waiter count (first reserved word, DESIGN decision 7) where this handle can
+    /// write it: the writer's own mapping, or a reader's read-write header page.
+    pub(crate) fn waiters(&self) -> Option<&AtomicI64> {
+        if self.seg.is_writable() {
+            return self.seg.atomic_i64(off::RESERVED);
+        }
+        self.wait_map
+            .get_or_init(|| self.seg.map_prefix_rw(off::CLASS).ok())
+            .as_ref()
+            .and_then(|m| m.atomic_i64(off::RESERVED))
+    }
+
     /// Creates `name` with `size` bytes; an existing share of that name is replaced only when
     /// no live membus owner holds it (W13).
     pub(crate) fn create(name: &ShareName, size: usize, mode: u32) -> Result<MediaSeg> {
         match Segment::create(name, size, mode) {
-            Ok(seg) => Ok(MediaSeg { seg }),
+            Ok(seg) => Ok(MediaSeg::new(seg)),
             Err(e) if e.kind() == ErrorKind::CreateFailed && e.errno() == Some(libc::EEXIST) => {
                 if Segment::has_live_owner(name)? {
                     return Err(Error::new(
@@ -71,9 +94,7 @@ impl MediaSeg {
                 // Stale: left by a crashed writer, or made by libmembus/pymembus (which
                 // replace unconditionally). Replace it.
                 Segment::remove(name)?;
-                Ok(MediaSeg {
-                    seg: Segment::create(name, size, mode)?,
-                })
+                Ok(MediaSeg::new(Segment::create(name, size, mode)?))
             }
             Err(e) => Err(e),
         }
@@ -88,7 +109,7 @@ impl MediaSeg {
         let started = Instant::now();
         loop {
             let attempt = Segment::attach(name, Access::ReadOnly).map(|seg| {
-                let m = MediaSeg { seg };
+                let m = MediaSeg::new(seg);
                 let h = m.header();
                 (m, h)
             });
@@ -293,6 +314,8 @@ pub(crate) struct SlotRing {
     pub(crate) slots: Slots,
     pos: usize,
     last: i64,
+    /// Learned while waiting: the writer publishes without waking (libmembus).
+    polling_writer: AtomicBool,
 }
 
 impl SlotRing {
@@ -302,6 +325,7 @@ impl SlotRing {
             slots,
             pos: 0,
             last: 0,
+            polling_writer: AtomicBool::new(false),
         };
         match from {
             ReadFrom::Newest => r.resync_newest()?,
@@ -410,6 +434,19 @@ impl SlotRing {
             .is_ok_and(|s| s > self.last)
     }
 
+    /// How [`select`](crate::select) sleeps on this ring: a futex on the global sequence.
+    pub(crate) fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        match self.share.word(off::SEQ) {
+            Ok(seq) => crate::select::WaitSpec::futex(crate::select::FutexSpec {
+                seq,
+                waiters: self.share.waiters(),
+                polling_writer: &self.polling_writer,
+            }),
+            // Not reachable after attach (the header was validated), but never panic.
+            Err(_) => crate::select::WaitSpec::poll(),
+        }
+    }
+
     /// The global publish counter.
     pub(crate) fn seq(&self) -> u64 {
         self.share.load_acquire(off::SEQ).unwrap_or(0).max(0) as u64
@@ -475,8 +512,10 @@ impl SlotWriter {
         self.share
             .word(off::PTR)?
             .store(next as i64, Ordering::Release);
-        // Release, last: a reader that sees seq s also sees stamp s and the new ptr.
-        self.share.word(off::SEQ)?.store(s, Ordering::Release);
+        // Last, with Release semantics (a SeqCst swap): a reader that sees seq s also sees
+        // stamp s and the new ptr. Then wakes registered waiters (DESIGN decision 7).
+        let waiters = self.share.word(off::RESERVED)?;
+        crate::select::publish_seq(self.share.word(off::SEQ)?, waiters, s);
         self.seq = s;
         self.ptr = next;
         Ok(s as u64)

@@ -394,6 +394,14 @@ impl AudioReader {
         self.ring.poll()
     }
 
+    /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without consuming
+    /// anything; returns `poll()`. A membus writer wakes the waiter through a futex in the
+    /// share; against a libmembus writer this polls every millisecond. Also a source for
+    /// [`select`](crate::select::select).
+    pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+        crate::select::wait_ready(self, timeout)
+    }
+
     /// The layout.
     pub fn layout(&self) -> &AudLayout {
         &self.layout
@@ -560,5 +568,17 @@ impl AudioBuf<'_> {
     /// being rewritten) since `next` returned it.
     pub fn is_intact(&self) -> bool {
         self.reader.ring.still(self.slot, self.seq)
+    }
+}
+
+impl crate::select::sealed::Sealed for AudioReader {}
+
+impl crate::select::Selectable for AudioReader {
+    fn is_ready(&self) -> bool {
+        self.ring.poll()
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        self.ring.wait_spec()
     }
 }

@@ -171,3 +171,5 @@ impl Drop for MemCmd {
         }
     }
 }
+
+crate::ring::reader_selectable!(MemCmd);

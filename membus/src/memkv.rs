@@ -35,6 +35,7 @@
 //! recovered from (W8).
 
 use std::sync::atomic::{fence, AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -149,7 +150,10 @@ pub struct Changes {
 /// A handle on a memkv share. Creating it creates the share; dropping the creator removes
 /// the name (if it still refers to this share).
 pub struct MemKv {
-    seg: Segment,
+    /// Reference-counted so a background waiter of [`crate::select`] can keep using the
+    /// mapping; only the `primary` (user's) handle gives up the name on drop.
+    seg: Arc<Segment>,
+    primary: bool,
     layout: KvLayout,
     lock: LockPair,
     lock_timeout: Duration,
@@ -176,11 +180,12 @@ impl MemKv {
         let mutex = seg.range(OFF_MUTEX, MUTEX_SIZE).ok_or_else(bad)?;
         let cond = seg.range(OFF_COND, COND_SIZE).ok_or_else(bad)?;
         // SAFETY: both ranges were bounds-checked above and are 8-byte aligned (page-aligned
-        // mapping, offsets 40 and 80); they live in `seg`, which the handle owns for as long
-        // as the LockPair (LockPair has no Drop).
+        // mapping, offsets 40 and 80); they live in `seg`, which every MemKv holding this
+        // LockPair (or a clone of it) keeps alive through its Arc.
         let lock = unsafe { LockPair::new(mutex, cond) };
         Ok(MemKv {
-            seg,
+            seg: Arc::new(seg),
+            primary: true,
             layout,
             lock,
             lock_timeout: opts.lock_timeout,
@@ -900,6 +905,116 @@ impl MemKv {
                 return Ok((e > since).then_some(e));
             }
         }
+    }
+}
+
+impl MemKv {
+    /// A watch on this store's changes, starting at the current epoch: it is ready (for
+    /// [`select`](crate::select::select)) once a later batch is committed.
+    pub fn watch(&self) -> Watch<'_> {
+        self.watch_from(self.epoch())
+    }
+
+    /// A watch that is ready once the epoch exceeds `since`.
+    pub fn watch_from(&self, since: i64) -> Watch<'_> {
+        Watch { kv: self, since }
+    }
+
+    fn share_clone(&self) -> MemKv {
+        MemKv {
+            seg: Arc::clone(&self.seg),
+            primary: false,
+            layout: self.layout,
+            lock: self.lock.clone(),
+            lock_timeout: self.lock_timeout,
+        }
+    }
+}
+
+impl Drop for MemKv {
+    fn drop(&mut self) {
+        if self.primary {
+            self.seg.release();
+        }
+    }
+}
+
+impl crate::select::CondShare for MemKv {
+    fn file_id(&self) -> crate::sys::shm::FileId {
+        self.seg.file_id()
+    }
+
+    fn lock_share(&self) -> Result<crate::sys::pthread::LockGuard<'_>> {
+        self.lock()
+    }
+
+    fn wait_share(
+        &self,
+        guard: &mut crate::sys::pthread::LockGuard<'_>,
+        deadline: Instant,
+    ) -> Result<Wake> {
+        guard.wait_until(deadline, self.name().as_str(), || self.repair())
+    }
+
+    fn header_word(&self, off: usize) -> i64 {
+        self.seg
+            .atomic_i64(off)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+
+    fn clone_arc(&self) -> Arc<dyn crate::select::CondShare> {
+        Arc::new(self.share_clone())
+    }
+}
+
+/// Follows a store's changes from an epoch on ([`MemKv::watch`]).
+///
+/// Ready when a batch after its epoch is committed; [`changes`](Watch::changes) returns
+/// the changed slots and moves the watch past them. Waiting sleeps on the share's
+/// condition, so libmembus and pymembus writers wake it as membus writers do.
+#[derive(Debug)]
+pub struct Watch<'a> {
+    kv: &'a MemKv,
+    since: i64,
+}
+
+impl Watch<'_> {
+    /// The epoch this watch has seen up to.
+    pub fn since(&self) -> i64 {
+        self.since
+    }
+
+    /// The slots changed after the watch's epoch; the watch then stands at the epoch the
+    /// scan started from (a change may be reported twice, never lost).
+    ///
+    /// # Errors
+    /// As for [`MemKv::changed_since`].
+    pub fn changes(&mut self) -> Result<Changes> {
+        let c = self.kv.changed_since(self.since)?;
+        self.since = c.epoch;
+        Ok(c)
+    }
+
+    /// Whether a batch after the watch's epoch has been committed.
+    pub fn poll(&self) -> bool {
+        self.kv.epoch() > self.since
+    }
+
+    /// Blocks until [`poll`](Self::poll) is true or `timeout` passes; returns `poll()`.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        crate::select::wait_ready(self, timeout)
+    }
+}
+
+impl crate::select::sealed::Sealed for Watch<'_> {}
+
+impl crate::select::Selectable for Watch<'_> {
+    fn is_ready(&self) -> bool {
+        self.poll()
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        crate::select::WaitSpec::cond(self.kv, crate::select::Expect::above(OFF_EPOCH, self.since))
     }
 }
 

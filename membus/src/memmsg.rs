@@ -224,3 +224,5 @@ impl Reader {
         self.reader.ring.session_id()
     }
 }
+
+crate::ring::reader_selectable!(Reader);

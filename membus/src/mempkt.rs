@@ -476,6 +476,14 @@ impl PacketReader {
         self.ring.poll()
     }
 
+    /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without consuming
+    /// anything; returns `poll()`. A membus writer wakes the waiter through a futex in the
+    /// share; against a libmembus writer this polls every millisecond. Also a source for
+    /// [`select`](crate::select::select).
+    pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+        crate::select::wait_ready(self, timeout)
+    }
+
     /// The layout.
     pub fn layout(&self) -> &PktLayout {
         &self.layout
@@ -560,5 +568,17 @@ impl RecordView<'_> {
     /// descriptor or arena bytes since the view was taken.
     pub fn is_intact(&self) -> bool {
         self.reader.intact(self.desc, &self.info)
+    }
+}
+
+impl crate::select::sealed::Sealed for PacketReader {}
+
+impl crate::select::Selectable for PacketReader {
+    fn is_ready(&self) -> bool {
+        self.ring.poll()
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        self.ring.wait_spec()
     }
 }

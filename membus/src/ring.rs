@@ -3,6 +3,7 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -198,8 +199,13 @@ pub(crate) enum Sink<'a> {
 }
 
 /// One mapped memmsg or memcmd share.
+///
+/// The mapping is reference-counted so a background waiter of [`crate::select`] can keep
+/// using it ([`Ring::share_clone`]); the user's handle is the `primary` one, whose drop
+/// gives up the name at once (a creator's unlink does not wait for the waiter).
 pub(crate) struct Ring {
-    seg: Segment,
+    seg: Arc<Segment>,
+    primary: bool,
     layout: RingLayout,
     lock: LockPair,
     write: NonNull<AtomicI64>,
@@ -211,8 +217,9 @@ pub(crate) struct Ring {
     spin: Duration,
 }
 
-// SAFETY: the NonNull fields point into `seg`'s mapping, which lives exactly as long as the
-// Ring; they are only used as `&AtomicI64` (thread-safe). Segment and LockPair are Send+Sync.
+// SAFETY: the NonNull fields point into `seg`'s mapping, which lives at least as long as the
+// Ring (it holds an Arc); they are only used as `&AtomicI64` (thread-safe). Segment and
+// LockPair are Send+Sync.
 unsafe impl Send for Ring {}
 // SAFETY: see `Send`.
 unsafe impl Sync for Ring {}
@@ -233,8 +240,8 @@ impl Ring {
             .range(kind.cond_offset(), crate::layout::ring::COND_SIZE)
             .ok_or_else(bad)?;
         // SAFETY: both ranges were bounds-checked above, are 8-byte aligned (page-aligned
-        // mapping, offsets 32/40 and 72/80), and live in `seg`, which the Ring owns and drops
-        // after the LockPair (fields drop in declaration order; LockPair has no Drop anyway).
+        // mapping, offsets 32/40 and 72/80), and live in `seg`, which every Ring holding this
+        // LockPair (or a clone of it) keeps alive through its Arc.
         let lock = unsafe { LockPair::new(mutex, cond) };
         let ring_len = layout.ring_len();
         let ring = seg
@@ -243,7 +250,8 @@ impl Ring {
             .and_then(NonNull::new)
             .ok_or_else(bad)?;
         Ok(Ring {
-            seg,
+            seg: Arc::new(seg),
+            primary: true,
             layout,
             lock,
             write,
@@ -429,6 +437,34 @@ impl Ring {
         self.seg.name()
     }
 
+    /// A second Ring over the same mapping, for a background waiter. It never gives up the
+    /// name; the mapping goes when the last Ring does.
+    pub(crate) fn share_clone(&self) -> Ring {
+        Ring {
+            seg: Arc::clone(&self.seg),
+            primary: false,
+            layout: self.layout,
+            lock: self.lock.clone(),
+            write: self.write,
+            seq: self.seq,
+            ring: self.ring,
+            ring_len: self.ring_len,
+            lock_timeout: self.lock_timeout,
+            spin: self.spin,
+        }
+    }
+
+    /// What "nothing to read" looks like for `cur`: the write offset at `cur`'s offset and,
+    /// once it has read something, the global seq at its last sequence.
+    pub(crate) fn idle_expect(cur: &Cursor) -> crate::select::Expect {
+        let e = crate::select::Expect::changed(OFF_WRITE, cur.r as i64);
+        if cur.last >= 0 {
+            e.or_changed(OFF_SEQ, cur.last)
+        } else {
+            e
+        }
+    }
+
     pub(crate) fn layout(&self) -> &RingLayout {
         &self.layout
     }
@@ -489,7 +525,42 @@ impl Ring {
         self.lock
             .lock(self.lock_timeout, self.name().as_str(), || self.repair())
     }
+}
 
+impl Drop for Ring {
+    fn drop(&mut self) {
+        if self.primary {
+            self.seg.release();
+        }
+    }
+}
+
+impl crate::select::CondShare for Ring {
+    fn file_id(&self) -> crate::sys::shm::FileId {
+        self.seg.file_id()
+    }
+
+    fn lock_share(&self) -> Result<LockGuard<'_>> {
+        self.lock()
+    }
+
+    fn wait_share(&self, guard: &mut LockGuard<'_>, deadline: Instant) -> Result<Wake> {
+        guard.wait_until(deadline, self.name().as_str(), || self.repair())
+    }
+
+    fn header_word(&self, off: usize) -> i64 {
+        // Offsets come from `idle_expect` (write and seq words, checked at construction).
+        self.seg
+            .atomic_i64(off)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+
+    fn clone_arc(&self) -> Arc<dyn crate::select::CondShare> {
+        Arc::new(self.share_clone())
+    }
+}
+
+impl Ring {
     /// Writes one message; returns its sequence number.
     pub(crate) fn write(&self, msg: &[u8]) -> Result<u64> {
         let stride = self
@@ -751,6 +822,10 @@ impl RingReader {
     pub(crate) fn poll(&self) -> bool {
         self.ring.has_data(&self.cursor)
     }
+
+    pub(crate) fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        crate::select::WaitSpec::cond(&self.ring, Ring::idle_expect(&self.cursor))
+    }
 }
 
 /// Non-blocking iterator over what is readable now: yields messages and overruns, ends
@@ -835,6 +910,14 @@ macro_rules! reader_methods {
             self.reader.poll()
         }
 
+        /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without
+        /// consuming anything; returns `poll()`. Sleeps on the share's condition, so
+        /// libmembus writers wake it too. Also a source for
+        /// [`select`](crate::select::select).
+        pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+            $crate::select::wait_ready(self, timeout)
+        }
+
         /// Iterates over what is readable now without waiting.
         pub fn try_iter(&mut self) -> $crate::TryIter<'_> {
             $crate::TryIter {
@@ -845,3 +928,21 @@ macro_rules! reader_methods {
     };
 }
 pub(crate) use reader_methods;
+
+/// Makes a handle with a `reader: RingReader` field a [`select`](crate::select) source.
+macro_rules! reader_selectable {
+    ($t:ty) => {
+        impl $crate::select::sealed::Sealed for $t {}
+
+        impl $crate::select::Selectable for $t {
+            fn is_ready(&self) -> bool {
+                self.reader.poll()
+            }
+
+            fn wait_spec(&self) -> $crate::select::WaitSpec<'_> {
+                self.reader.wait_spec()
+            }
+        }
+    };
+}
+pub(crate) use reader_selectable;

@@ -6,60 +6,62 @@
 //! and the waker are different processes with different mappings of the same object, and
 //! the kernel keys shared futexes by the underlying page, not the virtual address.
 
+use std::marker::PhantomData;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
+
+/// The address of a 4-byte aligned futex word that stays mapped for `'a`.
+///
+/// Only the kernel reads through it: membus never loads a `Word` from Rust, so a word
+/// that is also the low half of a 64-bit atomic (the media rings' global sequence) is
+/// never accessed with mixed sizes by Rust code.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Word<'a> {
+    addr: *const u32,
+    _mapped: PhantomData<&'a u32>,
+}
+
+impl<'a> Word<'a> {
+    /// A process-local atomic as a futex word.
+    pub(crate) fn local(w: &'a AtomicU32) -> Word<'a> {
+        Word {
+            addr: w.as_ptr(),
+            _mapped: PhantomData,
+        }
+    }
+
+    /// # Safety
+    /// `addr` must be 4-byte aligned and point into a mapping that stays mapped for `'a`.
+    pub(crate) unsafe fn from_ptr(addr: *const u32) -> Word<'a> {
+        debug_assert!(addr as usize % 4 == 0);
+        Word {
+            addr,
+            _mapped: PhantomData,
+        }
+    }
+}
 
 /// How a multi-word wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum WaitvOutcome {
-    /// Woken, or one of the words no longer held its expected value (re-check them all).
+    /// A FUTEX_WAKE on the word at this index woke the thread.
+    Woken(usize),
+    /// One of the words no longer held its expected value, a signal, or a nap of the
+    /// fallback ended: re-check them all.
     Changed,
     /// The deadline passed.
     TimedOut,
 }
 
-fn timespec(d: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
-    }
-}
-
-/// Sleeps while `word` holds `expected`, at most `timeout` (`None`: no limit).
-///
-/// Returns when woken, when the word differs from `expected` (at once), on a signal, on a
-/// spurious wake-up, or at the timeout: callers re-check their condition in a loop.
-pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(timespec);
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a live, 4-byte aligned AtomicU32 (the reference guarantees both);
-    // FUTEX_WAIT only reads it. `ts_ptr` is null or points to a timespec that outlives the
-    // call. The other arguments are unused by FUTEX_WAIT. Errors (EAGAIN when the value
-    // already differs, EINTR, ETIMEDOUT) all mean "re-check", which every caller does.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
-}
-
 /// Wakes up to `n` waiters on `word`; returns how many were woken.
-pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
+pub(crate) fn wake(word: Word<'_>, n: u32) -> usize {
     let n = n.min(i32::MAX as u32);
-    // SAFETY: `word` is a live, aligned AtomicU32; FUTEX_WAKE does not access the memory
-    // beyond using its address as the key.
+    // SAFETY: `word.addr` is aligned and mapped (`Word`'s contract); FUTEX_WAKE does not
+    // access the memory beyond resolving its address to the futex key.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_futex,
-            word.as_ptr(),
+            word.addr,
             libc::FUTEX_WAKE,
             n,
             0usize,
@@ -86,9 +88,8 @@ pub(crate) const WAITV_MAX: usize = 128;
 
 /// Sleeps until any of `words` no longer holds its expected value or is woken, or until
 /// `deadline`. Uses `futex_waitv` where the kernel has it (5.16+); otherwise (or beyond
-/// 128 words) falls back to bounded adaptive polling, 50 µs growing to 1 ms.
-pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> WaitvOutcome {
-    use std::sync::atomic::Ordering;
+/// 128 words) naps 200 µs and reports `Changed`, so callers poll their condition.
+pub(crate) fn wait_any(words: &[(Word<'_>, u32)], deadline: Option<Instant>) -> WaitvOutcome {
     if words.is_empty() {
         if let Some(d) = deadline {
             std::thread::sleep(d.saturating_duration_since(Instant::now()));
@@ -100,7 +101,7 @@ pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -
             .iter()
             .map(|(w, v)| FutexWaitv {
                 val: u64::from(*v),
-                uaddr: w.as_ptr() as u64,
+                uaddr: w.addr as u64,
                 flags: FUTEX2_SIZE_U32,
                 reserved: 0,
             })
@@ -130,8 +131,8 @@ pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -
         let ts_ptr = abs
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: `list` holds `words.len()` ≤ 128 valid entries pointing at live, aligned
-        // AtomicU32 words (borrowed for the call); `ts_ptr` is null or a live timespec;
+        // SAFETY: `list` holds `words.len()` ≤ 128 valid entries whose addresses are
+        // aligned and mapped for the call (`Word`'s contract); `ts_ptr` is null or a live timespec;
         // flags 0 and CLOCK_MONOTONIC are what the syscall documents.
         let rc = unsafe {
             libc::syscall(
@@ -144,7 +145,7 @@ pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -
             )
         };
         if rc >= 0 {
-            return WaitvOutcome::Changed;
+            return WaitvOutcome::Woken(rc as usize);
         }
         match std::io::Error::last_os_error().raw_os_error() {
             Some(libc::ETIMEDOUT) => return WaitvOutcome::TimedOut,
@@ -152,19 +153,15 @@ pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -
             _ => return WaitvOutcome::Changed, // EAGAIN (a value differs), EINTR: re-check
         }
     }
-    let mut pause = Duration::from_micros(50);
-    loop {
-        if words.iter().any(|(w, v)| w.load(Ordering::Acquire) != *v) {
-            return WaitvOutcome::Changed;
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            return WaitvOutcome::TimedOut;
-        }
-        let nap = deadline.map_or(pause, |d| pause.min(d - now));
-        std::thread::sleep(nap);
-        pause = (pause * 2).min(Duration::from_millis(1));
+    // No futex_waitv: sleep in short, growing naps; the caller re-checks its words (it
+    // knows how to read them; a `Word` is never read from Rust).
+    let now = Instant::now();
+    if deadline.is_some_and(|d| now >= d) {
+        return WaitvOutcome::TimedOut;
     }
+    let nap = Duration::from_micros(200);
+    std::thread::sleep(deadline.map_or(nap, |d| nap.min(d - now)));
+    WaitvOutcome::Changed
 }
 
 #[cfg(test)]
@@ -174,15 +171,33 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn wait_returns_at_once_when_the_value_differs_and_times_out_otherwise() {
+    fn wait_any_reports_a_differing_value_a_timeout_and_a_wake() {
         let w = AtomicU32::new(5);
-        let t = Instant::now();
-        wait(&w, 4, Some(Duration::from_secs(5)));
-        assert!(t.elapsed() < Duration::from_secs(5));
-        let t = Instant::now();
-        wait(&w, 5, Some(Duration::from_millis(20)));
-        assert!(t.elapsed() >= Duration::from_millis(20));
-        assert_eq!(wake(&w, 1), 0, "nobody waits");
+        let soon = || Some(Instant::now() + Duration::from_millis(20));
+        assert_eq!(
+            wait_any(&[(Word::local(&w), 4)], soon()),
+            WaitvOutcome::Changed
+        );
+        assert_eq!(
+            wait_any(&[(Word::local(&w), 5)], soon()),
+            WaitvOutcome::TimedOut
+        );
+        assert_eq!(wake(Word::local(&w), 1), 0, "nobody waits");
+        let w = Arc::new(AtomicU32::new(0));
+        let w2 = Arc::clone(&w);
+        let h = std::thread::spawn(move || loop {
+            // Keep waking until the waiter is seen asleep and woken (count 1).
+            if wake(Word::local(&w2), 1) == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        });
+        let long = Some(Instant::now() + Duration::from_secs(30));
+        assert_eq!(
+            wait_any(&[(Word::local(&w), 0)], long),
+            WaitvOutcome::Woken(0)
+        );
+        h.join().unwrap();
     }
 
     #[test]
@@ -192,15 +207,15 @@ mod tests {
         let h = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             w2[2].store(1, Ordering::Release);
-            wake(&w2[2], u32::MAX);
+            wake(Word::local(&w2[2]), u32::MAX);
         });
-        let list: Vec<(&AtomicU32, u32)> = words.iter().map(|w| (w, 0)).collect();
+        let list: Vec<(Word<'_>, u32)> = words.iter().map(|w| (Word::local(w), 0)).collect();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            assert_eq!(
-                wait_any(&list, Some(deadline)),
-                WaitvOutcome::Changed,
-                "woken before the deadline"
+            let got = wait_any(&list, Some(deadline));
+            assert!(
+                matches!(got, WaitvOutcome::Woken(2) | WaitvOutcome::Changed),
+                "{got:?}: woken before the deadline"
             );
             if words[2].load(Ordering::Acquire) == 1 {
                 break;

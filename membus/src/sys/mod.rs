@@ -18,7 +18,6 @@ compile_error!(
 
 pub(crate) mod clock;
 pub(crate) mod copy;
-#[allow(dead_code)] // the waiting layer (select, media rings) builds on it
 pub(crate) mod futex;
 pub(crate) mod pthread;
 pub(crate) mod shm;

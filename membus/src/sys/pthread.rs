@@ -34,7 +34,10 @@ pub(crate) enum Wake {
 
 /// A mutex/condition pair inside a mapping.
 ///
-/// Holds raw pointers into a segment owned by the same handle; see [`LockPair::new`].
+/// Holds raw pointers into a segment owned by the same handle; see [`LockPair::new`]. A
+/// clone points at the same objects; whoever holds it must keep the mapping alive as
+/// `new`'s contract says (handles that share a mapping hold it through an `Arc`).
+#[derive(Clone)]
 pub(crate) struct LockPair {
     mutex: NonNull<libc::pthread_mutex_t>,
     cond: NonNull<libc::pthread_cond_t>,

@@ -2,14 +2,14 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::ShareName;
 use crate::sys::last_os_error;
 
 /// Identity of a file: device and inode. Two handles name the same object iff they match.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
     dev: u64,
     ino: u64,
@@ -70,9 +70,13 @@ pub(crate) struct Segment {
     writable: bool,
     fd: OwnedFd,
     name: ShareName,
+    /// The object's identity.
+    id: FileId,
     /// Set when this handle created the object: it holds the owner lock and removes the
-    /// name on drop if the name still refers to this object.
-    created: Option<FileId>,
+    /// name on drop (or [`release`](Segment::release)) if the name still refers to it.
+    created: bool,
+    /// Set once the name and owner lock have been given up.
+    released: AtomicBool,
 }
 
 // SAFETY: the mapping is process-wide memory, valid on any thread until `Drop` unmaps it;
@@ -172,7 +176,9 @@ impl Segment {
                 writable: true,
                 fd,
                 name: name.clone(),
-                created: Some(id),
+                id,
+                created: true,
+                released: AtomicBool::new(false),
             }),
             Err(e) => fail(err(ErrorKind::MapFailed, "mmap").with_os_error(e)),
         }
@@ -221,7 +227,9 @@ impl Segment {
             writable,
             fd,
             name: name.clone(),
-            created: None,
+            id: file_id(&st),
+            created: false,
+            released: AtomicBool::new(false),
         })
     }
 
@@ -315,7 +323,51 @@ impl Segment {
 
     /// True if this handle created the object.
     pub(crate) fn is_creator(&self) -> bool {
-        self.created.is_some()
+        self.created
+    }
+
+    /// The object's device and inode.
+    pub(crate) fn file_id(&self) -> FileId {
+        self.id
+    }
+
+    /// For a creator: removes the name (if it still refers to this object) and gives up
+    /// the owner lock, now rather than when the mapping goes. Later calls do nothing; the
+    /// mapping stays valid. Handles whose mapping is shared with a background waiter call
+    /// this when the user drops them.
+    pub(crate) fn release(&self) {
+        if !self.created || self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        unlink_if_same(&self.name, self.id);
+        // SAFETY: `fd` is open; unlocking a held flock cannot fail in a way we could act on.
+        unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_UN) };
+    }
+
+    /// Maps the first `len` bytes (at most the mapped length) read-write through a second
+    /// descriptor for the same object, reopened via `/proc/self/fd` so it cannot be another
+    /// object of the same name. Fails when the object's mode does not let this process
+    /// write it.
+    pub(crate) fn map_prefix_rw(&self, len: usize) -> std::io::Result<PrefixMap> {
+        let len = len.min(self.len);
+        if len == 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: valid NUL-terminated path; the returned descriptor is owned below.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(last_os_error());
+        }
+        // SAFETY: `fd` was just returned by open and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let same = fstat(&fd).map(|st| file_id(&st) == self.id)?;
+        if !same {
+            return Err(std::io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        let ptr = Self::map(&fd, len, true)?;
+        Ok(PrefixMap { ptr, len })
     }
 
     /// Start of the mapping. Valid for `len()` bytes while `self` lives.
@@ -352,11 +404,44 @@ impl Segment {
     }
 }
 
+/// A read-write mapping of the start of an object that is otherwise mapped read-only
+/// ([`Segment::map_prefix_rw`]). Unmapped on drop.
+pub(crate) struct PrefixMap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: as for Segment: process-wide memory used only through atomics.
+unsafe impl Send for PrefixMap {}
+// SAFETY: as above.
+unsafe impl Sync for PrefixMap {}
+
+impl PrefixMap {
+    /// The 8-byte word at `offset` as an atomic, if in bounds and aligned. Every bit
+    /// pattern is a valid i64 and atomic accesses tolerate other processes' writes.
+    pub(crate) fn atomic_i64(&self, offset: usize) -> Option<&AtomicI64> {
+        let end = offset.checked_add(8)?;
+        if end > self.len || offset % 8 != 0 {
+            return None;
+        }
+        // SAFETY: in bounds (checked), 8-byte aligned (page-aligned mapping, offset % 8 ==
+        // 0), and the mapping lives as long as the borrow of `self`.
+        Some(unsafe { AtomicI64::from_ptr(self.ptr.as_ptr().add(offset).cast::<i64>()) })
+    }
+}
+
+impl Drop for PrefixMap {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe the mapping made in `map_prefix_rw`; references from
+        // `atomic_i64` borrow `self`, so none outlive it.
+        let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        debug_assert_eq!(rc, 0, "munmap failed");
+    }
+}
+
 impl Drop for Segment {
     fn drop(&mut self) {
-        if let Some(id) = self.created {
-            unlink_if_same(&self.name, id);
-        }
+        self.release();
         // SAFETY: `ptr`/`len` describe the mapping made in `map`; nothing borrowed from it can
         // outlive `self` (all views borrow the segment).
         let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };

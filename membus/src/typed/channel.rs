@@ -138,12 +138,36 @@ impl<M: Message> Receiver<M> {
         }
     }
 
+    /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without consuming
+    /// anything; returns `poll()`. Also a source for [`select`](crate::select::select).
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        crate::select::wait_ready(self, timeout)
+    }
+
     /// Everything receivable now, without waiting.
     pub fn try_iter(&mut self) -> impl Iterator<Item = Result<Recv<M>>> + '_ {
         std::iter::from_fn(move || match self.recv(Duration::ZERO) {
             Ok(Recv::Timeout) => None,
             other => Some(other),
         })
+    }
+}
+
+impl<M> crate::select::sealed::Sealed for Receiver<M> {}
+
+impl<M> crate::select::Selectable for Receiver<M> {
+    fn is_ready(&self) -> bool {
+        match &self.rx {
+            Rx::Msg(r) => r.poll(),
+            Rx::Cmd(c) => c.poll(),
+        }
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        match &self.rx {
+            Rx::Msg(r) => r.wait_spec(),
+            Rx::Cmd(c) => c.wait_spec(),
+        }
     }
 }
 

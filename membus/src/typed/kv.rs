@@ -572,6 +572,20 @@ impl<S: KvSchema> Kv<S> {
         Ok(self.typed_changes(&raw, |_| true))
     }
 
+    /// A watch on typed changes from the current epoch on: a [`select`](crate::select)
+    /// source that is ready once a later batch is committed.
+    pub fn watch(&self) -> KvWatch<'_, S> {
+        self.watch_from(self.epoch())
+    }
+
+    /// A watch that is ready once the epoch exceeds `since`.
+    pub fn watch_from(&self, since: i64) -> KvWatch<'_, S> {
+        KvWatch {
+            kv: self,
+            raw: self.raw.watch_from(since),
+        }
+    }
+
     /// Waits until one of `fields` is written after epoch `since`, or `timeout` passes
     /// (`None`). Returns the changes of those fields only.
     ///
@@ -600,6 +614,61 @@ impl<S: KvSchema> Kv<S> {
                 return Ok(None);
             }
         }
+    }
+}
+
+/// Follows a typed store's changes from an epoch on ([`Kv::watch`]); the typed
+/// counterpart of [`memkv::Watch`](crate::memkv::Watch).
+pub struct KvWatch<'a, S: KvSchema> {
+    kv: &'a Kv<S>,
+    raw: crate::memkv::Watch<'a>,
+}
+
+impl<S: KvSchema> std::fmt::Debug for KvWatch<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvWatch")
+            .field("since", &self.raw.since())
+            .finish()
+    }
+}
+
+impl<S: KvSchema> KvWatch<'_, S> {
+    /// The epoch this watch has seen up to.
+    pub fn since(&self) -> i64 {
+        self.raw.since()
+    }
+
+    /// Typed events for the fields written after the watch's epoch; the watch then
+    /// stands at the epoch the scan started from. Fields whose text does not parse are in
+    /// [`TypedChanges::errors`].
+    ///
+    /// # Errors
+    /// As for [`Kv::changes_since`].
+    pub fn changes(&mut self) -> Result<TypedChanges<S>> {
+        let raw = self.raw.changes()?;
+        Ok(self.kv.typed_changes(&raw, |_| true))
+    }
+
+    /// Whether a batch after the watch's epoch has been committed.
+    pub fn poll(&self) -> bool {
+        self.raw.poll()
+    }
+
+    /// Blocks until [`poll`](Self::poll) is true or `timeout` passes; returns `poll()`.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        self.raw.wait_ready(timeout)
+    }
+}
+
+impl<S: KvSchema> crate::select::sealed::Sealed for KvWatch<'_, S> {}
+
+impl<S: KvSchema> crate::select::Selectable for KvWatch<'_, S> {
+    fn is_ready(&self) -> bool {
+        self.raw.poll()
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        crate::select::Selectable::wait_spec(&self.raw)
     }
 }
 

@@ -134,5 +134,5 @@ pub mod value;
 
 pub use channel::{Receiver, Recv, Sender};
 pub use codec::{CodecError, Message, Pod};
-pub use kv::{Batch, Field, FieldError, FieldId, Kv, KvSchema, SlotDef, TypedChanges};
+pub use kv::{Batch, Field, FieldError, FieldId, Kv, KvSchema, KvWatch, SlotDef, TypedChanges};
 pub use value::{KvValue, MemKvEnum};
