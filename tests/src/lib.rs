@@ -337,3 +337,12 @@ pub fn packet(seq: u64) -> (Vec<u8>, PacketMeta) {
         },
     )
 }
+
+/// Which of three sources (0 memmsg, 1 memkv, 2 memvid) carries event `i` of the
+/// cross-process select test: a fixed pseudo-random sequence both processes compute.
+pub fn select_source(i: u64) -> usize {
+    let mut x = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((x ^ (x >> 31)) % 3) as usize
+}

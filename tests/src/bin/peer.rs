@@ -15,6 +15,11 @@
 //! * `pkt-write NAME COUNT`: create a mempkt (16 descriptors, 256 KiB arena), print
 //!   `created`, wait for a line on stdin, then write COUNT records
 //!   ([`membus_tests::packet`]).
+//! * `select-feed MSG KV VID ACK COUNT`: create a memmsg MSG, a memkv KV (one slot `n`)
+//!   and a 8×4 gray8 memvid VID, print `created`, wait for a line on stdin, then for i in
+//!   0..COUNT put event i on source [`membus_tests::select_source`]`(i)` (message `i`, value
+//!   `i`, or a frame with vpts `i`) and wait for the parent's acknowledgement `i` on the
+//!   memmsg ACK before the next.
 //! * `die-mid-write NAME`: on a memmsg, do what a libmembus writer does up to the middle of
 //!   a payload copy (seq bumped, frame header written, half the payload), then SIGKILL self.
 
@@ -198,6 +203,44 @@ fn main() {
                     std::thread::sleep(Duration::from_micros(200));
                 }
             }
+            let _ = std::io::stdin().read_line(&mut go);
+        }
+        "select-feed" => {
+            use membus::layout::media::VideoFormat;
+            use membus::memkv::MemKv;
+            use membus::memvid::{VideoParams, VideoWriter};
+            let count = num(&args, 6);
+            let msg = Writer::create(arg(&args, 2), 4096)
+                .unwrap_or_else(|e| fail(format!("create memmsg: {e}")));
+            let kv = MemKv::create_named(arg(&args, 3), &["n"], 8, 24)
+                .unwrap_or_else(|e| fail(format!("create memkv: {e}")));
+            let mut vid = VideoWriter::create(
+                arg(&args, 4),
+                &VideoParams::new(8, 4, VideoFormat::Gray8, 200, 8),
+            )
+            .unwrap_or_else(|e| fail(format!("create memvid: {e}")));
+            say("created");
+            let mut go = String::new();
+            let _ = std::io::stdin().read_line(&mut go);
+            let mut ack =
+                Reader::attach(arg(&args, 5)).unwrap_or_else(|e| fail(format!("attach ack: {e}")));
+            for i in 0..count {
+                let text = i.to_string();
+                match membus_tests::select_source(i) {
+                    0 => msg.write(text.as_bytes()).map(|_| ()),
+                    1 => kv.set(0, &text).map(|_| ()),
+                    _ => {
+                        vid.frame().set_vpts(i as i64);
+                        vid.publish().map(|_| ())
+                    }
+                }
+                .unwrap_or_else(|e| fail(format!("event {i}: {e}")));
+                match ack.read(Duration::from_secs(20)) {
+                    Ok(Received::Message { payload, .. }) if payload == text.as_bytes() => {}
+                    other => fail(format!("ack {i}: {other:?}")),
+                }
+            }
+            say("done");
             let _ = std::io::stdin().read_line(&mut go);
         }
         "create-and-die" => {
