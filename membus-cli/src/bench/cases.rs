@@ -16,7 +16,7 @@ use membus::memvid::{VideoParams, VideoReader, VideoWriter};
 use membus::Next;
 use membus::{MemMap, Received};
 
-use super::{run_for, unique_name, BenchResult, Latency, Throughput};
+use super::{run_for, unique_name, waits, BenchResult, Latency, Throughput};
 
 pub(crate) enum Outcome {
     Throughput(Throughput),
@@ -105,6 +105,22 @@ pub(crate) fn all() -> Vec<Case> {
         Case {
             title: "shm spin ping-pong (2 processes, floor)",
             run: |d| Ok(Outcome::Latency(spin_pingpong_processes(d)?)),
+        },
+        Case {
+            title: "typed send+receive (small enum)",
+            run: |d| Ok(Outcome::Throughput(waits::typed_send_receive(d)?)),
+        },
+        Case {
+            title: "select() wakeup latency",
+            run: |d| Ok(Outcome::Latency(waits::select_wakeup(d)?)),
+        },
+        Case {
+            title: "select() wakeup latency (2 processes)",
+            run: |d| Ok(Outcome::Latency(waits::select_wakeup_processes(d)?)),
+        },
+        Case {
+            title: "futex wake/wait round trip (2 processes, floor)",
+            run: |d| Ok(Outcome::Latency(waits::futex_roundtrip_processes(d)?)),
         },
     ]
 }
@@ -344,7 +360,7 @@ fn memvid_handoff(d: Duration) -> BenchResult<Latency> {
     Ok(l)
 }
 
-fn monotonic_ns() -> i64 {
+pub(crate) fn monotonic_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -470,7 +486,7 @@ fn memmsg_roundtrip_threads(d: Duration) -> BenchResult<Latency> {
     })
 }
 
-fn spawn_peer(role: &str, names: &[&str]) -> BenchResult<Child> {
+pub(crate) fn spawn_peer(role: &str, names: &[&str]) -> BenchResult<Child> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("bench-peer")
         .arg(role)
@@ -486,7 +502,7 @@ fn spawn_peer(role: &str, names: &[&str]) -> BenchResult<Child> {
     Ok(child)
 }
 
-fn finish(mut child: Child) -> BenchResult<()> {
+pub(crate) fn finish(mut child: Child) -> BenchResult<()> {
     let status = child.wait()?;
     if !status.success() {
         return Err(format!("bench peer failed: {status}").into());
@@ -629,7 +645,7 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
             }
             Ok(())
         }
-        _ => Err(format!("unknown bench peer role {role} with {} names", names.len()).into()),
+        _ => waits::peer(role, names, say_ready),
     }
 }
 

@@ -7,6 +7,7 @@
 //! Latency percentiles use libmembus's index rule (`samples[p/100 · n]` of the sorted list).
 
 mod cases;
+mod waits;
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
