@@ -234,7 +234,10 @@ pub(crate) fn typed_send_receive(d: Duration) -> BenchResult<Throughput> {
         || {
             tx.send(&BenchCmd::PanLeft)?;
             match rx.recv(Duration::ZERO)? {
-                Recv::Message { msg, .. } if msg == BenchCmd::PanLeft => Ok(8),
+                Recv::Message {
+                    msg: BenchCmd::PanLeft,
+                    ..
+                } => Ok(8),
                 other => Err(format!("typed read found {other:?}").into()),
             }
         },
