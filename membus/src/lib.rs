@@ -35,6 +35,7 @@
 //! | [`memaud`] | audio buffer ring, typed samples | `memaud` |
 //! | [`mempkt`] | variable-length record ring | `mempkt` |
 //! | [`typed`] | `#[derive(Message)]` enums over memmsg/memcmd | (plain text / JSON on the wire) |
+//! | [`select`] | wait on any mix of handles at once, event-driven | `select` (1 ms polling) |
 //!
 //! Typed layers ([`typed`]): [`Kv<S>`](Kv) is a memkv store whose slots are the fields of
 //! a `#[derive(MemKv)]` struct, with typed keys, consistent snapshots, atomic batches and

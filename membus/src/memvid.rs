@@ -9,6 +9,12 @@
 //! closed while a view lives, and [`Frame::is_intact`] tells afterwards whether the writer
 //! overwrote the slot while the view was in use.
 //!
+//! [`VideoReader::wait_ready`] (and [`select`](crate::select)) sleep on a futex that
+//! membus writers wake. To register as a waiter, a waiting reader also maps the header's
+//! first 168 bytes read-write through a second descriptor (only the waiter count in the
+//! first reserved word is ever written through it); if the share's mode forbids that, it
+//! polls every millisecond instead, as it does against libmembus writers.
+//!
 //! ```no_run
 //! use membus::memvid::{VideoParams, VideoReader, VideoWriter};
 //! use membus::pixel::Rgb;

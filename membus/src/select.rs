@@ -167,9 +167,10 @@ impl<'a> FutexSpec<'a> {
 /// Publishes a media ring's new global sequence and wakes registered waiters.
 ///
 /// The swap is SeqCst, and so is the waiter count load after it; a waiter increments the
-/// count (SeqCst) before it loads the sequence (SeqCst). In the single total order of
-/// those four operations either the writer sees the count or the waiter sees the new
-/// sequence, so no waiter sleeps through a publish. (Writer and waiter are different
+/// count (SeqCst) and then, after a SeqCst fence, loads the sequence. In the single total
+/// order of those operations either the writer sees the count or the waiter sees the new
+/// sequence, so no waiter sleeps through a publish; and if the sequence changes between
+/// the waiter's load and its sleep, the kernel's compare in `futex_waitv` returns at once. (Writer and waiter are different
 /// processes; the argument is about the hardware, where both sides' SeqCst operations are
 /// full barriers on x86-64, `lock xchg`/`lock xadd`.)
 pub(crate) fn publish_seq(seq: &AtomicI64, waiters: &AtomicI64, value: i64) {
@@ -348,8 +349,11 @@ fn wait_round(sources: &[&dyn Selectable], deadline: Instant, round: u32) -> Rou
                     }
                     None => shorten(POLL),
                 }
-                // SeqCst: after the registration above (see `publish_seq`).
-                let v = f.seq.load(Ordering::SeqCst);
+                // The fence orders the registration above before this load (see
+                // `publish_seq`); the load itself is Relaxed because `seq` may lie in a
+                // read-only mapping, where Rust promises only Relaxed atomic loads.
+                std::sync::atomic::fence(Ordering::SeqCst);
+                let v = f.seq.load(Ordering::Relaxed);
                 words.push((f.word(), v as u32));
                 word_source.push(i);
             }

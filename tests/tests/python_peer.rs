@@ -106,3 +106,35 @@ fn membus_writes_python_reads_memcmd() {
     let all: Vec<_> = rx.try_iter().map(|x| x.unwrap()).collect();
     assert_eq!(all.last().unwrap(), &msg(4, "pan-stop"));
 }
+
+/// A select over a memcmd and a memkv watch (both waited on by background waiters) and a
+/// memvid returns the memcmd's index when the Python peer writes a command to it.
+#[test]
+fn python_write_wakes_a_select_over_three_shares() {
+    use membus::layout::media::VideoFormat;
+    use membus::memkv::MemKv;
+    use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+    use membus::select::select;
+
+    let (gc, gk, gv) = (
+        ShmGuard::new("py-sel-c"),
+        ShmGuard::new("py-sel-k"),
+        ShmGuard::new("py-sel-v"),
+    );
+    let mut cmd = MemCmd::create(gc.name(), 4096).unwrap();
+    let kv = MemKv::create_named(gk.name(), &["a"], 4, 16).unwrap();
+    let watch = kv.watch();
+    let _vw = VideoWriter::create(
+        gv.name(),
+        &VideoParams::new(8, 4, VideoFormat::Gray8, 30, 4),
+    )
+    .unwrap();
+    let vr = VideoReader::attach(gv.name()).unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| select(&[&watch, &vr, &cmd], Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(100));
+        peer(&["write", "memcmd", gc.name(), "pan-left"]);
+        assert_eq!(waiter.join().unwrap(), Some(2), "woken for the memcmd");
+    });
+    assert_eq!(cmd.read(Duration::ZERO).unwrap(), msg(1, "pan-left"));
+}

@@ -250,3 +250,25 @@ fn thousands_of_cross_process_events_each_select_the_right_source() {
     assert!(child.wait().unwrap().success());
     assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
 }
+
+#[test]
+fn a_waiting_media_reader_counts_itself_in_the_first_reserved_word() {
+    // DESIGN decision 7: the waiter count lives at offset 104 (reserved0), which libmembus
+    // writes as 0 and never reads; membus writers wake only when it is non-zero.
+    let g = ShmGuard::new("sel-count");
+    let mut vw = tiny_video(g.name());
+    let vr = VideoReader::attach(g.name()).unwrap();
+    let raw = RawShare::open(g.name()).unwrap();
+    assert_eq!(raw.get_i64(104), 0);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| vr.wait_ready(LONG));
+        let started = Instant::now();
+        while raw.get_i64(104) != 1 {
+            assert!(started.elapsed() < LONG, "the reader never registered");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        vw.publish().unwrap();
+        assert!(waiter.join().unwrap());
+    });
+    assert_eq!(raw.get_i64(104), 0, "deregistered after the wait");
+}

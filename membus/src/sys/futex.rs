@@ -149,8 +149,10 @@ pub(crate) fn wait_any(words: &[(Word<'_>, u32)], deadline: Option<Instant>) -> 
         }
         match std::io::Error::last_os_error().raw_os_error() {
             Some(libc::ETIMEDOUT) => return WaitvOutcome::TimedOut,
-            Some(libc::ENOSYS) => {}           // older kernel: poll below
-            _ => return WaitvOutcome::Changed, // EAGAIN (a value differs), EINTR: re-check
+            // EAGAIN (a value differs), EINTR: re-check.
+            Some(libc::EAGAIN | libc::EINTR) => return WaitvOutcome::Changed,
+            // ENOSYS (kernel before 5.16) or anything unexpected: nap below, never spin.
+            _ => {}
         }
     }
     // No futex_waitv: sleep in short, growing naps; the caller re-checks its words (it
