@@ -231,6 +231,35 @@ fn lock_failed_when_a_peer_left_the_mutex_unrecoverable() {
 }
 
 #[test]
+fn select_polls_a_share_whose_lock_is_unrecoverable_instead_of_reporting_it_ready() {
+    use membus::layout::media::VideoFormat;
+    use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+    use membus::select::select;
+    let (g, gv) = (ShmGuard::new("sel-notrec"), ShmGuard::new("sel-notrec-v"));
+    let _w = Writer::create(g.name(), 256).unwrap();
+    kill_holding_lock(g.name(), 32);
+    let raw = RawShare::open(g.name()).unwrap();
+    let m = raw.at(32).cast::<libc::pthread_mutex_t>();
+    // SAFETY: `m` is the share's robust process-shared mutex.
+    unsafe {
+        assert_eq!(libc::pthread_mutex_lock(m), libc::EOWNERDEAD);
+        assert_eq!(libc::pthread_mutex_unlock(m), 0);
+    }
+    // Start::Oldest attaches without the lock.
+    let r = Reader::attach_with(g.name(), &QueueOptions::new().start(Start::Oldest)).unwrap();
+    let mut vw = VideoWriter::create(
+        gv.name(),
+        &VideoParams::new(8, 4, VideoFormat::Gray8, 30, 4),
+    )
+    .unwrap();
+    let vr = VideoReader::attach(gv.name()).unwrap();
+    assert!(!r.wait_ready(Duration::from_millis(30)), "nothing to read");
+    assert_eq!(select(&[&r, &vr], Duration::from_millis(30)), None);
+    vw.publish().unwrap();
+    assert_eq!(select(&[&r, &vr], Duration::from_secs(30)), Some(1));
+}
+
+#[test]
 fn timeout_and_overrun_as_errors() {
     let g = ShmGuard::new("to-ov");
     let w = Writer::create(g.name(), 128).unwrap();
