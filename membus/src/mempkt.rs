@@ -571,14 +571,4 @@ impl RecordView<'_> {
     }
 }
 
-impl crate::select::sealed::Sealed for PacketReader {}
-
-impl crate::select::Selectable for PacketReader {
-    fn is_ready(&self) -> bool {
-        self.ring.poll()
-    }
-
-    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
-        self.ring.wait_spec()
-    }
-}
+crate::media::slot_ring_selectable!(PacketReader);

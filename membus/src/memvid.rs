@@ -613,14 +613,4 @@ impl Frame<'_> {
     }
 }
 
-impl crate::select::sealed::Sealed for VideoReader {}
-
-impl crate::select::Selectable for VideoReader {
-    fn is_ready(&self) -> bool {
-        self.ring.poll()
-    }
-
-    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
-        self.ring.wait_spec()
-    }
-}
+crate::media::slot_ring_selectable!(VideoReader);
