@@ -44,7 +44,9 @@ use crate::layout::kv::{
     OFF_MAX_NAME, OFF_MAX_VALUE, OFF_MUTEX, SLOT_LAST_EPOCH, SLOT_NAME, SLOT_SEQ,
 };
 use crate::name::{IntoShareName, ShareName};
-use crate::sys::copy::{copy_from_shared, copy_to_shared, fill_shared, read_cstr_from_shared};
+use crate::sys::copy::{
+    copy_from_shared, copy_to_shared, read_cstr_from_shared, write_padded_to_shared,
+};
 use crate::sys::pthread::{LockGuard, LockPair, Wake};
 use crate::sys::shm::{Access, Segment};
 
@@ -608,10 +610,7 @@ impl MemKv {
         let n = value.len().min(v);
         // SAFETY: `dst` is bounds-checked for V+1 bytes of the writable mapping; the value
         // (at most V bytes) goes first, then NUL padding up to and including byte V.
-        unsafe {
-            copy_to_shared(dst, &value[..n]);
-            fill_shared(dst.add(n), 0, v + 1 - n);
-        }
+        unsafe { write_padded_to_shared(dst, &value[..n], v + 1) };
         Ok(())
     }
 

@@ -199,23 +199,34 @@ fn memkv_set(d: Duration) -> BenchResult<Throughput> {
     })
 }
 
-/// `"value_" + to_string(v)` into `buf` (what libmembus's case builds with std::to_string);
+/// `"value_" + to_string(v)` into `buf` (what libmembus's case builds with std::to_string,
+/// whose libstdc++ implementation also converts two digits at a time from a table);
 /// returns the length.
 fn value_text(buf: &mut [u8; 32], mut v: u64) -> usize {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
     buf[..6].copy_from_slice(b"value_");
     let mut digits = [0u8; 20];
-    let mut n = 0;
-    loop {
-        digits[n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+    let mut at = digits.len();
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
     }
-    for i in 0..n {
-        buf[6 + i] = digits[n - 1 - i];
+    if v >= 10 {
+        let pair = v as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        digits[at] = b'0' + v as u8;
     }
+    let n = digits.len() - at;
+    buf[6..6 + n].copy_from_slice(&digits[at..]);
     6 + n
 }
 

@@ -187,7 +187,9 @@ fn too_big(count: u64, n: u64, v: u64) -> Error {
 }
 
 fn check_text(what: &str, bytes: &[u8], max: usize) -> Result<()> {
-    if let Some(pos) = bytes.iter().position(|&b| b == 0) {
+    // `contains` on bytes is a memchr; the position is only needed for the message.
+    if bytes.contains(&0) {
+        let pos = bytes.iter().position(|&b| b == 0).unwrap_or(0);
         return Err(Error::new(
             ErrorKind::InvalidArgument,
             format!("{what} contains a NUL byte at {pos}; memkv stores C strings, which cannot hold NUL"),

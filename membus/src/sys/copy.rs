@@ -160,6 +160,53 @@ pub(crate) unsafe fn read_cstr_from_shared(src: *const u8, len: usize, out: &mut
     false
 }
 
+/// Writes `src` and then zero bytes to the `field_len`-byte field at `dst` (a C string
+/// field padded with NULs, as `strncpy` leaves it), in one pass of aligned word stores
+/// between the unaligned head and tail bytes. `src.len()` must not exceed `field_len`.
+///
+/// # Safety
+/// `dst..dst + field_len` must be mapped writable for the duration of the call.
+pub(crate) unsafe fn write_padded_to_shared(dst: *mut u8, src: &[u8], field_len: usize) {
+    debug_assert!(src.len() <= field_len);
+    let n = src.len().min(field_len);
+    let s = src.as_ptr();
+    // The byte of the field at `i`: the source's, or the NUL padding after it.
+    let byte_at = |i: usize| {
+        if i < n {
+            // SAFETY: i < n ≤ src.len().
+            unsafe { s.add(i).read() }
+        } else {
+            0
+        }
+    };
+    let mut i = 0;
+    while i < field_len && (dst as usize + i) % 8 != 0 {
+        // SAFETY: `dst + i` is inside the caller's writable range.
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte_at(i), Ordering::Relaxed);
+        i += 1;
+    }
+    while i + 8 <= field_len {
+        let w = if i + 8 <= n {
+            // SAFETY: `s + i` has 8 bytes left in `src`; the read is unaligned-safe.
+            unsafe { s.add(i).cast::<u64>().read_unaligned() }
+        } else if i >= n {
+            0
+        } else {
+            // The word where the text ends: its bytes, then NULs (little-endian order).
+            (0..n - i).fold(0u64, |w, k| w | u64::from(byte_at(i + k)) << (8 * k))
+        };
+        // SAFETY: `dst + i` is 8-byte aligned with 8 bytes left in the caller's writable
+        // range; atomic stores tolerate concurrent readers.
+        unsafe { AtomicU64::from_ptr(dst.add(i).cast::<u64>()) }.store(w, Ordering::Relaxed);
+        i += 8;
+    }
+    while i < field_len {
+        // SAFETY: as for the head bytes.
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte_at(i), Ordering::Relaxed);
+        i += 1;
+    }
+}
+
 /// Fills `len` bytes of shared memory at `dst` with `byte`.
 ///
 /// # Safety
@@ -425,6 +472,31 @@ mod tests {
                 // SAFETY: as above; without the NUL in range it reads exactly n bytes.
                 assert!(!unsafe { read_cstr_from_shared(base.add(start), n, &mut out) });
                 assert_eq!(out, text);
+            }
+        }
+    }
+
+    #[test]
+    fn padded_writes_fill_the_field_at_any_alignment() {
+        for start in 0..9 {
+            for field in 0..40 {
+                for n in 0..=field.min(20) {
+                    let mut backing = vec![u64::MAX; 8];
+                    let base = backing.as_mut_ptr().cast::<u8>();
+                    let text: Vec<u8> = (0..n).map(|i| b'a' + i as u8).collect();
+                    // SAFETY: start + field ≤ 48 < 64 bytes of `backing`.
+                    unsafe { write_padded_to_shared(base.add(start), &text, field) };
+                    let mut all = [0u8; 64];
+                    // SAFETY: 64 bytes of `backing`, no concurrent writer.
+                    unsafe { copy_from_shared(base, &mut all) };
+                    assert!(
+                        all[..start].iter().all(|&b| b == 0xff),
+                        "{start} {field} {n}"
+                    );
+                    assert_eq!(&all[start..start + n], &text[..]);
+                    assert!(all[start + n..start + field].iter().all(|&b| b == 0));
+                    assert!(all[start + field..].iter().all(|&b| b == 0xff));
+                }
             }
         }
     }
