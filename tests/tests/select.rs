@@ -272,3 +272,86 @@ fn a_waiting_media_reader_counts_itself_in_the_first_reserved_word() {
     });
     assert_eq!(raw.get_i64(104), 0, "deregistered after the wait");
 }
+
+#[test]
+fn audio_packet_typed_and_typed_kv_sources_select_too() {
+    use membus::layout::media::AudioFormat;
+    use membus::memaud::{AudioParams, AudioReader, AudioWriter};
+    use membus::mempkt::{PacketParams, PacketReader, PacketWriter, RecordMeta};
+    use membus::typed::{Receiver, Recv, Sender};
+    use membus_tests::Counters;
+
+    #[derive(membus::Message, Debug, PartialEq)]
+    enum Cmd {
+        Go,
+    }
+
+    let (ga, gp, gm, gk) = (
+        ShmGuard::new("sel3-a"),
+        ShmGuard::new("sel3-p"),
+        ShmGuard::new("sel3-m"),
+        ShmGuard::new("sel3-k"),
+    );
+    let mut aw = AudioWriter::create(
+        ga.name(),
+        &AudioParams::new(2, AudioFormat::S16le, 48_000, 100, 4),
+    )
+    .unwrap();
+    let mut ar = AudioReader::attach(ga.name()).unwrap();
+    let mut pw = PacketWriter::create(gp.name(), &PacketParams::new(8, 1 << 16, 4096)).unwrap();
+    let mut pr = PacketReader::attach(gp.name()).unwrap();
+    let mut tx: Sender<Cmd> = Writer::create(gm.name(), 4096).unwrap().into();
+    let mut rx: Receiver<Cmd> = Reader::attach(gm.name()).unwrap().into();
+    let kv = membus::Kv::<Counters>::create(
+        gk.name(),
+        &Counters {
+            a: 0,
+            b: 0,
+            c: 0,
+            round: 0,
+            ack: 0,
+        },
+    )
+    .unwrap();
+    let mut watch = kv.watch();
+
+    assert!(!ar.wait_ready(Duration::from_millis(10)));
+    assert!(!pr.wait_ready(Duration::from_millis(10)));
+    assert!(!rx.wait_ready(Duration::from_millis(10)));
+    assert!(!watch.wait_ready(Duration::from_millis(10)));
+    for round in 0..40u64 {
+        let which = select_source(round) + usize::from(round % 4 == 3);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(1));
+                match which {
+                    0 => drop(aw.publish().unwrap()),
+                    1 => drop(pw.write(b"pkt", &RecordMeta::default()).unwrap()),
+                    2 => drop(tx.send(&Cmd::Go).unwrap()),
+                    _ => drop(kv.set(Counters::ROUND, round as u32).unwrap()),
+                }
+            });
+            assert_eq!(
+                select(&[&ar, &pr, &rx, &watch], LONG),
+                Some(which),
+                "round {round}"
+            );
+        });
+        match which {
+            0 => assert!(matches!(ar.next().unwrap(), Next::Frame(_))),
+            1 => {
+                let (mut p, mut m) = (Vec::new(), Vec::new());
+                assert!(matches!(
+                    pr.next_into(&mut p, &mut m).unwrap(),
+                    Next::Frame(_)
+                ));
+                assert_eq!(p, b"pkt");
+            }
+            2 => assert!(matches!(
+                rx.recv(Duration::ZERO).unwrap(),
+                Recv::Message { msg: Cmd::Go, .. }
+            )),
+            _ => assert_eq!(watch.changes().unwrap().changes.len(), 1),
+        }
+    }
+}
