@@ -26,19 +26,19 @@
 //!   read-only; to register, a waiting reader maps the first page read-write through a
 //!   second descriptor. When the share's mode denies that, or the writer is libmembus (it
 //!   never wakes anyone), waits fall back to polling every millisecond, as libmembus does;
-//!   with a membus writer and nothing arriving, the safety-net timeout grows to 100 ms.
+//!   with a membus writer and nothing arriving, the safety-net timeout grows to 250 ms.
 //! - **memmsg, memcmd, memkv**: their writers (membus or libmembus) broadcast the share's
 //!   glibc condition. A lone source is waited on directly; in a multi-source select a
 //!   background thread per share (shared by every select in the process, and gone after
 //!   5 s without use) sleeps on the condition and wakes the selecting thread through a
-//!   futex. While a select is waiting, that thread also wakes every 250 ms to notice when
+//!   futex. While a select is waiting, that thread also wakes every 2 s to notice when
 //!   it is no longer needed.
 //! - Several futex words are waited on at once with `futex_waitv` (Linux 5.16+); older
 //!   kernels get 200 µs naps instead.
 //!
 //! A process blocked in `select` with nothing arriving wakes only for those safety nets:
-//! a few dozen times in two seconds in the test suite's measurement, where 1 ms polling
-//! would be two thousand.
+//! about two dozen times in two seconds in the test suite's measurement, where 1 ms
+//! polling would be two thousand.
 //!
 //! ## Fairness
 //!
@@ -259,7 +259,7 @@ const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// Poll interval against writers that do not wake (libmembus's own interval).
 const POLL: Duration = Duration::from_millis(1);
 /// Longest safety-net sleep on a media futex when the writer is known to wake.
-const FUTEX_SAFETY_MAX: Duration = Duration::from_millis(100);
+const FUTEX_SAFETY_MAX: Duration = Duration::from_millis(250);
 
 fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
@@ -489,7 +489,7 @@ static WATCHERS: Mutex<Vec<(FileId, Arc<Watcher>)>> = Mutex::new(Vec::new());
 const IDLE_EXIT: Duration = Duration::from_secs(5);
 /// While waiting for the share, a background waiter checks this often whether anyone is
 /// still interested.
-const SLICE: Duration = Duration::from_millis(250);
+const SLICE: Duration = Duration::from_secs(2);
 
 /// A poisoned lock only means a panic elsewhere; the protected lists stay consistent
 /// (every mutation is a single push or retain).

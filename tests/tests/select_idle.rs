@@ -51,7 +51,7 @@ fn an_idle_select_over_three_kinds_of_share_sleeps() {
     eprintln!("idle select for {idle:?}: {switches} context switches, {cpu:?} CPU");
     // Polling every millisecond, as libmembus's select does, would be ~2,000 wake-ups.
     // Event-driven waiting leaves only the safety-net timeouts: the media futex's
-    // (growing to 100 ms) and each background waiter's 250 ms check.
+    // (growing to 250 ms) and each background waiter's 2 s check.
     assert!(
         switches < 200,
         "{switches} context switches in {idle:?} of idle select"
