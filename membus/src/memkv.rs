@@ -460,14 +460,31 @@ impl MemKv {
     }
 
     #[inline]
+    #[inline]
     fn slot_off(&self, idx: usize) -> Result<usize> {
-        self.layout.slot(idx).ok_or_else(|| {
-            self.err(
-                ErrorKind::InvalidArgument,
-                format!("slot index {idx} is out of range"),
-            )
-            .with_sizes(self.count() as u64, idx as u64)
-        })
+        match self.layout.slot(idx) {
+            Some(off) => Ok(off),
+            None => Err(self.bad_index(idx)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_index(&self, idx: usize) -> Error {
+        self.err(
+            ErrorKind::InvalidArgument,
+            format!("slot index {idx} is out of range"),
+        )
+        .with_sizes(self.count() as u64, idx as u64)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_slot_range(&self, idx: usize, off: usize) -> Error {
+        self.err(
+            ErrorKind::InvalidLayout,
+            format!("slot {idx} field at {off} is out of bounds or misaligned"),
+        )
     }
 
     /// The seq or lastEpoch word of slot `idx` (in bounds: the layout was validated against
@@ -475,23 +492,19 @@ impl MemKv {
     #[inline]
     fn slot_word(&self, idx: usize, field: usize) -> Result<&AtomicI64> {
         let off = self.slot_off(idx)? + field;
-        self.seg.atomic_i64(off).ok_or_else(|| {
-            self.err(
-                ErrorKind::InvalidLayout,
-                format!("slot {idx} word at {off} is out of bounds or misaligned"),
-            )
-        })
+        match self.seg.atomic_i64(off) {
+            Some(w) => Ok(w),
+            None => Err(self.bad_slot_range(idx, off)),
+        }
     }
 
     #[inline]
     fn slot_bytes(&self, idx: usize, field: usize, len: usize) -> Result<*mut u8> {
         let off = self.slot_off(idx)? + field;
-        self.seg.range(off, len).ok_or_else(|| {
-            self.err(
-                ErrorKind::InvalidLayout,
-                format!("slot {idx} bytes at {off} run past the mapping"),
-            )
-        })
+        match self.seg.range(off, len) {
+            Some(p) => Ok(p),
+            None => Err(self.bad_slot_range(idx, off)),
+        }
     }
 
     fn write_name(&self, idx: usize, name: &[u8]) -> Result<()> {

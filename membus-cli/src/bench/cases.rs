@@ -209,25 +209,23 @@ fn value_text(buf: &mut [u8; 32], mut v: u64) -> usize {
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
     buf[..6].copy_from_slice(b"value_");
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
+    let digits = v.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let mut at = 6 + digits;
     while v >= 100 {
         let pair = (v % 100) as usize * 2;
         v /= 100;
         at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        buf[at] = PAIRS[pair];
+        buf[at + 1] = PAIRS[pair + 1];
     }
     if v >= 10 {
         let pair = v as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        buf[at - 2] = PAIRS[pair];
+        buf[at - 1] = PAIRS[pair + 1];
     } else {
-        at -= 1;
-        digits[at] = b'0' + v as u8;
+        buf[at - 1] = b'0' + v as u8;
     }
-    let n = digits.len() - at;
-    buf[6..6 + n].copy_from_slice(&digits[at..]);
-    6 + n
+    6 + digits
 }
 
 /// libmembus "memkv getValue": the same store, every slot "value"; reads slot v % 8.
