@@ -460,7 +460,6 @@ impl MemKv {
     }
 
     #[inline]
-    #[inline]
     fn slot_off(&self, idx: usize) -> Result<usize> {
         match self.layout.slot(idx) {
             Some(off) => Ok(off),
