@@ -170,39 +170,68 @@ pub(crate) unsafe fn write_padded_to_shared(dst: *mut u8, src: &[u8], field_len:
     debug_assert!(src.len() <= field_len);
     let n = src.len().min(field_len);
     let s = src.as_ptr();
-    // The byte of the field at `i`: the source's, or the NUL padding after it.
-    let byte_at = |i: usize| {
-        if i < n {
+    // Head: single bytes up to the first 8-byte boundary of `dst` (or the field's end).
+    let head = ((8 - dst as usize % 8) % 8).min(field_len);
+    let mut i = 0;
+    while i < head {
+        let b = if i < n {
             // SAFETY: i < n ≤ src.len().
             unsafe { s.add(i).read() }
         } else {
             0
-        }
-    };
-    let mut i = 0;
-    while i < field_len && (dst as usize + i) % 8 != 0 {
-        // SAFETY: `dst + i` is inside the caller's writable range.
-        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte_at(i), Ordering::Relaxed);
+        };
+        // SAFETY: `dst + i` is inside the caller's writable range (i < field_len).
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(b, Ordering::Relaxed);
         i += 1;
     }
-    while i + 8 <= field_len {
-        let w = if i + 8 <= n {
-            // SAFETY: `s + i` has 8 bytes left in `src`; the read is unaligned-safe.
-            unsafe { s.add(i).cast::<u64>().read_unaligned() }
-        } else if i >= n {
-            0
-        } else {
-            // The word where the text ends: its bytes, then NULs (little-endian order).
-            (0..n - i).fold(0u64, |w, k| w | u64::from(byte_at(i + k)) << (8 * k))
-        };
-        // SAFETY: `dst + i` is 8-byte aligned with 8 bytes left in the caller's writable
-        // range; atomic stores tolerate concurrent readers.
-        unsafe { AtomicU64::from_ptr(dst.add(i).cast::<u64>()) }.store(w, Ordering::Relaxed);
+    // Whole words of text.
+    while i + 8 <= n {
+        // SAFETY: `s + i` has 8 bytes left in `src` (read unaligned); `dst + i` is 8-byte
+        // aligned with 8 bytes left in the caller's writable range (i + 8 ≤ n ≤ field_len);
+        // atomic stores tolerate concurrent readers.
+        unsafe {
+            let w = s.add(i).cast::<u64>().read_unaligned();
+            AtomicU64::from_ptr(dst.add(i).cast::<u64>()).store(w, Ordering::Relaxed);
+        }
         i += 8;
     }
+    // The word where the text ends: its last bytes, then NULs.
+    if i < n && i + 8 <= field_len {
+        let k = n - i; // 1..=7 bytes of text
+        // Built in a register: a partial copy into a stack word and a reload of all eight
+        // bytes would stall on store forwarding.
+        let w = if n >= 8 {
+            // SAFETY: n - 8 ≥ 0 and the 8 bytes end at n ≤ src.len(); read unaligned.
+            let last8 = unsafe { s.add(n - 8).cast::<[u8; 8]>().read_unaligned() };
+            // Its top k bytes (in memory order) are the text's last k bytes.
+            u64::from_le_bytes(last8) >> (8 * (8 - k))
+        } else {
+            src[i..n]
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+        };
+        // SAFETY: as for the whole words above (i + 8 ≤ field_len).
+        unsafe { AtomicU64::from_ptr(dst.add(i).cast::<u64>()) }
+            .store(u64::from_ne_bytes(w.to_le_bytes()), Ordering::Relaxed);
+        i += 8;
+    }
+    // NUL words.
+    while i + 8 <= field_len {
+        // SAFETY: as for the whole words above.
+        unsafe { AtomicU64::from_ptr(dst.add(i).cast::<u64>()) }.store(0, Ordering::Relaxed);
+        i += 8;
+    }
+    // Tail: single bytes after the last whole word.
     while i < field_len {
+        let b = if i < n {
+            // SAFETY: i < n ≤ src.len().
+            unsafe { s.add(i).read() }
+        } else {
+            0
+        };
         // SAFETY: as for the head bytes.
-        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte_at(i), Ordering::Relaxed);
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(b, Ordering::Relaxed);
         i += 1;
     }
 }
