@@ -79,6 +79,10 @@ pub(crate) fn all() -> Vec<Case> {
             run: |d| Ok(Outcome::Throughput(mempkt_read(d, 32768)?)),
         },
         Case {
+            title: "memcpy in + out, 2 MiB arena (floor for mempkt read)",
+            run: |d| Ok(Outcome::Throughput(memcpy_floor(d, 32768)?)),
+        },
+        Case {
             title: "memkv typed get (u64 field)",
             run: |d| Ok(Outcome::Throughput(typed_kv(d, TypedOp::Get)?)),
         },
@@ -333,6 +337,30 @@ fn mempkt_read(d: Duration, n: usize) -> BenchResult<Throughput> {
                 Next::Frame(_) => Ok(out.len() as u64),
                 other => Err(format!("mempkt read found {other:?}").into()),
             }
+        },
+    )
+}
+
+/// The floor for the mempkt read case: the same two copies with glibc's memcpy in private
+/// memory — the payload into the next of 64 record places of a 2 MiB arena (the case's
+/// arena size), then back out into a reused buffer — with no ring bookkeeping at all.
+fn memcpy_floor(d: Duration, n: usize) -> BenchResult<Throughput> {
+    let mut arena = vec![0u8; n * 64];
+    let payload = vec![b'p'; n];
+    let mut out = vec![0u8; n];
+    let mut i = 0;
+    run_for(
+        "memcpy in + out, 2 MiB arena (floor)",
+        "floor",
+        &format!("{n} B/record"),
+        d,
+        || {
+            let place = &mut arena[(i % 64) * n..][..n];
+            place.copy_from_slice(std::hint::black_box(&payload));
+            out.copy_from_slice(std::hint::black_box(place));
+            std::hint::black_box(&mut out);
+            i += 1;
+            Ok(n as u64)
         },
     )
 }
