@@ -197,9 +197,9 @@ pub(crate) unsafe fn write_padded_to_shared(dst: *mut u8, src: &[u8], field_len:
     }
     // The word where the text ends: its last bytes, then NULs.
     if i < n && i + 8 <= field_len {
-        let k = n - i; // 1..=7 bytes of text
-        // Built in a register: a partial copy into a stack word and a reload of all eight
-        // bytes would stall on store forwarding.
+        // 1..=7 bytes of text, built in a register: a partial copy into a stack word and a
+        // reload of all eight bytes would stall on store forwarding.
+        let k = n - i;
         let w = if n >= 8 {
             // SAFETY: n - 8 ≥ 0 and the 8 bytes end at n ≤ src.len(); read unaligned.
             let last8 = unsafe { s.add(n - 8).cast::<[u8; 8]>().read_unaligned() };
