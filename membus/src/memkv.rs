@@ -48,7 +48,7 @@ use crate::sys::copy::{
     copy_from_shared, copy_to_shared, read_cstr_from_shared, write_padded_to_shared,
 };
 use crate::sys::pthread::{LockGuard, LockPair, Wake};
-use crate::sys::shm::{Access, Segment};
+use crate::sys::shm::{Access, Segment, SharedSegment};
 
 /// libmembus's lock deadline.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -154,8 +154,7 @@ pub struct Changes {
 pub struct MemKv {
     /// Reference-counted so a background waiter of [`crate::select`] can keep using the
     /// mapping; only the `primary` (user's) handle gives up the name on drop.
-    seg: Arc<Segment>,
-    primary: bool,
+    seg: SharedSegment,
     layout: KvLayout,
     lock: LockPair,
     lock_timeout: Duration,
@@ -183,11 +182,10 @@ impl MemKv {
         let cond = seg.range(OFF_COND, COND_SIZE).ok_or_else(bad)?;
         // SAFETY: both ranges were bounds-checked above and are 8-byte aligned (page-aligned
         // mapping, offsets 40 and 80); they live in `seg`, which every MemKv holding this
-        // LockPair (or a clone of it) keeps alive through its Arc.
+        // LockPair (or a clone of it) keeps alive through its SharedSegment.
         let lock = unsafe { LockPair::new(mutex, cond) };
         Ok(MemKv {
-            seg: Arc::new(seg),
-            primary: true,
+            seg: SharedSegment::new(seg),
             layout,
             lock,
             lock_timeout: opts.lock_timeout,
@@ -933,19 +931,10 @@ impl MemKv {
 
     fn share_clone(&self) -> MemKv {
         MemKv {
-            seg: Arc::clone(&self.seg),
-            primary: false,
+            seg: self.seg.secondary(),
             layout: self.layout,
             lock: self.lock.clone(),
             lock_timeout: self.lock_timeout,
-        }
-    }
-}
-
-impl Drop for MemKv {
-    fn drop(&mut self) {
-        if self.primary {
-            self.seg.release();
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::layout::ring::{
 use crate::name::ShareName;
 use crate::sys::copy::{copy_from_shared, copy_from_shared_uninit, copy_to_shared};
 use crate::sys::pthread::{LockGuard, LockPair, Wake};
-use crate::sys::shm::{Access, Segment};
+use crate::sys::shm::{Access, Segment, SharedSegment};
 
 /// libmembus's lock deadline.
 pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -204,8 +204,7 @@ pub(crate) enum Sink<'a> {
 /// using it ([`Ring::share_clone`]); the user's handle is the `primary` one, whose drop
 /// gives up the name at once (a creator's unlink does not wait for the waiter).
 pub(crate) struct Ring {
-    seg: Arc<Segment>,
-    primary: bool,
+    seg: SharedSegment,
     layout: RingLayout,
     lock: LockPair,
     write: NonNull<AtomicI64>,
@@ -218,7 +217,7 @@ pub(crate) struct Ring {
 }
 
 // SAFETY: the NonNull fields point into `seg`'s mapping, which lives at least as long as the
-// Ring (it holds an Arc); they are only used as `&AtomicI64` (thread-safe). Segment and
+// Ring (its SharedSegment holds an Arc); they are only used as `&AtomicI64` (thread-safe). Segment and
 // LockPair are Send+Sync.
 unsafe impl Send for Ring {}
 // SAFETY: see `Send`.
@@ -241,7 +240,7 @@ impl Ring {
             .ok_or_else(bad)?;
         // SAFETY: both ranges were bounds-checked above, are 8-byte aligned (page-aligned
         // mapping, offsets 32/40 and 72/80), and live in `seg`, which every Ring holding this
-        // LockPair (or a clone of it) keeps alive through its Arc.
+        // LockPair (or a clone of it) keeps alive through its SharedSegment.
         let lock = unsafe { LockPair::new(mutex, cond) };
         let ring_len = layout.ring_len();
         let ring = seg
@@ -250,8 +249,7 @@ impl Ring {
             .and_then(NonNull::new)
             .ok_or_else(bad)?;
         Ok(Ring {
-            seg: Arc::new(seg),
-            primary: true,
+            seg: SharedSegment::new(seg),
             layout,
             lock,
             write,
@@ -441,8 +439,7 @@ impl Ring {
     /// name; the mapping goes when the last Ring does.
     pub(crate) fn share_clone(&self) -> Ring {
         Ring {
-            seg: Arc::clone(&self.seg),
-            primary: false,
+            seg: self.seg.secondary(),
             layout: self.layout,
             lock: self.lock.clone(),
             write: self.write,
@@ -524,14 +521,6 @@ impl Ring {
     fn lock(&self) -> Result<LockGuard<'_>> {
         self.lock
             .lock(self.lock_timeout, self.name().as_str(), || self.repair())
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        if self.primary {
-            self.seg.release();
-        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::ShareName;
@@ -448,5 +449,47 @@ impl Drop for Segment {
         debug_assert_eq!(rc, 0, "munmap failed");
         // `fd` closes after this, which releases the owner lock.
         let _ = self.fd.as_raw_fd();
+    }
+}
+
+/// A reference-counted [`Segment`] with one *primary* handle, the user's. Dropping the
+/// primary gives up the name at once ([`Segment::release`]); the mapping itself goes with
+/// the last handle, so a background waiter of [`crate::select`] can keep using it meanwhile.
+pub(crate) struct SharedSegment {
+    seg: Arc<Segment>,
+    primary: bool,
+}
+
+impl SharedSegment {
+    /// The primary handle on `seg`.
+    pub(crate) fn new(seg: Segment) -> SharedSegment {
+        SharedSegment {
+            seg: Arc::new(seg),
+            primary: true,
+        }
+    }
+
+    /// A secondary handle on the same mapping; its drop never gives up the name.
+    pub(crate) fn secondary(&self) -> SharedSegment {
+        SharedSegment {
+            seg: Arc::clone(&self.seg),
+            primary: false,
+        }
+    }
+}
+
+impl std::ops::Deref for SharedSegment {
+    type Target = Segment;
+
+    fn deref(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+impl Drop for SharedSegment {
+    fn drop(&mut self) {
+        if self.primary {
+            self.seg.release();
+        }
     }
 }
