@@ -346,3 +346,12 @@ pub fn select_source(i: u64) -> usize {
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     ((x ^ (x >> 31)) % 3) as usize
 }
+
+/// A small gray8 memvid writer (8×4, 8 slots) for tests that need a media source.
+pub fn tiny_video(name: &str) -> membus::memvid::VideoWriter {
+    membus::memvid::VideoWriter::create(
+        name,
+        &membus::memvid::VideoParams::new(8, 4, membus::layout::media::VideoFormat::Gray8, 200, 8),
+    )
+    .unwrap()
+}

@@ -111,9 +111,8 @@ fn membus_writes_python_reads_memcmd() {
 /// memvid returns the memcmd's index when the Python peer writes a command to it.
 #[test]
 fn python_write_wakes_a_select_over_three_shares() {
-    use membus::layout::media::VideoFormat;
     use membus::memkv::MemKv;
-    use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+    use membus::memvid::VideoReader;
     use membus::select::select;
 
     let (gc, gk, gv) = (
@@ -124,11 +123,7 @@ fn python_write_wakes_a_select_over_three_shares() {
     let mut cmd = MemCmd::create(gc.name(), 4096).unwrap();
     let kv = MemKv::create_named(gk.name(), &["a"], 4, 16).unwrap();
     let watch = kv.watch();
-    let _vw = VideoWriter::create(
-        gv.name(),
-        &VideoParams::new(8, 4, VideoFormat::Gray8, 30, 4),
-    )
-    .unwrap();
+    let _vw = membus_tests::tiny_video(gv.name());
     let vr = VideoReader::attach(gv.name()).unwrap();
     std::thread::scope(|s| {
         let waiter = s.spawn(|| select(&[&watch, &vr, &cmd], Duration::from_secs(30)));

@@ -6,20 +6,15 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use membus::layout::media::VideoFormat;
 use membus::memcmd::MemCmd;
 use membus::memkv::MemKv;
 use membus::memmsg::{Reader, Writer};
-use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+use membus::memvid::VideoReader;
 use membus::select::{condition, select, Selectable, Ticker};
 use membus::{Next, QueueOptions, Received};
-use membus_tests::{first_line, peer_bin, select_source, RawShare, ShmGuard};
+use membus_tests::{first_line, peer_bin, select_source, tiny_video, RawShare, ShmGuard};
 
 const LONG: Duration = Duration::from_secs(30);
-
-fn tiny_video(name: &str) -> VideoWriter {
-    VideoWriter::create(name, &VideoParams::new(8, 4, VideoFormat::Gray8, 200, 8)).unwrap()
-}
 
 #[test]
 fn each_handle_waits_until_ready_without_consuming() {

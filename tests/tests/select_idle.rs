@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use membus::layout::media::VideoFormat;
 use membus::memkv::MemKv;
 use membus::memmsg::{Reader, Writer};
-use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+use membus::memvid::VideoReader;
 use membus::select::select;
 use membus_tests::ShmGuard;
 
@@ -33,11 +32,7 @@ fn an_idle_select_over_three_kinds_of_share_sleeps() {
     let r = Reader::attach(gm.name()).unwrap();
     let kv = MemKv::create_named(gk.name(), &["a"], 4, 16).unwrap();
     let watch = kv.watch();
-    let _vw = VideoWriter::create(
-        gv.name(),
-        &VideoParams::new(8, 4, VideoFormat::Gray8, 30, 4),
-    )
-    .unwrap();
+    let _vw = membus_tests::tiny_video(gv.name());
     let vr = VideoReader::attach(gv.name()).unwrap();
     // Warm up: background waiters started, pages touched.
     assert_eq!(select(&[&r, &watch, &vr], Duration::from_millis(50)), None);
