@@ -35,7 +35,6 @@
 //! recovered from (W8).
 
 use std::sync::atomic::{fence, AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -939,33 +938,7 @@ impl MemKv {
     }
 }
 
-impl crate::select::CondShare for MemKv {
-    fn file_id(&self) -> crate::sys::shm::FileId {
-        self.seg.file_id()
-    }
-
-    fn lock_share(&self) -> Result<crate::sys::pthread::LockGuard<'_>> {
-        self.lock()
-    }
-
-    fn wait_share(
-        &self,
-        guard: &mut crate::sys::pthread::LockGuard<'_>,
-        deadline: Instant,
-    ) -> Result<Wake> {
-        guard.wait_until(deadline, self.name().as_str(), || self.repair())
-    }
-
-    fn header_word(&self, off: usize) -> i64 {
-        self.seg
-            .atomic_i64(off)
-            .map_or(0, |w| w.load(Ordering::Relaxed))
-    }
-
-    fn clone_arc(&self) -> Arc<dyn crate::select::CondShare> {
-        Arc::new(self.share_clone())
-    }
-}
+crate::select::impl_cond_share!(MemKv);
 
 /// Follows a store's changes from an epoch on ([`MemKv::watch`]).
 ///

@@ -3,7 +3,6 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -524,30 +523,7 @@ impl Ring {
     }
 }
 
-impl crate::select::CondShare for Ring {
-    fn file_id(&self) -> crate::sys::shm::FileId {
-        self.seg.file_id()
-    }
-
-    fn lock_share(&self) -> Result<LockGuard<'_>> {
-        self.lock()
-    }
-
-    fn wait_share(&self, guard: &mut LockGuard<'_>, deadline: Instant) -> Result<Wake> {
-        guard.wait_until(deadline, self.name().as_str(), || self.repair())
-    }
-
-    fn header_word(&self, off: usize) -> i64 {
-        // Offsets come from `idle_expect` (write and seq words, checked at construction).
-        self.seg
-            .atomic_i64(off)
-            .map_or(0, |w| w.load(Ordering::Relaxed))
-    }
-
-    fn clone_arc(&self) -> Arc<dyn crate::select::CondShare> {
-        Arc::new(self.share_clone())
-    }
-}
+crate::select::impl_cond_share!(Ring);
 
 impl Ring {
     /// Writes one message; returns its sequence number.

@@ -246,6 +246,44 @@ pub(crate) trait CondShare: Send + Sync {
     fn clone_arc(&self) -> Arc<dyn CondShare>;
 }
 
+/// Implements [`CondShare`] for a condition-based share type (memmsg/memcmd `Ring`,
+/// `MemKv`) in its own module, where it has a `seg: SharedSegment` field and the private
+/// methods `lock()`, `repair()`, `name()` and `share_clone()`.
+macro_rules! impl_cond_share {
+    ($ty:ty) => {
+        impl $crate::select::CondShare for $ty {
+            fn file_id(&self) -> $crate::sys::shm::FileId {
+                self.seg.file_id()
+            }
+
+            fn lock_share(&self) -> $crate::error::Result<$crate::sys::pthread::LockGuard<'_>> {
+                self.lock()
+            }
+
+            fn wait_share(
+                &self,
+                guard: &mut $crate::sys::pthread::LockGuard<'_>,
+                deadline: ::std::time::Instant,
+            ) -> $crate::error::Result<$crate::sys::pthread::Wake> {
+                guard.wait_until(deadline, self.name().as_str(), || self.repair())
+            }
+
+            fn header_word(&self, off: usize) -> i64 {
+                // Offsets come from the type's `idle_expect` (header words checked at
+                // construction); an out-of-range offset reads as 0.
+                self.seg
+                    .atomic_i64(off)
+                    .map_or(0, |w| w.load(::std::sync::atomic::Ordering::Relaxed))
+            }
+
+            fn clone_arc(&self) -> ::std::sync::Arc<dyn $crate::select::CondShare> {
+                ::std::sync::Arc::new(self.share_clone())
+            }
+        }
+    };
+}
+pub(crate) use impl_cond_share;
+
 /// Blocks until `source` is ready or `timeout` passes; returns whether it is ready.
 pub fn wait_ready(source: &dyn Selectable, timeout: Duration) -> bool {
     select(&[source], timeout).is_some()
