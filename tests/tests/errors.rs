@@ -211,19 +211,25 @@ fn lock_timeout_on_a_non_robust_mutex_whose_owner_died() {
     assert_eq!(e.errno(), Some(libc::ETIMEDOUT));
 }
 
-#[test]
-fn lock_failed_when_a_peer_left_the_mutex_unrecoverable() {
-    let g = ShmGuard::new("notrecoverable");
-    let w = Writer::create(g.name(), 256).unwrap();
-    kill_holding_lock(g.name(), 32);
-    // What Boost >= 1.78 does on EOWNERDEAD: unlock without pthread_mutex_consistent.
-    let raw = RawShare::open(g.name()).unwrap();
+/// Kills a child holding the ring mutex of `name` (offset 32), then does what Boost >= 1.78
+/// does on EOWNERDEAD: unlocks without `pthread_mutex_consistent`, so the mutex becomes
+/// unrecoverable.
+fn leave_mutex_unrecoverable(name: &str) {
+    kill_holding_lock(name, 32);
+    let raw = RawShare::open(name).unwrap();
     let m = raw.at(32).cast::<libc::pthread_mutex_t>();
-    // SAFETY: `m` is the share's robust process-shared mutex.
+    // SAFETY: `m` is the share's robust process-shared mutex, inside `raw`'s mapping.
     unsafe {
         assert_eq!(libc::pthread_mutex_lock(m), libc::EOWNERDEAD);
         assert_eq!(libc::pthread_mutex_unlock(m), 0);
     }
+}
+
+#[test]
+fn lock_failed_when_a_peer_left_the_mutex_unrecoverable() {
+    let g = ShmGuard::new("notrecoverable");
+    let w = Writer::create(g.name(), 256).unwrap();
+    leave_mutex_unrecoverable(g.name());
     let e = w.write(b"x").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::LockFailed);
     assert_eq!(e.code(), 10, "nearest libmembus code: lock_timeout");
@@ -232,26 +238,14 @@ fn lock_failed_when_a_peer_left_the_mutex_unrecoverable() {
 
 #[test]
 fn select_polls_a_share_whose_lock_is_unrecoverable_instead_of_reporting_it_ready() {
-    use membus::layout::media::VideoFormat;
-    use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+    use membus::memvid::VideoReader;
     use membus::select::select;
     let (g, gv) = (ShmGuard::new("sel-notrec"), ShmGuard::new("sel-notrec-v"));
     let _w = Writer::create(g.name(), 256).unwrap();
-    kill_holding_lock(g.name(), 32);
-    let raw = RawShare::open(g.name()).unwrap();
-    let m = raw.at(32).cast::<libc::pthread_mutex_t>();
-    // SAFETY: `m` is the share's robust process-shared mutex.
-    unsafe {
-        assert_eq!(libc::pthread_mutex_lock(m), libc::EOWNERDEAD);
-        assert_eq!(libc::pthread_mutex_unlock(m), 0);
-    }
+    leave_mutex_unrecoverable(g.name());
     // Start::Oldest attaches without the lock.
     let r = Reader::attach_with(g.name(), &QueueOptions::new().start(Start::Oldest)).unwrap();
-    let mut vw = VideoWriter::create(
-        gv.name(),
-        &VideoParams::new(8, 4, VideoFormat::Gray8, 30, 4),
-    )
-    .unwrap();
+    let mut vw = membus_tests::tiny_video(gv.name());
     let vr = VideoReader::attach(gv.name()).unwrap();
     assert!(!r.wait_ready(Duration::from_millis(30)), "nothing to read");
     assert_eq!(select(&[&r, &vr], Duration::from_millis(30)), None);
