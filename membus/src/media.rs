@@ -465,24 +465,6 @@ impl SlotRing {
     }
 }
 
-/// Makes a media reader with a `ring: SlotRing` field a [`select`](crate::select) source.
-macro_rules! slot_ring_selectable {
-    ($t:ty) => {
-        impl $crate::select::sealed::Sealed for $t {}
-
-        impl $crate::select::Selectable for $t {
-            fn is_ready(&self) -> bool {
-                self.ring.poll()
-            }
-
-            fn wait_spec(&self) -> $crate::select::WaitSpec<'_> {
-                self.ring.wait_spec()
-            }
-        }
-    };
-}
-pub(crate) use slot_ring_selectable;
-
 /// The writer's side of the slot protocol (W1, and the in-progress marker that makes
 /// torn views detectable).
 pub(crate) struct SlotWriter {

@@ -571,4 +571,4 @@ impl AudioBuf<'_> {
     }
 }
 
-crate::media::slot_ring_selectable!(AudioReader);
+crate::select::impl_selectable!(AudioReader, ring);

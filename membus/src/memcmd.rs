@@ -172,4 +172,4 @@ impl Drop for MemCmd {
     }
 }
 
-crate::ring::reader_selectable!(MemCmd);
+crate::select::impl_selectable!(MemCmd, reader);

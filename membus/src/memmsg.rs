@@ -225,4 +225,4 @@ impl Reader {
     }
 }
 
-crate::ring::reader_selectable!(Reader);
+crate::select::impl_selectable!(Reader, reader);

@@ -571,4 +571,4 @@ impl RecordView<'_> {
     }
 }
 
-crate::media::slot_ring_selectable!(PacketReader);
+crate::select::impl_selectable!(PacketReader, ring);

@@ -613,4 +613,4 @@ impl Frame<'_> {
     }
 }
 
-crate::media::slot_ring_selectable!(VideoReader);
+crate::select::impl_selectable!(VideoReader, ring);

@@ -893,21 +893,3 @@ macro_rules! reader_methods {
     };
 }
 pub(crate) use reader_methods;
-
-/// Makes a handle with a `reader: RingReader` field a [`select`](crate::select) source.
-macro_rules! reader_selectable {
-    ($t:ty) => {
-        impl $crate::select::sealed::Sealed for $t {}
-
-        impl $crate::select::Selectable for $t {
-            fn is_ready(&self) -> bool {
-                self.reader.poll()
-            }
-
-            fn wait_spec(&self) -> $crate::select::WaitSpec<'_> {
-                self.reader.wait_spec()
-            }
-        }
-    };
-}
-pub(crate) use reader_selectable;

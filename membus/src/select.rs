@@ -246,6 +246,25 @@ pub(crate) trait CondShare: Send + Sync {
     fn clone_arc(&self) -> Arc<dyn CondShare>;
 }
 
+/// Makes a handle a [`select`] source through its `$field`, which has `poll()` and
+/// `wait_spec()` (a memmsg/memcmd `RingReader`, a media `SlotRing`).
+macro_rules! impl_selectable {
+    ($t:ty, $field:ident) => {
+        impl $crate::select::sealed::Sealed for $t {}
+
+        impl $crate::select::Selectable for $t {
+            fn is_ready(&self) -> bool {
+                self.$field.poll()
+            }
+
+            fn wait_spec(&self) -> $crate::select::WaitSpec<'_> {
+                self.$field.wait_spec()
+            }
+        }
+    };
+}
+pub(crate) use impl_selectable;
+
 /// Implements [`CondShare`] for a condition-based share type (memmsg/memcmd `Ring`,
 /// `MemKv`) in its own module, where it has a `seg: SharedSegment` field and the private
 /// methods `lock()`, `repair()`, `name()` and `share_clone()`.
