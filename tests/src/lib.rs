@@ -40,14 +40,14 @@ impl Drop for ShmGuard {
     }
 }
 
-/// The folder with the pymembus 2.2.0 fixtures: `$MEMBUS_FIXTURES`, or
-/// `shared/fixtures/libmembus-2.1` beside the repository. Panics (failing the test) if
-/// it is missing: fixture tests must never pass vacuously.
+/// The folder with the pymembus 2.2.0 fixtures: `$MEMBUS_FIXTURES`, or the copy kept in
+/// this repository at `tests/fixtures/libmembus-2.1`. Panics (failing the test) if it is
+/// missing: fixture tests must never pass vacuously.
 pub fn fixtures_dir() -> PathBuf {
     let dir = std::env::var_os("MEMBUS_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/libmembus-2.1")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/libmembus-2.1")
         });
     assert!(
         dir.join("manifest.json").is_file(),
