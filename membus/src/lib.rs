@@ -74,6 +74,7 @@ mod ring;
 pub mod select;
 mod sys;
 pub mod typed;
+mod wait;
 
 pub use error::{Error, ErrorKind, Result};
 pub use media::{Identity, Next, ReadFrom};
@@ -123,12 +124,14 @@ pub mod __private {
 /// Removes the share `name` (any type). `Ok(false)` when it did not exist.
 ///
 /// Processes that have it mapped keep using it; the name is free for a new share at once.
+/// The share's waiter registry (a companion object named `<name>.membus-wait`, see
+/// [`select`]) goes with it.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidArgument`] for a malformed name, [`ErrorKind::AccessDenied`] when
 /// the OS refuses.
 pub fn remove(name: impl IntoShareName) -> Result<bool> {
-    sys::shm::Segment::remove(&name.into_share_name()?)
+    wait::remove_with_companion(&name.into_share_name()?)
 }
 
 /// Whether a live membus process created `name` and still holds it.

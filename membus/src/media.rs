@@ -11,6 +11,7 @@ use crate::layout::media::{header_words, off, MediaKind, MAGIC};
 use crate::name::ShareName;
 use crate::sys::copy::{copy_from_shared, copy_to_shared};
 use crate::sys::shm::{Access, PrefixMap, Segment};
+use crate::wait::{low_half, Registry, Waker};
 
 /// Where a new reader starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,6 +51,9 @@ pub struct Identity {
     pub meta: Vec<u8>,
 }
 
+/// Process slots of a media ring's waiter registry: reserved1..7.
+const REGISTRY_SLOTS: usize = 7;
+
 /// A mapped media share.
 pub(crate) struct MediaSeg {
     pub(crate) seg: Segment,
@@ -66,16 +70,33 @@ impl MediaSeg {
         }
     }
 
-    /// The waiter count (first reserved word, DESIGN decision 7) where this handle can
-    /// write it: the writer's own mapping, or a reader's read-write header page.
-    pub(crate) fn waiters(&self) -> Option<&AtomicI64> {
-        if self.seg.is_writable() {
-            return self.seg.atomic_i64(off::RESERVED);
-        }
-        self.wait_map
-            .get_or_init(|| self.seg.map_prefix_rw(off::CLASS).ok())
-            .as_ref()
-            .and_then(|m| m.atomic_i64(off::RESERVED))
+    /// The waiter registry in the reserved header words (reserved0: the bitmap of waiting
+    /// processes; reserved1..7: their process ids; libmembus writes these words 0 at
+    /// creation and never reads them), where this handle can write it: the writer's own
+    /// mapping, or a reader's read-write header page.
+    pub(crate) fn registry(&self) -> Option<Registry<'_>> {
+        let (active, pids) = if self.seg.is_writable() {
+            (
+                self.seg.atomic_i64(off::RESERVED)?,
+                self.seg
+                    .atomic_i64_slice(off::RESERVED + 8, REGISTRY_SLOTS)?,
+            )
+        } else {
+            let m = self
+                .wait_map
+                .get_or_init(|| self.seg.map_prefix_rw(off::CLASS).ok())
+                .as_ref()?;
+            (
+                m.atomic_i64(off::RESERVED)?,
+                m.atomic_i64_slice(off::RESERVED + 8, REGISTRY_SLOTS)?,
+            )
+        };
+        Some(Registry::new(
+            self.seg.file_id(),
+            off::RESERVED,
+            active,
+            pids,
+        ))
     }
 
     /// Creates `name` with `size` bytes; an existing share of that name is replaced only when
@@ -327,6 +348,10 @@ impl SlotRing {
             last: 0,
             polling_writer: AtomicBool::new(false),
         };
+        // A share without a live membus owner has a libmembus/pymembus writer (or none):
+        // poll from the start instead of learning it on the first frame.
+        let foreign = !Segment::has_live_owner(r.share.seg.name()).unwrap_or(false);
+        r.polling_writer.store(foreign, Ordering::Relaxed);
         match from {
             ReadFrom::Newest => r.resync_newest()?,
             ReadFrom::Oldest => r.resync_oldest()?,
@@ -439,7 +464,7 @@ impl SlotRing {
         match self.share.word(off::SEQ) {
             Ok(seq) => crate::select::WaitSpec::futex(crate::select::FutexSpec {
                 seq,
-                waiters: self.share.waiters(),
+                registry: self.share.registry(),
                 polling_writer: &self.polling_writer,
             }),
             // Not reachable after attach (the header was validated), but never panic.
@@ -472,6 +497,7 @@ pub(crate) struct SlotWriter {
     pub(crate) slots: Slots,
     pub(crate) ptr: usize,
     seq: i64,
+    waker: Waker,
 }
 
 impl SlotWriter {
@@ -481,6 +507,7 @@ impl SlotWriter {
             slots,
             ptr: 0,
             seq: 0,
+            waker: Waker::default(),
         }
     }
 
@@ -512,10 +539,13 @@ impl SlotWriter {
         self.share
             .word(off::PTR)?
             .store(next as i64, Ordering::Release);
-        // Last, with Release semantics (a SeqCst swap): a reader that sees seq s also sees
-        // stamp s and the new ptr. Then wakes registered waiters (DESIGN decision 7).
-        let waiters = self.share.word(off::RESERVED)?;
-        crate::select::publish_seq(self.share.word(off::SEQ)?, waiters, s);
+        // Last, with Release semantics: a reader that sees seq s also sees stamp s and the
+        // new ptr (pairs with the Acquire load in `SlotRing::next_slot`). Then wakes
+        // registered waiters (`Waker::publish` issues the SeqCst fence of the handshake).
+        let seq_word = self.share.word(off::SEQ)?;
+        seq_word.store(s, Ordering::Release);
+        self.waker
+            .publish(low_half(seq_word), self.share.registry().as_ref());
         self.seq = s;
         self.ptr = next;
         Ok(s as u64)

@@ -46,8 +46,9 @@ use crate::name::{IntoShareName, ShareName};
 use crate::sys::copy::{
     copy_from_shared, copy_to_shared, read_cstr_from_shared, write_padded_to_shared,
 };
-use crate::sys::pthread::{LockGuard, LockPair, Wake};
+use crate::sys::pthread::{LockGuard, LockPair};
 use crate::sys::shm::{Access, Segment, SharedSegment};
+use crate::wait::CondWaits;
 
 /// libmembus's lock deadline.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -151,12 +152,13 @@ pub struct Changes {
 /// A handle on a memkv share. Creating it creates the share; dropping the creator removes
 /// the name (if it still refers to this share).
 pub struct MemKv {
-    /// Reference-counted so a background waiter of [`crate::select`] can keep using the
-    /// mapping; only the `primary` (user's) handle gives up the name on drop.
+    /// Reference-counted so the foreign-waiter broadcaster can keep using the mapping; only
+    /// the `primary` (user's) handle gives up the name on drop.
     seg: SharedSegment,
     layout: KvLayout,
     lock: LockPair,
     lock_timeout: Duration,
+    waits: CondWaits,
 }
 
 impl std::fmt::Debug for MemKv {
@@ -183,11 +185,14 @@ impl MemKv {
         // mapping, offsets 40 and 80); they live in `seg`, which every MemKv holding this
         // LockPair (or a clone of it) keeps alive through its SharedSegment.
         let lock = unsafe { LockPair::new(mutex, cond) };
+        let seg = SharedSegment::new(seg);
+        let waits = CondWaits::new(&seg, &lock);
         Ok(MemKv {
-            seg: SharedSegment::new(seg),
+            seg,
             layout,
             lock,
             lock_timeout: opts.lock_timeout,
+            waits,
         })
     }
 
@@ -404,7 +409,7 @@ impl MemKv {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for a malformed name, [`ErrorKind::AccessDenied`].
     pub fn remove(name: impl IntoShareName) -> Result<bool> {
-        Segment::remove(&name.into_share_name()?)
+        crate::wait::remove_with_companion(&name.into_share_name()?)
     }
 
     /// The share's name.
@@ -645,12 +650,12 @@ impl MemKv {
         Ok(())
     }
 
-    /// With the lock held: publish epoch `e` and wake waiters (libmembus broadcasts too).
-    fn commit(&self, guard: &LockGuard<'_>, e: i64) {
+    /// With the lock held: publish epoch `e`. The caller wakes waiters once it has released
+    /// the lock ([`CondWaits::after_write`]).
+    fn commit(&self, _guard: &LockGuard<'_>, e: i64) {
         // Release: pairs with the Acquire loads of the epoch in `epoch`, `snapshot` and
         // `changed_since`: whoever sees epoch `e` sees every slot of batch `e`.
         self.header(OFF_EPOCH).store(e, Ordering::Release);
-        guard.broadcast();
     }
 
     /// Sets the value of slot `idx` as one batch; returns the new epoch.
@@ -700,6 +705,8 @@ impl MemKv {
             self.write_slot(idx, value, e)?;
         }
         self.commit(&guard, e);
+        drop(guard);
+        self.waits.after_write(self.header(OFF_EPOCH));
         Ok(e)
     }
 
@@ -882,36 +889,25 @@ impl MemKv {
         Ok(Changes { epoch, changes })
     }
 
-    /// Waits until the epoch exceeds `since` or `timeout` passes, sleeping on the share's
-    /// condition (so libmembus writers wake it too) and looping over spurious wake-ups.
-    /// Returns the new epoch, or `None` on timeout.
+    /// Waits until the epoch exceeds `since` or `timeout` passes; returns the new epoch, or
+    /// `None` on timeout. Sleeps on a futex on the epoch that membus writers wake (against
+    /// libmembus/pymembus writers it polls every millisecond once it has seen one of their
+    /// batches arrive unannounced; see [`select`](crate::select)). Takes no lock, so it
+    /// works whatever state the share's mutex is in.
     ///
     /// # Errors
-    /// [`ErrorKind::LockTimeout`]/[`ErrorKind::LockFailed`] when the lock cannot be taken.
+    /// None today; the `Result` is kept for future checks.
     pub fn wait_for_change(&self, since: i64, timeout: Duration) -> Result<Option<i64>> {
-        let now = self.epoch();
-        if now > since {
-            return Ok(Some(now));
-        }
-        if timeout.is_zero() {
-            return Ok(None);
-        }
-        let start = Instant::now();
-        let deadline = start
-            .checked_add(timeout)
-            .or_else(|| start.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-            .unwrap_or(start);
-        let mut guard = self.lock()?;
+        let deadline = crate::select::deadline_after(timeout);
         loop {
-            let e = self.header(OFF_EPOCH).load(Ordering::Relaxed);
-            if e > since {
-                return Ok(Some(e));
+            let now = self.epoch();
+            if now > since {
+                return Ok(Some(now));
             }
-            if guard.wait_until(deadline, self.name().as_str(), || self.repair())? == Wake::TimedOut
-            {
-                let e = self.header(OFF_EPOCH).load(Ordering::Relaxed);
-                return Ok((e > since).then_some(e));
+            if timeout.is_zero() || Instant::now() >= deadline {
+                return Ok(None);
             }
+            crate::select::wait_ready_until(&self.watch_from(since), deadline);
         }
     }
 }
@@ -927,24 +923,13 @@ impl MemKv {
     pub fn watch_from(&self, since: i64) -> Watch<'_> {
         Watch { kv: self, since }
     }
-
-    fn share_clone(&self) -> MemKv {
-        MemKv {
-            seg: self.seg.secondary(),
-            layout: self.layout,
-            lock: self.lock.clone(),
-            lock_timeout: self.lock_timeout,
-        }
-    }
 }
-
-crate::select::impl_cond_share!(MemKv);
 
 /// Follows a store's changes from an epoch on ([`MemKv::watch`]).
 ///
 /// Ready when a batch after its epoch is committed; [`changes`](Watch::changes) returns
-/// the changed slots and moves the watch past them. Waiting sleeps on the share's
-/// condition, so libmembus and pymembus writers wake it as membus writers do.
+/// the changed slots and moves the watch past them. Waiting sleeps as
+/// [`MemKv::wait_for_change`] does.
 #[derive(Debug)]
 pub struct Watch<'a> {
     kv: &'a MemKv,
@@ -987,7 +972,7 @@ impl crate::select::Selectable for Watch<'_> {
     }
 
     fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
-        crate::select::WaitSpec::cond(self.kv, crate::select::Expect::above(OFF_EPOCH, self.since))
+        crate::select::WaitSpec::futex(self.kv.waits.spec(self.kv.header(OFF_EPOCH)))
     }
 }
 

@@ -11,12 +11,14 @@ use crate::layout::ring::{
 };
 use crate::name::ShareName;
 use crate::sys::copy::{copy_from_shared, copy_from_shared_uninit, copy_to_shared};
-use crate::sys::pthread::{LockGuard, LockPair, Wake};
+use crate::sys::pthread::{LockGuard, LockPair};
 use crate::sys::shm::{Access, Segment, SharedSegment};
+use crate::wait::CondWaits;
 
 /// libmembus's lock deadline.
 pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a waiting reader spins on the write position before it sleeps.
+/// How long a waiting reader spins on the write position before it sleeps on the share's
+/// futex.
 pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 /// How long an attacher waits for a live creator to finish initialising the header.
 const INIT_WAIT: Duration = Duration::from_millis(500);
@@ -30,7 +32,10 @@ pub enum Start {
     Latest,
     /// At ring offset 0, like a pymembus or libmembus reader: the backlog still intact from
     /// the start of the ring data area is delivered first (after a wrap this is the part of
-    /// the current lap written since the wrap).
+    /// the current lap written since the wrap). Messages written before the first one
+    /// delivered (sequence numbers 1 up to it) are reported as an
+    /// [`Overrun`](Received::Overrun) first, so delivered plus lost always adds up to
+    /// everything written.
     Oldest,
 }
 
@@ -90,7 +95,7 @@ impl QueueOptions {
     }
 
     /// How long a blocking read spins on the write position before it sleeps on the share's
-    /// condition. Default 20 µs; zero sleeps at once.
+    /// futex. Default 20 µs; zero sleeps at once.
     #[must_use]
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
@@ -199,9 +204,8 @@ pub(crate) enum Sink<'a> {
 
 /// One mapped memmsg or memcmd share.
 ///
-/// The mapping is reference-counted so a background waiter of [`crate::select`] can keep
-/// using it ([`Ring::share_clone`]); the user's handle is the `primary` one, whose drop
-/// gives up the name at once (a creator's unlink does not wait for the waiter).
+/// The mapping is reference-counted so the foreign-waiter broadcaster can keep using it;
+/// the user's handle is the `primary` one, whose drop gives up the name at once.
 pub(crate) struct Ring {
     seg: SharedSegment,
     layout: RingLayout,
@@ -213,6 +217,7 @@ pub(crate) struct Ring {
     ring_len: usize,
     lock_timeout: Duration,
     spin: Duration,
+    waits: CondWaits,
 }
 
 // SAFETY: the NonNull fields point into `seg`'s mapping, which lives at least as long as the
@@ -247,8 +252,10 @@ impl Ring {
             .filter(|p| *p as usize % 8 == 0)
             .and_then(NonNull::new)
             .ok_or_else(bad)?;
+        let seg = SharedSegment::new(seg);
+        let waits = CondWaits::new(&seg, &lock);
         Ok(Ring {
-            seg: SharedSegment::new(seg),
+            seg,
             layout,
             lock,
             write,
@@ -257,6 +264,7 @@ impl Ring {
             ring_len,
             lock_timeout: opts.lock_timeout,
             spin: opts.spin,
+            waits,
         })
     }
 
@@ -434,33 +442,6 @@ impl Ring {
         self.seg.name()
     }
 
-    /// A second Ring over the same mapping, for a background waiter. It never gives up the
-    /// name; the mapping goes when the last Ring does.
-    pub(crate) fn share_clone(&self) -> Ring {
-        Ring {
-            seg: self.seg.secondary(),
-            layout: self.layout,
-            lock: self.lock.clone(),
-            write: self.write,
-            seq: self.seq,
-            ring: self.ring,
-            ring_len: self.ring_len,
-            lock_timeout: self.lock_timeout,
-            spin: self.spin,
-        }
-    }
-
-    /// What "nothing to read" looks like for `cur`: the write offset at `cur`'s offset and,
-    /// once it has read something, the global seq at its last sequence.
-    pub(crate) fn idle_expect(cur: &Cursor) -> crate::select::Expect {
-        let e = crate::select::Expect::changed(OFF_WRITE, cur.r as i64);
-        if cur.last >= 0 {
-            e.or_changed(OFF_SEQ, cur.last)
-        } else {
-            e
-        }
-    }
-
     pub(crate) fn layout(&self) -> &RingLayout {
         &self.layout
     }
@@ -523,8 +504,6 @@ impl Ring {
     }
 }
 
-crate::select::impl_cond_share!(Ring);
-
 impl Ring {
     /// Writes one message; returns its sequence number.
     pub(crate) fn write(&self, msg: &[u8]) -> Result<u64> {
@@ -570,8 +549,11 @@ impl Ring {
         self.write_word()
             .store((at + stride) as i64, Ordering::Release);
         self.ring_word(at + stride)?.store(0, Ordering::Relaxed);
-        guard.broadcast();
         drop(guard);
+        // Waiters sleep on the global seq, stored above; wake them now that the mutex is free
+        // (libmembus broadcasts under the lock; no peer can tell the difference, since a
+        // waiter in the condition registered before it released the mutex).
+        self.waits.after_write(self.seq_word());
         Ok(seq as u64)
     }
 
@@ -620,10 +602,7 @@ impl Ring {
             return Ok(got.unwrap_or(Received::Timeout));
         }
         let now = Instant::now();
-        let deadline = now
-            .checked_add(timeout)
-            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-            .unwrap_or(now);
+        let deadline = crate::select::deadline_after(timeout);
         if !self.has_data(cur) && !self.spin.is_zero() {
             let spin_end = now + self.spin.min(timeout);
             'spin: loop {
@@ -638,17 +617,31 @@ impl Ring {
                 }
             }
         }
-        let mut guard = self.lock()?;
         loop {
-            if let Some(got) = self.try_read(cur, sink)? {
-                return Ok(got);
+            if self.has_data(cur) {
+                let guard = self.lock()?;
+                let got = self.try_read(cur, sink)?;
+                drop(guard);
+                if let Some(got) = got {
+                    return Ok(got);
+                }
             }
-            if guard.wait_until(deadline, self.name().as_str(), || self.repair())? == Wake::TimedOut
-            {
-                // One last look: a message may have landed together with the deadline.
-                return Ok(self.try_read(cur, sink)?.unwrap_or(Received::Timeout));
+            if Instant::now() >= deadline {
+                return Ok(Received::Timeout);
             }
+            crate::select::wait_ready_until(
+                &Pending {
+                    ring: self,
+                    cur: *cur,
+                },
+                deadline,
+            );
         }
+    }
+
+    /// How a waiter for `cur` sleeps: on the global seq's futex word.
+    pub(crate) fn wait_spec(&self) -> crate::select::FutexSpec<'_> {
+        self.waits.spec(self.seq_word())
     }
 
     /// With the lock held: `cur` stands at the write position. Empty, unless the writer
@@ -706,6 +699,15 @@ impl Ring {
             }
         };
         let fseq = self.ring_word(cur.r + 8)?.load(Ordering::Relaxed);
+        if cur.last < 0 && fseq > 1 {
+            // A reader that started at offset 0 (Start::Oldest) and finds a later message
+            // there: messages 1..fseq were overwritten before it got to them. Report them
+            // once; the message itself is delivered by the next call.
+            cur.last = fseq - 1;
+            return Ok(Some(Received::Overrun {
+                lost: (fseq - 1) as u64,
+            }));
+        }
         if cur.last >= 0 && fseq != cur.last.wrapping_add(1) {
             let lost = seq_h.saturating_sub(cur.last).max(0) as u64;
             cur.r = w;
@@ -789,7 +791,25 @@ impl RingReader {
     }
 
     pub(crate) fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
-        crate::select::WaitSpec::cond(&self.ring, Ring::idle_expect(&self.cursor))
+        crate::select::WaitSpec::futex(self.ring.wait_spec())
+    }
+}
+
+/// A reader position waiting for something to read: a private select source.
+struct Pending<'a> {
+    ring: &'a Ring,
+    cur: Cursor,
+}
+
+impl crate::select::sealed::Sealed for Pending<'_> {}
+
+impl crate::select::Selectable for Pending<'_> {
+    fn is_ready(&self) -> bool {
+        self.ring.has_data(&self.cur)
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        crate::select::WaitSpec::futex(self.ring.wait_spec())
     }
 }
 
@@ -830,7 +850,9 @@ macro_rules! reader_methods {
         /// Returns exactly one of [`Received::Message`], [`Received::Timeout`] or
         /// [`Received::Overrun`] (with how many messages were lost; the reader then stands at
         /// the newest write position). A waiting reader first spins briefly on the write
-        /// position, then sleeps on the share's condition, so libmembus writers wake it too.
+        /// position, then sleeps on a futex that membus writers wake; against a libmembus
+        /// writer, which wakes nobody, it polls every millisecond once it has seen one of its
+        /// messages arrive unannounced (see [`select`](crate::select) for the details).
         ///
         /// # Errors
         /// [`ErrorKind::LockTimeout`]/[`ErrorKind::LockFailed`] when the share's lock cannot
@@ -876,9 +898,8 @@ macro_rules! reader_methods {
         }
 
         /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without
-        /// consuming anything; returns `poll()`. Sleeps on the share's condition, so
-        /// libmembus writers wake it too. Also a source for
-        /// [`select`](crate::select::select).
+        /// consuming anything; returns `poll()`. Sleeps as [`read`](Self::read) does. Also a
+        /// source for [`select`](crate::select::select).
         pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
             $crate::select::wait_ready(self, timeout)
         }

@@ -86,6 +86,13 @@ fn memmsg_wrapped_reads_what_pymembus_saw() {
             pair[0].as_str().unwrap().to_string()
         })
         .collect();
+    // Messages 1..=5 were overwritten by the wrap: membus reports them (pymembus cannot),
+    // then delivers exactly what pymembus's reader saw.
+    assert_eq!(
+        r.read(Duration::ZERO).unwrap(),
+        Received::Overrun { lost: 5 },
+        "the overwritten part of the backlog is counted"
+    );
     let mut seqs = Vec::new();
     let got = drain(&mut || {
         let x = r.read(Duration::ZERO).unwrap();

@@ -52,3 +52,34 @@ pub(crate) fn random_session_id() -> i64 {
 pub(crate) fn last_os_error() -> io::Error {
     io::Error::last_os_error()
 }
+
+/// Whether process (or thread) `id` still runs, as far as this process can tell.
+///
+/// `kill(id, 0)` says whether the id exists (EPERM: it exists but belongs to another
+/// user). A process that was killed but not yet reaped by its parent (a zombie) still has
+/// an id, so `/proc/<id>/stat` is read too: state `Z` or `X` counts as dead. Ids are those
+/// of this process's PID namespace; a peer in another namespace sharing /dev/shm cannot be
+/// judged (its id may name an unrelated process here, or none).
+pub(crate) fn process_alive(id: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(id) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the target exists and may be signalled; it sends
+    // nothing and touches no memory.
+    let rc = unsafe { libc::kill(pid, 0) };
+    if rc != 0 && last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the command name, which ends with the last ')'.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(e) => e.kind() != io::ErrorKind::NotFound,
+    }
+}

@@ -3,11 +3,17 @@
 //! libmembus builds one `pthread_mutex_t` (40 bytes) and one `pthread_cond_t` (48 bytes) in
 //! the header of memmsg, memcmd and memkv shares. membus drives them with glibc's own
 //! functions on the mapped memory and never re-implements their futex protocol.
+//!
+//! membus locks the mutex as libmembus does, but never *waits* on the condition: a waiter
+//! killed inside `pthread_cond_timedwait` wedges every later broadcast (see
+//! [`crate::wait`]). It only broadcasts it, for libmembus/pymembus waiters, from a helper
+//! thread ([`crate::wait::ForeignWake`]).
 
 use std::io;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys::clock::realtime_deadline;
@@ -23,24 +29,38 @@ const _: () = {
     assert!(std::mem::size_of::<libc::pthread_cond_t>() == COND_SIZE);
 };
 
-/// What a wait on the condition ended with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wake {
-    /// Woken (possibly spuriously): re-check the predicate.
-    Woken,
-    /// The deadline passed.
-    TimedOut,
-}
+/// Offset of `__lock` (the futex word) in glibc's x86_64 `pthread_mutex_t`.
+const MUTEX_LOCK: usize = 0;
+/// Offset of `__owner` (the owner's thread id) in glibc's x86_64 `pthread_mutex_t`.
+const MUTEX_OWNER: usize = 8;
+/// Offset of `__wrefs` in glibc's (2.25+) `pthread_cond_t`: bit 0 process-shared, bit 1
+/// CLOCK_MONOTONIC, bit 2 wake request, waiter references from bit 3 up.
+const COND_WREFS: usize = 36;
 
 /// A mutex/condition pair inside a mapping.
 ///
 /// Holds raw pointers into a segment owned by the same handle; see [`LockPair::new`]. A
 /// clone points at the same objects; whoever holds it must keep the mapping alive as
 /// `new`'s contract says (handles that share a mapping hold it through an `Arc`).
-#[derive(Clone)]
 pub(crate) struct LockPair {
     mutex: NonNull<libc::pthread_mutex_t>,
     cond: NonNull<libc::pthread_cond_t>,
+    /// After a lock timeout whose owner had died: the mutex's state then ([`lock_state`]).
+    /// While it stays so, `lock` fails at once instead of waiting out its timeout again.
+    /// 0: not known dead.
+    ///
+    /// [`lock_state`]: LockPair::lock_state
+    dead_owner: AtomicU64,
+}
+
+impl Clone for LockPair {
+    fn clone(&self) -> LockPair {
+        LockPair {
+            mutex: self.mutex,
+            cond: self.cond,
+            dead_owner: AtomicU64::new(self.dead_owner.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 // SAFETY: the pointers refer to process-shared pthread objects in shared memory, which are
@@ -66,7 +86,68 @@ impl LockPair {
             mutex: unsafe { NonNull::new_unchecked(mutex.cast()) },
             // SAFETY: as above.
             cond: unsafe { NonNull::new_unchecked(cond.cast()) },
+            dead_owner: AtomicU64::new(0),
         }
+    }
+
+    /// The 4-byte word at `off` of the mutex (`off` ≤ 36, a multiple of 4).
+    fn mutex_word(&self, off: usize) -> &AtomicI32 {
+        debug_assert!(off % 4 == 0 && off + 4 <= MUTEX_SIZE);
+        // SAFETY: the mutex is MUTEX_SIZE bytes, 8-aligned, mapped for as long as `self`
+        // lives (constructor contract); `off` is in bounds and 4-aligned; glibc and peers
+        // access these words atomically, and AtomicI32 accepts any bit pattern.
+        unsafe { AtomicI32::from_ptr(self.mutex.as_ptr().cast::<u8>().add(off).cast()) }
+    }
+
+    /// The condition's `__wrefs` word.
+    fn cond_wrefs(&self) -> &AtomicU32 {
+        // SAFETY: as for `mutex_word`: the condition is COND_SIZE bytes, 8-aligned and
+        // mapped while `self` lives; COND_WREFS + 4 ≤ COND_SIZE and is 4-aligned.
+        unsafe { AtomicU32::from_ptr(self.cond.as_ptr().cast::<u8>().add(COND_WREFS).cast()) }
+    }
+
+    /// Whether any thread (of any process) sleeps in the condition: its waiter reference
+    /// count is non-zero. membus never waits there, so these are libmembus/pymembus
+    /// waiters (or dead ones).
+    pub(crate) fn cond_has_waiters(&self) -> bool {
+        // Relaxed: a waiter registers under the mutex before it releases it, and the writer
+        // asking this has taken and released the mutex since, which orders the two.
+        self.cond_wrefs().load(Ordering::Relaxed) >> 3 != 0
+    }
+
+    /// Wakes every thread waiting on the condition. Called without holding the mutex, from
+    /// a helper thread ([`crate::wait::ForeignWake`]): with a dead waiter in the condition
+    /// glibc's broadcast can block for ever. A condition that is not process-shared is left
+    /// alone (glibc would wake only this process, where nobody waits on it).
+    pub(crate) fn broadcast(&self) {
+        if self.cond_wrefs().load(Ordering::Relaxed) & 1 == 0 {
+            return;
+        }
+        // SAFETY: the cond pointer is valid (constructor contract); glibc allows a broadcast
+        // without holding the associated mutex.
+        let rc = unsafe { libc::pthread_cond_broadcast(self.cond.as_ptr()) };
+        debug_assert_eq!(rc, 0, "pthread_cond_broadcast");
+    }
+
+    /// Whether the mutex is locked, and by which thread, as one word (see `dead_owner`);
+    /// 0 when it is unlocked. The waiters bit of the lock word is left out: other lockers
+    /// flip it while the holder stays the same.
+    fn lock_state(&self) -> u64 {
+        // Relaxed: a snapshot compared for equality only.
+        let locked = self.mutex_word(MUTEX_LOCK).load(Ordering::Relaxed) != 0;
+        let o = self.mutex_word(MUTEX_OWNER).load(Ordering::Relaxed) as u32;
+        if locked {
+            1 | (u64::from(o) << 32)
+        } else {
+            0
+        }
+    }
+
+    /// After a timeout: whether the mutex is still held by a thread that no longer exists.
+    fn owner_is_dead(&self) -> Option<i32> {
+        let owner = self.mutex_word(MUTEX_OWNER).load(Ordering::Relaxed);
+        let locked = self.mutex_word(MUTEX_LOCK).load(Ordering::Relaxed) != 0;
+        (locked && owner > 0 && !crate::sys::process_alive(i64::from(owner))).then_some(owner)
     }
 
     /// Builds the objects in place: a process-shared (and, if `robust`, robust) mutex and a
@@ -125,6 +206,14 @@ impl LockPair {
         share: &str,
         recover: impl FnOnce() -> Result<()>,
     ) -> Result<LockGuard<'_>> {
+        let dead = self.dead_owner.load(Ordering::Relaxed);
+        if dead != 0 {
+            if dead == self.lock_state() {
+                return Err(Self::dead_owner_error(share, (dead >> 32) as i32));
+            }
+            // The words moved (the share was repaired or re-created): try again.
+            self.dead_owner.store(0, Ordering::Relaxed);
+        }
         // SAFETY: the mutex pointer is valid (constructor contract); trylock never blocks.
         let mut rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
         if rc == libc::EBUSY {
@@ -139,12 +228,21 @@ impl LockPair {
                 guard.recover_owner_dead(share, recover)?;
                 Ok(guard)
             }
-            libc::ETIMEDOUT => Err(Error::new(
-                ErrorKind::LockTimeout,
-                "the share's mutex stayed locked until the deadline (a peer may have died holding a non-robust mutex)",
-            )
-            .with_share(share)
-            .with_os_error(os(rc))),
+            libc::ETIMEDOUT => {
+                if let Some(owner) = self.owner_is_dead() {
+                    let state = self.lock_state();
+                    if state != 0 {
+                        self.dead_owner.store(state, Ordering::Relaxed);
+                    }
+                    return Err(Self::dead_owner_error(share, owner).with_os_error(os(rc)));
+                }
+                Err(Error::new(
+                    ErrorKind::LockTimeout,
+                    "the share's mutex stayed locked until the deadline (its holder is alive but did not release it)",
+                )
+                .with_share(share)
+                .with_os_error(os(rc)))
+            }
             libc::ENOTRECOVERABLE => Err(Error::new(
                 ErrorKind::LockFailed,
                 "the share's mutex is not recoverable (a peer found its owner dead and did not repair it); re-create the share",
@@ -153,6 +251,21 @@ impl LockPair {
             .with_os_error(os(rc))),
             _ => Err(Error::new(ErrorKind::LockFailed, "pthread_mutex_timedlock").with_share(share).with_os_error(os(rc))),
         }
+    }
+}
+
+impl LockPair {
+    fn dead_owner_error(share: &str, owner: i32) -> Error {
+        Error::new(
+            ErrorKind::LockTimeout,
+            format!(
+                "the share's mutex is held by thread {owner}, which no longer exists, and the \
+                 mutex is not robust, so nobody can take it again; re-create the share \
+                 (`membus rm` it, then create it anew). Later calls on this handle fail at once \
+                 until the mutex changes"
+            ),
+        )
+        .with_share(share)
     }
 }
 
@@ -177,46 +290,6 @@ impl LockGuard<'_> {
             );
         }
         repaired
-    }
-
-    /// Wakes every waiter on the condition (libmembus always broadcasts, under the lock).
-    pub(crate) fn broadcast(&self) {
-        // SAFETY: the cond pointer is valid (constructor contract). glibc returns at once
-        // when nobody waits.
-        let rc = unsafe { libc::pthread_cond_broadcast(self.pair.cond.as_ptr()) };
-        debug_assert_eq!(rc, 0, "pthread_cond_broadcast");
-    }
-
-    /// Waits on the condition until woken or until `deadline` (monotonic), releasing the
-    /// mutex meanwhile. The wait itself uses an absolute CLOCK_REALTIME deadline, as the
-    /// condition's clock attribute (set by any peer) demands.
-    pub(crate) fn wait_until(
-        &mut self,
-        deadline: Instant,
-        share: &str,
-        recover: impl FnOnce() -> Result<()>,
-    ) -> Result<Wake> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Ok(Wake::TimedOut);
-        }
-        let abs = realtime_deadline(remaining);
-        // SAFETY: this thread holds the mutex (the guard exists), both pointers are valid;
-        // glibc re-acquires the mutex before returning, in every outcome.
-        let rc = unsafe {
-            libc::pthread_cond_timedwait(self.pair.cond.as_ptr(), self.pair.mutex.as_ptr(), &abs)
-        };
-        match rc {
-            0 => Ok(Wake::Woken),
-            libc::ETIMEDOUT => Ok(Wake::TimedOut),
-            libc::EOWNERDEAD => {
-                self.recover_owner_dead(share, recover)?;
-                Ok(Wake::Woken)
-            }
-            _ => Err(Error::new(ErrorKind::LockFailed, "pthread_cond_timedwait")
-                .with_share(share)
-                .with_os_error(os(rc))),
-        }
     }
 }
 

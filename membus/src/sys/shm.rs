@@ -345,6 +345,35 @@ impl Segment {
         unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_UN) };
     }
 
+    /// For a creator: keeps the name and gives up ownership, so neither this handle's drop
+    /// nor [`release`](Segment::release) removes it (a companion object an attacher had to
+    /// create outlives that attacher). Gives up the owner lock too.
+    pub(crate) fn disown(&self) {
+        if !self.created || self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: `fd` is open; unlocking a held flock cannot fail in a way we could act on.
+        unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_UN) };
+    }
+
+    /// The object's permission bits now.
+    pub(crate) fn mode(&self) -> std::io::Result<u32> {
+        fstat(&self.fd).map(|st| st.st_mode & 0o777)
+    }
+
+    /// `n` consecutive 8-byte words at `offset` as atomics, if all are in bounds and the
+    /// first is 8-byte aligned. Sound for any bytes, as [`atomic_i64`](Self::atomic_i64).
+    pub(crate) fn atomic_i64_slice(&self, offset: usize, n: usize) -> Option<&[AtomicI64]> {
+        let p = self.range(offset, n.checked_mul(8)?)?;
+        if (p as usize) % 8 != 0 {
+            return None;
+        }
+        // SAFETY: `p` is in bounds for n * 8 bytes and 8-byte aligned; AtomicI64 has the size
+        // and alignment of i64 and accepts any bit pattern; the mapping outlives the borrow
+        // of `self`; atomics tolerate other processes' concurrent writes.
+        Some(unsafe { std::slice::from_raw_parts(p.cast::<AtomicI64>(), n) })
+    }
+
     /// Maps the first `len` bytes (at most the mapped length) read-write through a second
     /// descriptor for the same object, reopened via `/proc/self/fd` so it cannot be another
     /// object of the same name. Fails when the object's mode does not let this process
@@ -431,6 +460,23 @@ impl PrefixMap {
     }
 }
 
+impl PrefixMap {
+    /// `n` consecutive words at `offset` as atomics, if in bounds and aligned (see
+    /// [`Segment::atomic_i64_slice`]).
+    pub(crate) fn atomic_i64_slice(&self, offset: usize, n: usize) -> Option<&[AtomicI64]> {
+        let end = offset.checked_add(n.checked_mul(8)?)?;
+        if end > self.len || offset % 8 != 0 {
+            return None;
+        }
+        // SAFETY: in bounds (checked), 8-byte aligned (page-aligned mapping, offset % 8 ==
+        // 0), any bit pattern is a valid AtomicI64, and the mapping lives as long as the
+        // borrow of `self`.
+        Some(unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<AtomicI64>(), n)
+        })
+    }
+}
+
 impl Drop for PrefixMap {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` describe the mapping made in `map_prefix_rw`; references from
@@ -469,12 +515,9 @@ impl SharedSegment {
         }
     }
 
-    /// A secondary handle on the same mapping; its drop never gives up the name.
-    pub(crate) fn secondary(&self) -> SharedSegment {
-        SharedSegment {
-            seg: Arc::clone(&self.seg),
-            primary: false,
-        }
+    /// The mapping itself, for a helper that must keep it alive (never gives up the name).
+    pub(crate) fn mapping(&self) -> Arc<Segment> {
+        Arc::clone(&self.seg)
     }
 }
 
