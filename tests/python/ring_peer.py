@@ -6,7 +6,12 @@ Usage:
   ring_peer.py write KIND NAME MSG...      append each MSG (UTF-8) as one message
   ring_peer.py read KIND NAME COUNT        read COUNT messages from ring offset 0 and print
                                            them as JSON lines {"seq": n, "text": "..."}
-KIND is memmsg or memcmd. Exit status 1 with a message on stderr on any error.
+  ring_peer.py waiters KIND NAME           for each line "wait" on stdin, fork a child that
+                                           locks the mutex, prints "waiting PID" and sleeps
+                                           in pthread_cond_timedwait (60 s), as a libmembus
+                                           reader does; exits at end of input
+KIND is memmsg or memcmd (memkv too for waiters). Exit status 1 with a message on stderr on
+any error.
 """
 import ctypes
 import json
@@ -19,7 +24,15 @@ import time
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 EOWNERDEAD = 130
 
-LAYOUT = {"memmsg": {"mutex": 32, "cond": 72, "ring": 120}, "memcmd": {"mutex": 40, "cond": 80, "ring": 128}}
+LAYOUT = {
+    "memmsg": {"mutex": 32, "cond": 72, "ring": 120},
+    "memcmd": {"mutex": 40, "cond": 80, "ring": 128},
+    "memkv": {"mutex": 40, "cond": 80, "ring": None},
+}
+
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 class Share:
@@ -33,7 +46,7 @@ class Share:
             os.close(fd)
         self.base = ctypes.addressof(ctypes.c_char.from_buffer(self.mm))
         self.cap = self.i64(0)
-        if self.cap <= 0 or self.cap + self.lay["ring"] + 46 != self.size:
+        if self.lay["ring"] is not None and (self.cap <= 0 or self.cap + self.lay["ring"] + 46 != self.size):
             raise SystemExit(f"not a {kind} share: capacity {self.cap}, size {self.size}")
 
     def i64(self, off):
@@ -106,6 +119,33 @@ class Share:
         return out
 
 
+def wait_once(share, seconds):
+    """Sleep in the share's condition the way libmembus's read does (after the caller locked)."""
+    now = time.time() + seconds
+    ts = Timespec(int(now), int((now % 1) * 1e9))
+    libc.pthread_cond_timedwait(ctypes.c_void_p(share.base + share.lay["cond"]),
+                                ctypes.c_void_p(share.base + share.lay["mutex"]), ctypes.byref(ts))
+    share.unlock()
+
+
+def waiters(share):
+    for line in sys.stdin:
+        if line.strip() != "wait":
+            continue
+        pid = os.fork()
+        if pid == 0:
+            share.lock()
+            print(f"waiting {os.getpid()}", flush=True)
+            wait_once(share, 60.0)
+            os._exit(0)
+    # Reap whatever is left; the parent kills the waiters it was told about.
+    try:
+        while True:
+            os.wait()
+    except ChildProcessError:
+        pass
+
+
 def main(argv):
     if len(argv) < 4:
         raise SystemExit(__doc__)
@@ -114,6 +154,8 @@ def main(argv):
     if op == "write":
         for m in argv[4:]:
             print(share.write(m.encode()))
+    elif op == "waiters":
+        waiters(share)
     elif op == "read":
         for seq, payload in share.read_from_start(int(argv[4])):
             print(json.dumps({"seq": seq, "text": payload.decode("utf-8", "backslashreplace")}))

@@ -22,6 +22,13 @@
 //!   memmsg ACK before the next.
 //! * `die-mid-write NAME`: on a memmsg, do what a libmembus writer does up to the middle of
 //!   a payload copy (seq bumped, frame header written, half the payload), then SIGKILL self.
+//! * `wait-read KIND NAME`: KIND is `msg`, `cmd`, `kv` or `vid`. Attach, print `ready`,
+//!   then block in one read (memmsg/memcmd), `wait_for_change` (memkv) or `wait_ready`
+//!   (memvid) of up to 60 s; the parent kills it there.
+//! * `churn-write KIND NAME ID`: attach and write without pause until killed (memmsg:
+//!   [`membus_tests::payload`]s; memcmd: `ID:i`; memkv: slot `i % count` set to `ID:i`).
+//! * `churn-read KIND NAME`: attach and read (or snapshot) without pause until killed,
+//!   exiting 1 on any error other than a lock error.
 
 use std::io::Write;
 use std::process::exit;
@@ -242,6 +249,115 @@ fn main() {
             }
             say("done");
             let _ = std::io::stdin().read_line(&mut go);
+        }
+        "wait-read" => {
+            let (kind, name) = (arg(&args, 2), arg(&args, 3));
+            let long = Duration::from_secs(60);
+            match kind {
+                "msg" => {
+                    let mut r =
+                        Reader::attach(name).unwrap_or_else(|e| fail(format!("attach: {e}")));
+                    say("ready");
+                    let _ = r.read(long);
+                }
+                "cmd" => {
+                    let mut c =
+                        MemCmd::attach(name).unwrap_or_else(|e| fail(format!("attach: {e}")));
+                    say("ready");
+                    let _ = c.read(long);
+                }
+                "kv" => {
+                    let kv = membus::memkv::MemKv::attach(name)
+                        .unwrap_or_else(|e| fail(format!("attach: {e}")));
+                    let e = kv.epoch();
+                    say("ready");
+                    let _ = kv.wait_for_change(e, long);
+                }
+                "vid" => {
+                    let r = membus::memvid::VideoReader::attach(name)
+                        .unwrap_or_else(|e| fail(format!("attach: {e}")));
+                    say("ready");
+                    let _ = r.wait_ready(long);
+                }
+                other => fail(format!("unknown kind {other}")),
+            }
+        }
+        "churn-write" => {
+            let (kind, name, id) = (arg(&args, 2), arg(&args, 3), num(&args, 4));
+            match kind {
+                "msg" => {
+                    let w = Writer::attach(name).unwrap_or_else(|e| fail(format!("attach: {e}")));
+                    say("ready");
+                    for i in 1.. {
+                        let _ = w.write(&payload(i));
+                    }
+                }
+                "cmd" => {
+                    let opts = QueueOptions::new().register_reader(false);
+                    let c = MemCmd::attach_with(name, &opts)
+                        .unwrap_or_else(|e| fail(format!("attach: {e}")));
+                    say("ready");
+                    for i in 0u64.. {
+                        let _ = c.write(format!("{id}:{i}").as_bytes());
+                    }
+                }
+                "kv" => {
+                    let kv = membus::memkv::MemKv::attach(name)
+                        .unwrap_or_else(|e| fail(format!("attach: {e}")));
+                    say("ready");
+                    let n = kv.count().max(1);
+                    for i in 0usize.. {
+                        let _ = kv.set(i % n, format!("{id}:{i}"));
+                    }
+                }
+                other => fail(format!("unknown kind {other}")),
+            }
+        }
+        "churn-read" => {
+            let (kind, name) = (arg(&args, 2), arg(&args, 3));
+            let tolerable = |e: &membus::Error| {
+                matches!(
+                    e.kind(),
+                    membus::ErrorKind::LockTimeout | membus::ErrorKind::LockFailed
+                )
+            };
+            let short = Duration::from_millis(2);
+            match kind {
+                "msg" | "cmd" => {
+                    let mut r: Box<dyn FnMut() -> membus::Result<Received<Vec<u8>>>> =
+                        if kind == "msg" {
+                            let mut r = Reader::attach(name)
+                                .unwrap_or_else(|e| fail(format!("attach: {e}")));
+                            Box::new(move || r.read(short))
+                        } else {
+                            let mut c = MemCmd::attach(name)
+                                .unwrap_or_else(|e| fail(format!("attach: {e}")));
+                            Box::new(move || c.read(short))
+                        };
+                    say("ready");
+                    loop {
+                        if let Err(e) = r() {
+                            if !tolerable(&e) {
+                                fail(format!("read: {e}"));
+                            }
+                        }
+                    }
+                }
+                "kv" => {
+                    let kv = membus::memkv::MemKv::attach(name)
+                        .unwrap_or_else(|e| fail(format!("attach: {e}")));
+                    say("ready");
+                    loop {
+                        if let Err(e) = kv.snapshot() {
+                            if !tolerable(&e) {
+                                fail(format!("snapshot: {e}"));
+                            }
+                        }
+                        let _ = kv.wait_for_change(kv.epoch(), short);
+                    }
+                }
+                other => fail(format!("unknown kind {other}")),
+            }
         }
         "create-and-die" => {
             let _map = membus::MemMap::create(arg(&args, 2), 4096)
