@@ -159,6 +159,8 @@ pub struct MemKv {
     lock: LockPair,
     lock_timeout: Duration,
     waits: CondWaits,
+    /// Mapped read-only ([`KvReader`]): never locks, never writes.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for MemKv {
@@ -185,6 +187,7 @@ impl MemKv {
         // mapping, offsets 40 and 80); they live in `seg`, which every MemKv holding this
         // LockPair (or a clone of it) keeps alive through its SharedSegment.
         let lock = unsafe { LockPair::new(mutex, cond) };
+        let seg_writable = seg.is_writable();
         let seg = SharedSegment::new(seg);
         let waits = CondWaits::new(&seg, &lock);
         Ok(MemKv {
@@ -193,6 +196,7 @@ impl MemKv {
             lock,
             lock_timeout: opts.lock_timeout,
             waits,
+            read_only: !seg_writable,
         })
     }
 
@@ -357,10 +361,14 @@ impl MemKv {
     /// # Errors
     /// As for [`attach`](Self::attach).
     pub fn attach_with(name: impl IntoShareName, opts: &KvOptions) -> Result<MemKv> {
-        let name = name.into_share_name()?;
+        Self::attach_access(&name.into_share_name()?, opts, Access::ReadWrite)
+    }
+
+    fn attach_access(name: &ShareName, opts: &KvOptions, access: Access) -> Result<MemKv> {
+        let name = name.clone();
         let started = Instant::now();
         loop {
-            let outcome = Self::attach_once(&name, opts);
+            let outcome = Self::attach_once(&name, opts, access);
             let initialising = match &outcome {
                 Err(e) if e.kind() == ErrorKind::MapFailed && e.os_error().is_none() => true,
                 Err(e)
@@ -382,8 +390,8 @@ impl MemKv {
         }
     }
 
-    fn attach_once(name: &ShareName, opts: &KvOptions) -> Result<MemKv> {
-        let seg = Segment::attach(name, Access::ReadWrite)?;
+    fn attach_once(name: &ShareName, opts: &KvOptions, access: Access) -> Result<MemKv> {
+        let seg = Segment::attach(name, access)?;
         let word = |off| {
             seg.atomic_i64(off).ok_or_else(|| {
                 Error::new(
@@ -844,6 +852,15 @@ impl MemKv {
             }
             return Ok(Snapshot { epoch: e1, values });
         }
+        if self.read_only {
+            return Err(self.err(
+                ErrorKind::Timeout,
+                format!(
+                    "no consistent pass in {SNAPSHOT_PASSES} tries: writers keep overlapping \
+                     every read (or one died mid-write), and a read-only handle cannot lock"
+                ),
+            ));
+        }
         let guard = self.lock()?;
         let epoch = self.header(OFF_EPOCH).load(Ordering::Relaxed);
         let mut values = Vec::with_capacity(self.count());
@@ -973,6 +990,152 @@ impl crate::select::Selectable for Watch<'_> {
 
     fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
         crate::select::WaitSpec::futex(self.kv.waits.spec(self.kv.header(OFF_EPOCH)))
+    }
+}
+
+/// A read-only handle on a memkv store: the share is mapped read-only, so this handle
+/// cannot change it (it has no write methods, takes no lock and never repairs anything).
+/// Reads are the same lock-free seqlock reads as [`MemKv`]'s; waiting sleeps on the same
+/// futex. Needs only read permission on the share (registering as a waiter needs write
+/// permission on its companion object; without it, waits poll every millisecond).
+///
+/// ```no_run
+/// # fn main() -> membus::Result<()> {
+/// use std::time::Duration;
+/// let kv = membus::memkv::KvReader::attach("/camera-state")?;
+/// let snap = kv.snapshot()?;
+/// if let Some(epoch) = kv.wait_for_change(snap.epoch, Duration::from_secs(1))? {
+///     println!("{} slots changed by epoch {epoch}", kv.changed_since(snap.epoch)?.changes.len());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct KvReader {
+    kv: MemKv,
+}
+
+impl KvReader {
+    /// Attaches read-only to an existing store.
+    ///
+    /// # Errors
+    /// As for [`MemKv::attach`].
+    pub fn attach(name: impl IntoShareName) -> Result<KvReader> {
+        let kv = MemKv::attach_access(
+            &name.into_share_name()?,
+            &KvOptions::new(),
+            Access::ReadOnly,
+        )?;
+        Ok(KvReader { kv })
+    }
+
+    /// The share's name.
+    pub fn name(&self) -> &ShareName {
+        self.kv.name()
+    }
+
+    /// Number of slots.
+    pub fn count(&self) -> usize {
+        self.kv.count()
+    }
+
+    /// Longest slot name (N).
+    pub fn max_name_len(&self) -> usize {
+        self.kv.max_name_len()
+    }
+
+    /// Longest value (V).
+    pub fn max_value_len(&self) -> usize {
+        self.kv.max_value_len()
+    }
+
+    /// The store's session id.
+    pub fn session_id(&self) -> i64 {
+        self.kv.session_id()
+    }
+
+    /// Committed batches so far.
+    pub fn epoch(&self) -> i64 {
+        self.kv.epoch()
+    }
+
+    /// Slot `idx`'s name.
+    ///
+    /// # Errors
+    /// As for [`MemKv::slot_name`].
+    pub fn slot_name(&self, idx: usize) -> Result<String> {
+        self.kv.slot_name(idx)
+    }
+
+    /// Every slot's name.
+    ///
+    /// # Errors
+    /// As for [`MemKv::slot_names`].
+    pub fn slot_names(&self) -> Result<Vec<String>> {
+        self.kv.slot_names()
+    }
+
+    /// The index of the slot named `name`.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.kv.find(name)
+    }
+
+    /// Reads slot `idx` ([`MemKv::get`]).
+    ///
+    /// # Errors
+    /// As for [`MemKv::get`].
+    pub fn get(&self, idx: usize) -> Result<Value> {
+        self.kv.get(idx)
+    }
+
+    /// Reads slot `idx` into `out` ([`MemKv::get_into`]).
+    ///
+    /// # Errors
+    /// As for [`MemKv::get_into`].
+    pub fn get_into(&self, idx: usize, out: &mut Vec<u8>) -> Result<bool> {
+        self.kv.get_into(idx, out)
+    }
+
+    /// Reads the slot named `name`.
+    ///
+    /// # Errors
+    /// As for [`MemKv::get_by_name`].
+    pub fn get_by_name(&self, name: &str) -> Result<Value> {
+        self.kv.get_by_name(name)
+    }
+
+    /// A consistent copy of every value ([`MemKv::snapshot`]), without the lock fallback:
+    /// when writers overlap every pass it fails with [`ErrorKind::Timeout`] instead.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Timeout`] as described.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        self.kv.snapshot()
+    }
+
+    /// The slots changed after `since` ([`MemKv::changed_since`]).
+    ///
+    /// # Errors
+    /// As for [`MemKv::changed_since`].
+    pub fn changed_since(&self, since: i64) -> Result<Changes> {
+        self.kv.changed_since(since)
+    }
+
+    /// Waits until the epoch exceeds `since` ([`MemKv::wait_for_change`]).
+    ///
+    /// # Errors
+    /// As for [`MemKv::wait_for_change`].
+    pub fn wait_for_change(&self, since: i64, timeout: Duration) -> Result<Option<i64>> {
+        self.kv.wait_for_change(since, timeout)
+    }
+
+    /// A watch from the current epoch ([`MemKv::watch`]).
+    pub fn watch(&self) -> Watch<'_> {
+        self.kv.watch()
+    }
+
+    /// A watch from `since` ([`MemKv::watch_from`]).
+    pub fn watch_from(&self, since: i64) -> Watch<'_> {
+        self.kv.watch_from(since)
     }
 }
 

@@ -190,3 +190,29 @@ fn waiting_sees_a_change_from_another_thread() {
         None
     );
 }
+
+#[test]
+fn a_read_only_handle_reads_waits_and_watches() {
+    use membus::memkv::KvReader;
+    let g = ShmGuard::new("kv-ro");
+    let kv = MemKv::create_named(g.name(), &["a", "b"], 8, 22).unwrap();
+    kv.set(0, "one").unwrap();
+    let ro = KvReader::attach(g.name()).unwrap();
+    assert_eq!(ro.slot_names().unwrap(), ["a", "b"]);
+    assert_eq!(ro.get_by_name("a").unwrap().value, b"one");
+    let e = ro.epoch();
+    assert_eq!(ro.wait_for_change(e, Duration::ZERO).unwrap(), None);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| ro.wait_for_change(e, Duration::from_secs(20)).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        kv.set_many(&[(0, b"two"), (1, b"three")]).unwrap();
+        assert_eq!(waiter.join().unwrap(), Some(e + 1));
+    });
+    let snap = ro.snapshot().unwrap();
+    assert_eq!(snap.epoch, e + 1);
+    assert_eq!(snap.values, [b"two".to_vec(), b"three".to_vec()]);
+    let mut w = ro.watch_from(e);
+    assert!(w.poll());
+    assert_eq!(w.changes().unwrap().changes.len(), 2);
+    assert!(!w.poll());
+}
