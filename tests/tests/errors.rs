@@ -209,6 +209,25 @@ fn lock_timeout_on_a_non_robust_mutex_whose_owner_died() {
     let e = w.write(b"x").unwrap_err();
     assert_eq!((e.kind(), e.code()), (ErrorKind::LockTimeout, 10));
     assert_eq!(e.errno(), Some(libc::ETIMEDOUT));
+    assert!(
+        e.detail().contains("no longer exists"),
+        "the error says the holder is dead: {e}"
+    );
+    // The handle now knows: later calls fail at once, without waiting out the timeout
+    // (no errno: nothing was waited for), with the same explanation.
+    for _ in 0..3 {
+        let again = w.write(b"y").unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::LockTimeout);
+        assert_eq!(again.errno(), None, "failed fast: {again}");
+        assert!(again.detail().contains("no longer exists"));
+    }
+    // A new handle learns it the same way (a latest-first reader locks to find the write
+    // position).
+    let Err(e) = Reader::attach_with(g.name(), &opts) else {
+        panic!("a latest-first reader cannot find the write position without the lock")
+    };
+    assert_eq!(e.kind(), ErrorKind::LockTimeout);
+    assert!(e.detail().contains("no longer exists"), "{e}");
 }
 
 /// Kills a child holding the ring mutex of `name` (offset 32), then does what Boost >= 1.78
@@ -237,7 +256,10 @@ fn lock_failed_when_a_peer_left_the_mutex_unrecoverable() {
 }
 
 #[test]
-fn select_polls_a_share_whose_lock_is_unrecoverable_instead_of_reporting_it_ready() {
+/// Waiting never takes the lock, so a share whose mutex is unrecoverable is waited on like
+/// any other: not ready while there is nothing to read, and it does not disturb the other
+/// sources of a select.
+fn select_waits_on_a_share_whose_lock_is_unrecoverable() {
     use membus::memvid::VideoReader;
     use membus::select::select;
     let (g, gv) = (ShmGuard::new("sel-notrec"), ShmGuard::new("sel-notrec-v"));
