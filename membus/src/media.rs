@@ -58,7 +58,7 @@ const REGISTRY_SLOTS: usize = 7;
 pub(crate) struct MediaSeg {
     pub(crate) seg: Segment,
     /// For a read-only reader that waits: the header page mapped read-write, to register in
-    /// the waiter count. Made on the first wait; `None` when the share's mode forbids it.
+    /// the waiter registry. Made on the first wait; `None` when the share's mode forbids it.
     wait_map: OnceLock<Option<PrefixMap>>,
 }
 

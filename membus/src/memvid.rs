@@ -11,9 +11,9 @@
 //!
 //! [`VideoReader::wait_ready`] (and [`select`](crate::select)) sleep on a futex that
 //! membus writers wake. To register as a waiter, a waiting reader also maps the header's
-//! first 168 bytes read-write through a second descriptor (only the waiter count in the
-//! first reserved word is ever written through it); if the share's mode forbids that, it
-//! polls every millisecond instead, as it does against libmembus writers.
+//! first 168 bytes read-write through a second descriptor (only the waiter registry in the
+//! reserved words is ever written through it); if the share's mode forbids that, it polls
+//! every millisecond instead, as it does against libmembus writers.
 //!
 //! ```no_run
 //! use membus::memvid::{VideoParams, VideoReader, VideoWriter};

@@ -1,8 +1,8 @@
 //! A foreign peer in another language: a Python process with only its standard library
 //! (mmap, struct, ctypes → glibc pthread functions) writes and reads memmsg and memcmd
 //! shares as the wire specification says, against membus readers and writers in this
-//! process, including a membus reader blocked on the share's condition that the Python
-//! writer's broadcast must wake.
+//! process, including a membus reader blocked in a wait that the Python writer (which only
+//! broadcasts the glibc condition, where membus waiters never sleep) must still reach.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,7 +32,9 @@ fn peer(args: &[&str]) -> String {
 fn python_writes_membus_reads() {
     let g = ShmGuard::new("py-msg");
     let w = Writer::create(g.name(), 128).unwrap();
-    // No spin: this reader sleeps on the condition, so only the peer's broadcast wakes it.
+    // No spin: this reader sleeps at once. The Python writer wakes nobody (it broadcasts
+    // the condition, where membus waiters never sleep), so the reader finds its message
+    // when its safety-net timeout ends.
     let mut r = Reader::attach_with(g.name(), &QueueOptions::new().spin(Duration::ZERO)).unwrap();
     w.write(b"from rust").unwrap();
     std::thread::scope(|s| {
@@ -46,7 +48,7 @@ fn python_writes_membus_reads() {
         assert_eq!(
             waiter.join().unwrap(),
             msg(2, "py-01"),
-            "the blocked reader was woken by Python's broadcast"
+            "the blocked reader got the Python writer's message"
         );
     });
     // Nine more through a 128-byte ring: the Python writer wraps, as libmembus does.
@@ -113,8 +115,9 @@ fn membus_writes_python_reads_memcmd() {
     assert_eq!(all.last().unwrap(), &msg(4, "pan-stop"));
 }
 
-/// A select over a memcmd and a memkv watch (both waited on by background waiters) and a
-/// memvid returns the memcmd's index when the Python peer writes a command to it.
+/// A select over a memcmd, a memkv watch and a memvid returns the memcmd's index when the
+/// Python peer writes a command to it (seen when the wait's safety net ends: the Python
+/// writer wakes nobody).
 #[test]
 fn python_write_wakes_a_select_over_three_shares() {
     use membus::memkv::MemKv;

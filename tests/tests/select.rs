@@ -248,8 +248,10 @@ fn thousands_of_cross_process_events_each_select_the_right_source() {
 
 #[test]
 fn a_waiting_media_reader_counts_itself_in_the_first_reserved_word() {
-    // DESIGN decision 7: the waiter count lives at offset 104 (reserved0), which libmembus
-    // writes as 0 and never reads; membus writers wake only when it is non-zero.
+    // The waiter registry's bitmap lives at offset 104 (reserved0), with the waiting
+    // processes' ids at 112..168 (reserved1..7); libmembus writes these as 0 and never
+    // reads them; membus writers wake only when the bitmap is non-zero. One waiting
+    // process takes slot 0.
     let g = ShmGuard::new("sel-count");
     let mut vw = tiny_video(g.name());
     let vr = VideoReader::attach(g.name()).unwrap();
@@ -258,7 +260,7 @@ fn a_waiting_media_reader_counts_itself_in_the_first_reserved_word() {
     std::thread::scope(|s| {
         let waiter = s.spawn(|| vr.wait_ready(LONG));
         let started = Instant::now();
-        while raw.get_i64(104) != 1 {
+        while raw.get_i64(104) != 1 || raw.get_i64(112) != i64::from(std::process::id()) {
             assert!(started.elapsed() < LONG, "the reader never registered");
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -266,6 +268,7 @@ fn a_waiting_media_reader_counts_itself_in_the_first_reserved_word() {
         assert!(waiter.join().unwrap());
     });
     assert_eq!(raw.get_i64(104), 0, "deregistered after the wait");
+    assert_eq!(raw.get_i64(112), 0, "slot 0 free again");
 }
 
 #[test]

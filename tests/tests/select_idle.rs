@@ -34,7 +34,7 @@ fn an_idle_select_over_three_kinds_of_share_sleeps() {
     let watch = kv.watch();
     let _vw = membus_tests::tiny_video(gv.name());
     let vr = VideoReader::attach(gv.name()).unwrap();
-    // Warm up: background waiters started, pages touched.
+    // Warm up: companions and registries in place, pages touched.
     assert_eq!(select(&[&r, &watch, &vr], Duration::from_millis(50)), None);
 
     let idle = Duration::from_secs(2);
@@ -45,8 +45,7 @@ fn an_idle_select_over_three_kinds_of_share_sleeps() {
     let cpu = cpu1 - cpu0;
     eprintln!("idle select for {idle:?}: {switches} context switches, {cpu:?} CPU");
     // Polling every millisecond, as libmembus's select does, would be ~2,000 wake-ups.
-    // Event-driven waiting leaves only the safety-net timeouts: the media futex's
-    // (growing to 250 ms) and each background waiter's 2 s check.
+    // Event-driven waiting leaves only the safety-net timeout (growing to 250 ms).
     assert!(
         switches < 200,
         "{switches} context switches in {idle:?} of idle select"

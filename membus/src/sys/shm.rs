@@ -334,7 +334,7 @@ impl Segment {
 
     /// For a creator: removes the name (if it still refers to this object) and gives up
     /// the owner lock, now rather than when the mapping goes. Later calls do nothing; the
-    /// mapping stays valid. Handles whose mapping is shared with a background waiter call
+    /// mapping stays valid. Handles whose mapping is shared with a helper thread call
     /// this when the user drops them.
     pub(crate) fn release(&self) {
         if !self.created || self.released.swap(true, Ordering::AcqRel) {
@@ -498,21 +498,17 @@ impl Drop for Segment {
     }
 }
 
-/// A reference-counted [`Segment`] with one *primary* handle, the user's. Dropping the
-/// primary gives up the name at once ([`Segment::release`]); the mapping itself goes with
-/// the last handle, so a background waiter of [`crate::select`] can keep using it meanwhile.
+/// The user's handle on a reference-counted [`Segment`]. Dropping it gives up the name at
+/// once ([`Segment::release`]); the mapping itself goes with the last reference, so a helper
+/// thread (the foreign-waiter broadcaster) can keep using it meanwhile.
 pub(crate) struct SharedSegment {
     seg: Arc<Segment>,
-    primary: bool,
 }
 
 impl SharedSegment {
-    /// The primary handle on `seg`.
+    /// The user's handle on `seg`.
     pub(crate) fn new(seg: Segment) -> SharedSegment {
-        SharedSegment {
-            seg: Arc::new(seg),
-            primary: true,
-        }
+        SharedSegment { seg: Arc::new(seg) }
     }
 
     /// The mapping itself, for a helper that must keep it alive (never gives up the name).
@@ -531,8 +527,6 @@ impl std::ops::Deref for SharedSegment {
 
 impl Drop for SharedSegment {
     fn drop(&mut self) {
-        if self.primary {
-            self.seg.release();
-        }
+        self.seg.release();
     }
 }
