@@ -58,6 +58,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "async")]
+pub mod aio;
 mod error;
 pub mod layout;
 mod media;

@@ -452,6 +452,22 @@ impl SlotRing {
         Ok(Next::Empty)
     }
 
+    /// Whether `next_slot` would deliver a frame or an overrun now (not "nothing new"); an
+    /// unreadable header counts as deliverable, so the error surfaces in `next_slot`.
+    #[cfg(feature = "async")]
+    pub(crate) fn deliverable(&self) -> bool {
+        let Ok(now) = self.share.load_acquire(off::SEQ) else {
+            return true;
+        };
+        if now <= self.last {
+            return false;
+        }
+        if now.saturating_sub(self.last) > self.slots.bufs as i64 {
+            return true;
+        }
+        self.stamp(self.pos).map_or(true, |s| s > self.last)
+    }
+
     /// Whether `next_slot` would find something now.
     pub(crate) fn poll(&self) -> bool {
         self.share
@@ -466,6 +482,7 @@ impl SlotRing {
                 seq,
                 registry: self.share.registry(),
                 polling_writer: &self.polling_writer,
+                key: (self.share.seg.file_id(), off::SEQ),
             }),
             // Not reachable after attach (the header was validated), but never panic.
             Err(_) => crate::select::WaitSpec::poll(),

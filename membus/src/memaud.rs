@@ -394,6 +394,17 @@ impl AudioReader {
         self.ring.poll()
     }
 
+    /// Waits, without blocking a thread, for the next buffer or an overrun (never
+    /// [`Next::Empty`]). Cancellation-safe: the reader moves only in the poll that returns.
+    ///
+    /// # Errors
+    /// As for [`next`](Self::next).
+    #[cfg(feature = "async")]
+    pub async fn next_async(&mut self) -> Result<Next<AudioBuf<'_>>> {
+        crate::aio::until(&*self, || self.ring.deliverable()).await;
+        self.next()
+    }
+
     /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without consuming
     /// anything; returns `poll()`. A membus writer wakes the waiter through a futex in the
     /// share; against a libmembus writer this polls every millisecond. Also a source for

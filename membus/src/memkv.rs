@@ -929,6 +929,20 @@ impl MemKv {
     }
 }
 
+#[cfg(feature = "async")]
+impl MemKv {
+    /// Waits, without blocking a thread, until the epoch exceeds `since`; returns the new
+    /// epoch. Cancellation-safe (it only waits).
+    ///
+    /// # Errors
+    /// None today; the `Result` is kept for future checks.
+    pub async fn wait_for_change_async(&self, since: i64) -> Result<i64> {
+        let w = self.watch_from(since);
+        crate::aio::ready(&w).await;
+        Ok(self.epoch())
+    }
+}
+
 impl MemKv {
     /// A watch on this store's changes, starting at the current epoch: it is ready (for
     /// [`select`](crate::select::select)) once a later batch is committed.
@@ -978,6 +992,30 @@ impl Watch<'_> {
     /// Blocks until [`poll`](Self::poll) is true or `timeout` passes; returns `poll()`.
     pub fn wait_ready(&self, timeout: Duration) -> bool {
         crate::select::wait_ready(self, timeout)
+    }
+
+    /// Waits, without blocking a thread, for a batch after the watch's epoch, then returns
+    /// the changes as [`changes`](Self::changes) does. Cancellation-safe: the watch moves
+    /// only in the poll that returns.
+    ///
+    /// # Errors
+    /// As for [`changes`](Self::changes).
+    #[cfg(feature = "async")]
+    pub async fn changes_async(&mut self) -> Result<Changes> {
+        crate::aio::ready(&*self).await;
+        self.changes()
+    }
+
+    /// The changes as a [`Stream`](crate::aio::Stream) that never ends, each item as from
+    /// [`changes_async`](Self::changes_async).
+    #[cfg(feature = "async")]
+    pub fn stream(&mut self) -> crate::aio::ItemStream<'_, Self, Result<Changes>> {
+        crate::aio::ItemStream::new(self, |w| {
+            Box::pin(async move {
+                let item = w.changes_async().await;
+                (item, w)
+            })
+        })
     }
 }
 
@@ -1126,6 +1164,16 @@ impl KvReader {
     /// As for [`MemKv::wait_for_change`].
     pub fn wait_for_change(&self, since: i64, timeout: Duration) -> Result<Option<i64>> {
         self.kv.wait_for_change(since, timeout)
+    }
+
+    /// Waits without blocking a thread until the epoch exceeds `since`
+    /// ([`MemKv::wait_for_change_async`]).
+    ///
+    /// # Errors
+    /// As for [`MemKv::wait_for_change_async`].
+    #[cfg(feature = "async")]
+    pub async fn wait_for_change_async(&self, since: i64) -> Result<i64> {
+        self.kv.wait_for_change_async(since).await
     }
 
     /// A watch from the current epoch ([`MemKv::watch`]).

@@ -123,6 +123,11 @@ pub struct RecordInfo {
     pub meta_len: usize,
 }
 
+/// A record copied out of the ring: its info, payload and metadata (the items of
+/// [`PacketReader::stream`]).
+#[cfg(feature = "async")]
+pub type OwnedRecord = (RecordInfo, Vec<u8>, Vec<u8>);
+
 /// Parameters of a mempkt share.
 #[derive(Clone, Debug)]
 pub struct PacketParams {
@@ -474,6 +479,49 @@ impl PacketReader {
     /// Whether [`next_into`](Self::next_into) would find something now.
     pub fn poll(&self) -> bool {
         self.ring.poll()
+    }
+
+    /// Waits, without blocking a thread, for the next record (copied into the buffers as by
+    /// [`next_into`](Self::next_into)) or an overrun; never [`Next::Empty`].
+    /// Cancellation-safe: the reader moves only in the poll that returns.
+    ///
+    /// # Errors
+    /// As for [`next_into`](Self::next_into).
+    #[cfg(feature = "async")]
+    pub async fn next_into_async(
+        &mut self,
+        payload: &mut Vec<u8>,
+        meta: &mut Vec<u8>,
+    ) -> Result<Next<RecordInfo>> {
+        loop {
+            crate::aio::until(&*self, || self.ring.deliverable()).await;
+            match self.next_into(payload, meta)? {
+                Next::Empty => {}
+                got => return Ok(got),
+            }
+        }
+    }
+
+    /// The records as a [`Stream`](crate::aio::Stream) that never ends: each item is a
+    /// record (info, payload, metadata) or an overrun.
+    #[cfg(feature = "async")]
+    pub fn stream(
+        &mut self,
+    ) -> crate::aio::ItemStream<'_, Self, Result<Next<OwnedRecord>>> {
+        crate::aio::ItemStream::new(self, |r| {
+            Box::pin(async move {
+                let (mut payload, mut meta) = (Vec::new(), Vec::new());
+                let item = r
+                    .next_into_async(&mut payload, &mut meta)
+                    .await
+                    .map(|n| match n {
+                        Next::Frame(info) => Next::Frame((info, payload, meta)),
+                        Next::Overrun { lost } => Next::Overrun { lost },
+                        Next::Empty => Next::Empty,
+                    });
+                (item, r)
+            })
+        })
     }
 
     /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without consuming

@@ -904,6 +904,37 @@ macro_rules! reader_methods {
             $crate::select::wait_ready(self, timeout)
         }
 
+        /// Waits for the next message or overrun without blocking a thread (no timeout:
+        /// combine it with a timer, e.g. `tokio::time::timeout`). Cancellation-safe: the
+        /// message is taken only in the poll that returns it, so a dropped future loses
+        /// nothing. See [`aio`](crate::aio).
+        ///
+        /// # Errors
+        /// As for [`read`](Self::read).
+        #[cfg(feature = "async")]
+        pub async fn read_async(&mut self) -> $crate::Result<$crate::Received<Vec<u8>>> {
+            loop {
+                match self.read(std::time::Duration::ZERO)? {
+                    $crate::Received::Timeout => $crate::aio::ready(&*self).await,
+                    got => return Ok(got),
+                }
+            }
+        }
+
+        /// The messages (and overruns) as a [`Stream`](crate::aio::Stream) that never
+        /// ends, each item as from [`read_async`](Self::read_async).
+        #[cfg(feature = "async")]
+        pub fn stream(
+            &mut self,
+        ) -> $crate::aio::ItemStream<'_, Self, $crate::Result<$crate::Received<Vec<u8>>>> {
+            $crate::aio::ItemStream::new(self, |r| {
+                Box::pin(async move {
+                    let item = r.read_async().await;
+                    (item, r)
+                })
+            })
+        }
+
         /// Iterates over what is readable now without waiting.
         pub fn try_iter(&mut self) -> $crate::TryIter<'_> {
             $crate::TryIter {

@@ -144,6 +144,32 @@ impl<'a> WaitSpec<'a> {
     pub(crate) fn poll() -> WaitSpec<'a> {
         WaitSpec(Spec::Poll)
     }
+
+    #[cfg(feature = "async")]
+    pub(crate) fn until(t: Instant) -> WaitSpec<'a> {
+        WaitSpec(Spec::Until(t))
+    }
+
+    /// What the spec says, for the async reactor.
+    #[cfg(feature = "async")]
+    pub(crate) fn into_parts(self) -> SpecParts<'a> {
+        match self.0 {
+            Spec::Futex(f) => SpecParts::Futex(f),
+            Spec::Until(t) => SpecParts::Until(t),
+            Spec::Poll => SpecParts::Poll,
+        }
+    }
+}
+
+/// A [`WaitSpec`] taken apart.
+#[cfg(feature = "async")]
+pub(crate) enum SpecParts<'a> {
+    /// Sleep on a share's futex word.
+    Futex(FutexSpec<'a>),
+    /// Ready at an instant.
+    Until(Instant),
+    /// Can only be polled.
+    Poll,
 }
 
 /// A share's wait words.
@@ -155,6 +181,10 @@ pub(crate) struct FutexSpec<'a> {
     pub(crate) registry: Option<Registry<'a>>,
     /// Learned per handle: a writer publishes without waking (libmembus), so poll.
     pub(crate) polling_writer: &'a AtomicBool,
+    /// The word's identity across mappings: the object and the word's offset in it (one
+    /// futex for the kernel, whichever process or mapping names it).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) key: (crate::sys::shm::FileId, usize),
 }
 
 /// Makes a handle a [`select`] source through its `$field`, which has `poll()` and

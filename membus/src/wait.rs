@@ -445,6 +445,8 @@ impl ForeignInner {
 /// Everything a memmsg/memcmd/memkv handle needs to wait and to wake: its companion's
 /// registry, what it learned about the writers, and its foreign-waiter broadcaster.
 pub(crate) struct CondWaits {
+    /// The share's identity and mapping address, for futex word keys.
+    share: (FileId, usize),
     companion: Option<Companion>,
     polling_writer: AtomicBool,
     waker: Waker,
@@ -466,6 +468,7 @@ impl CondWaits {
         };
         let polling = !created && !Segment::has_live_owner(seg.name()).unwrap_or(false);
         CondWaits {
+            share: (seg.file_id(), seg.base() as usize),
             companion,
             polling_writer: AtomicBool::new(polling),
             waker: Waker::default(),
@@ -491,6 +494,10 @@ impl CondWaits {
             seq: word,
             registry: self.registry(),
             polling_writer: &self.polling_writer,
+            key: (
+                self.share.0,
+                (word.as_ptr() as usize).wrapping_sub(self.share.1),
+            ),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! the kernel keys shared futexes by the underlying page, not the virtual address.
 
 use std::marker::PhantomData;
-#[cfg(test)]
+#[cfg(any(test, feature = "async"))]
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ pub(crate) struct Word<'a> {
 
 impl<'a> Word<'a> {
     /// A process-local atomic as a futex word.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "async"))]
     pub(crate) fn local(w: &'a AtomicU32) -> Word<'a> {
         Word {
             addr: w.as_ptr(),

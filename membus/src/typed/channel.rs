@@ -144,6 +144,35 @@ impl<M: Message> Receiver<M> {
         crate::select::wait_ready(self, timeout)
     }
 
+    /// Waits for the next message, undecodable message or overrun without blocking a
+    /// thread. Cancellation-safe (see [`aio`](crate::aio)).
+    ///
+    /// # Errors
+    /// As for [`recv`](Self::recv).
+    #[cfg(feature = "async")]
+    pub async fn recv_async(&mut self) -> Result<Recv<M>> {
+        loop {
+            match self.recv(Duration::ZERO)? {
+                Recv::Timeout => crate::aio::ready(&*self).await,
+                got => return Ok(got),
+            }
+        }
+    }
+
+    /// The received items as a [`Stream`](crate::aio::Stream) that never ends.
+    #[cfg(feature = "async")]
+    pub fn stream(&mut self) -> crate::aio::ItemStream<'_, Self, Result<Recv<M>>>
+    where
+        M: Send + 'static,
+    {
+        crate::aio::ItemStream::new(self, |r| {
+            Box::pin(async move {
+                let item = r.recv_async().await;
+                (item, r)
+            })
+        })
+    }
+
     /// Everything receivable now, without waiting.
     pub fn try_iter(&mut self) -> impl Iterator<Item = Result<Recv<M>>> + '_ {
         std::iter::from_fn(move || match self.recv(Duration::ZERO) {

@@ -658,6 +658,17 @@ impl<S: KvSchema> KvWatch<'_, S> {
     pub fn wait_ready(&self, timeout: Duration) -> bool {
         self.raw.wait_ready(timeout)
     }
+
+    /// Waits, without blocking a thread, for a batch after the watch's epoch, then returns
+    /// the typed events as [`changes`](Self::changes) does. Cancellation-safe.
+    ///
+    /// # Errors
+    /// As for [`changes`](Self::changes).
+    #[cfg(feature = "async")]
+    pub async fn changes_async(&mut self) -> Result<TypedChanges<S>> {
+        crate::aio::ready(&self.raw).await;
+        self.changes()
+    }
 }
 
 impl<S: KvSchema> crate::select::sealed::Sealed for KvWatch<'_, S> {}
