@@ -126,6 +126,18 @@ pub(crate) fn all() -> Vec<Case> {
             title: "futex wake/wait round trip (2 processes, floor)",
             run: |d| Ok(Outcome::Latency(waits::futex_roundtrip_processes(d)?)),
         },
+        Case {
+            title: "async wakeup latency (2 processes)",
+            run: |d| Ok(Outcome::Latency(waits::async_wakeup_video(d)?)),
+        },
+        Case {
+            title: "select() wakeup latency, memmsg (2 processes)",
+            run: |d| Ok(Outcome::Latency(waits::wakeup_memmsg(d, false)?)),
+        },
+        Case {
+            title: "async wakeup latency, memmsg (2 processes)",
+            run: |d| Ok(Outcome::Latency(waits::wakeup_memmsg(d, true)?)),
+        },
     ]
 }
 

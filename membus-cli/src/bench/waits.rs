@@ -1,5 +1,7 @@
 //! Waiting cases: libmembus's select wake-up (one memvid source), the same across
-//! processes, the bare futex round trip they are measured against, and typed messages.
+//! processes, the bare futex round trip they are measured against, typed messages, and
+//! the async wake-ups (the same workloads awaited through `membus::aio`, driven by a
+//! minimal executor that parks the thread between polls).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -116,6 +118,138 @@ pub(crate) fn select_wakeup_processes(d: Duration) -> BenchResult<Latency> {
     drop(r);
     finish(child)?;
     got
+}
+
+/// Polls `f` on this thread, parking between wakes, until it completes or `deadline`.
+fn block_on_until<F: std::future::Future>(f: F, deadline: Instant) -> Option<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
+/// "async wakeup latency": the 2-process select case with the reader awaiting
+/// `membus::aio::ready` instead of calling `select`.
+pub(crate) fn async_wakeup_video(d: Duration) -> BenchResult<Latency> {
+    let name = unique_name("asel_vid");
+    let warm = (d / 10).max(Duration::from_millis(50));
+    let child = spawn_peer(
+        "select-publish",
+        &[
+            &name,
+            &(warm + d + Duration::from_millis(100))
+                .as_millis()
+                .to_string(),
+        ],
+    )?;
+    let mut r = VideoReader::attach(name.as_str())?;
+    std::thread::sleep(warm);
+    let mut l = Latency {
+        name: "async wakeup latency (2 processes)".into(),
+        group: "select",
+        payload: "1 memvid source".into(),
+        samples_us: Vec::new(),
+    };
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if block_on_until(
+            membus::aio::ready(&r),
+            Instant::now() + Duration::from_millis(50),
+        )
+        .is_none()
+        {
+            continue;
+        }
+        let detected = monotonic_ns();
+        let mut newest = None;
+        loop {
+            match r.next()? {
+                Next::Frame(f) => newest = Some(f.vpts()),
+                Next::Overrun { .. } => {}
+                Next::Empty => break,
+            }
+        }
+        if let Some(sent) = newest {
+            let us = (detected - sent) as f64 / 1000.0;
+            if sent > 0 && us > 0.0 && us < 50_000.0 {
+                l.samples_us.push(us);
+            }
+        }
+    }
+    drop(r);
+    finish(child)?;
+    Ok(l)
+}
+
+/// A memmsg source in another process writing its send time every 5 ms; this thread waits
+/// with `select` (or awaits `read_async`) and measures stamp to return.
+pub(crate) fn wakeup_memmsg(d: Duration, use_async: bool) -> BenchResult<Latency> {
+    let name = unique_name("sel_msg");
+    let warm = (d / 10).max(Duration::from_millis(50));
+    let child = spawn_peer(
+        "msg-publish",
+        &[
+            &name,
+            &(warm + d + Duration::from_millis(100))
+                .as_millis()
+                .to_string(),
+        ],
+    )?;
+    let mut r = Reader::attach(name.as_str())?;
+    std::thread::sleep(warm);
+    let mut l = Latency {
+        name: if use_async {
+            "async wakeup latency, memmsg (2 processes)".into()
+        } else {
+            "select() wakeup latency, memmsg (2 processes)".into()
+        },
+        group: "select",
+        payload: "1 memmsg source".into(),
+        samples_us: Vec::new(),
+    };
+    let end = Instant::now() + d;
+    let mut buf = Vec::with_capacity(64);
+    while Instant::now() < end {
+        let got = if use_async {
+            match block_on_until(r.read_async(), Instant::now() + Duration::from_millis(50)) {
+                Some(got) => got?.message(),
+                None => continue,
+            }
+        } else {
+            if select(&[&r], Duration::from_millis(50)) != Some(0) {
+                continue;
+            }
+            r.read_into(&mut buf, Duration::ZERO)?
+                .message()
+                .map(|_| buf.clone())
+        };
+        let detected = monotonic_ns();
+        if let Some(bytes) = got.and_then(|b| <[u8; 8]>::try_from(&b[..]).ok()) {
+            let sent = i64::from_le_bytes(bytes);
+            let us = (detected - sent) as f64 / 1000.0;
+            if sent > 0 && us > 0.0 && us < 50_000.0 {
+                l.samples_us.push(us);
+            }
+        }
+    }
+    drop(r);
+    finish(child)?;
+    Ok(l)
 }
 
 /// Offsets of the futex ping-pong words in their memmap (separate cache lines).
@@ -254,6 +388,17 @@ pub(crate) fn peer(role: &str, names: &[String], say_ready: impl Fn()) -> BenchR
             let end = Instant::now() + Duration::from_millis(ms);
             while Instant::now() < end {
                 publish_stamped(&mut w)?;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(())
+        }
+        ("msg-publish", [name, ms]) => {
+            let ms: u64 = ms.parse()?;
+            let w = Writer::create(name.as_str(), 4096)?;
+            say_ready();
+            let end = Instant::now() + Duration::from_millis(ms);
+            while Instant::now() < end {
+                w.write(&monotonic_ns().to_le_bytes())?;
                 std::thread::sleep(Duration::from_millis(5));
             }
             Ok(())
