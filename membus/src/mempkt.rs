@@ -505,9 +505,7 @@ impl PacketReader {
     /// The records as a [`Stream`](crate::aio::Stream) that never ends: each item is a
     /// record (info, payload, metadata) or an overrun.
     #[cfg(feature = "async")]
-    pub fn stream(
-        &mut self,
-    ) -> crate::aio::ItemStream<'_, Self, Result<Next<OwnedRecord>>> {
+    pub fn stream(&mut self) -> crate::aio::ItemStream<'_, Self, Result<Next<OwnedRecord>>> {
         crate::aio::ItemStream::new(self, |r| {
             Box::pin(async move {
                 let (mut payload, mut meta) = (Vec::new(), Vec::new());
