@@ -272,7 +272,10 @@ impl AudioBufMut<'_> {
         if data.len() > fx {
             return Err(Error::new(
                 ErrorKind::MessageTooLarge,
-                "user data exceeds the per-frame buffer",
+                format!(
+                    "{} bytes of user data exceed the per-frame buffer of {fx} bytes",
+                    data.len()
+                ),
             )
             .with_share(self.writer.name().as_str())
             .with_sizes(fx as u64, data.len() as u64));
@@ -531,7 +534,11 @@ impl AudioBuf<'_> {
         if dst.len() != self.len() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
-                "destination size differs from the frame",
+                format!(
+                    "the destination has {} bytes, the frame {}",
+                    dst.len(),
+                    self.len()
+                ),
             )
             .with_sizes(self.len() as u64, dst.len() as u64));
         }

@@ -185,7 +185,10 @@ impl<A: MapAccess> MemMap<A> {
         self.seg.range(offset, len).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidArgument,
-                format!("{len} bytes at offset {offset} run past the end of the block"),
+                format!(
+                    "{len} bytes at offset {offset} run past the end of the {}-byte block",
+                    self.len()
+                ),
             )
             .with_share(self.name().as_str())
             .with_sizes(self.len() as u64, offset.saturating_add(len) as u64)

@@ -226,11 +226,16 @@ impl PacketWriter {
             );
         }
         if total > l.maxrec {
-            return Err(
-                Error::new(ErrorKind::MessageTooLarge, "record exceeds maxrec")
-                    .with_share(self.w.share.name().as_str())
-                    .with_sizes(l.maxrec as u64, total as u64),
-            );
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "a record of {total} bytes (payload and metadata) exceeds the share's \
+                         maxrec of {} bytes",
+                    l.maxrec
+                ),
+            )
+            .with_share(self.w.share.name().as_str())
+            .with_sizes(l.maxrec as u64, total as u64));
         }
         let stride = align_up(total as u64, l.align as u64).unwrap_or(u64::MAX) as i64;
         let arena = l.arenasz as i64;

@@ -117,7 +117,8 @@ impl KvLayout {
         }
         if layout.object_size() > object_size {
             return Err(bad(format!(
-                "{count} slots of {t} bytes need a larger object than the mapping"
+                "{count} slots of {t} bytes need {} bytes, more than the object's {object_size}",
+                layout.object_size()
             ))
             .with_sizes(layout.object_size() as u64, object_size as u64));
         }
@@ -198,7 +199,10 @@ fn check_text(what: &str, bytes: &[u8], max: usize) -> Result<()> {
     if bytes.len() > max {
         return Err(Error::new(
             ErrorKind::MessageTooLarge,
-            format!("{what} is longer than the store's limit"),
+            format!(
+                "{what} is {} bytes, longer than the store's limit of {max}",
+                bytes.len()
+            ),
         )
         .with_sizes(max as u64, bytes.len() as u64));
     }

@@ -61,6 +61,28 @@ fn unlink_if_same(name: &ShareName, id: FileId) {
     }
 }
 
+/// The mark of a share membus created: the sticky bit on the object's mode. It means nothing
+/// for a regular file on Linux, libmembus and pymembus never set it, and only the object's
+/// owner (or root) can change it, so a share that carries it was made by membus.
+pub(crate) const MEMBUS_MARK: u32 = libc::S_ISVTX;
+
+/// What a creator does when a share of its name already exists (and no live membus process
+/// holds its owner lock; a live owner's share is never replaced).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Replace {
+    /// Never replace: report the existing share.
+    Never,
+    /// Replace a share that membus created ([`MEMBUS_MARK`]) whose creator is dead. A share
+    /// without the mark (made by libmembus or pymembus, whose users may still be using it)
+    /// is reported, not replaced.
+    StaleMembus,
+    /// Replace any share without a live membus owner, including a foreign one.
+    AnyStale,
+}
+
+/// The advice every "already exists" error carries.
+const EXISTS_HINT: &str = "if its creator crashed, remove it with `membus rm --stale NAME`";
+
 /// One mapped named shared-memory object.
 ///
 /// This is the private owner of the raw mapping pointer: it hands out bounds-checked
@@ -95,39 +117,116 @@ pub(crate) enum Access {
 }
 
 impl Segment {
-    /// Creates `name` exclusively (O_CREAT|O_EXCL) with `size` bytes reserved up front and
-    /// the permission bits `mode` exactly (whatever the umask), takes the owner lock, and
-    /// maps it read-write. On any failure nothing is left behind.
-    pub(crate) fn create(name: &ShareName, size: usize, mode: u32) -> Result<Segment> {
-        let err = |kind, what: &'static str| Error::new(kind, what).with_share(name.as_str());
-        if size == 0 || i64::try_from(size).is_err() {
-            return Err(err(
-                ErrorKind::InvalidArgument,
-                "share size must be between 1 and i64::MAX",
-            )
-            .with_sizes(1, size as u64));
+    /// [`create`](Self::create), and when a share of that name exists, replaces it as
+    /// `replace` allows. The old object is removed only while this process holds its owner
+    /// lock, and only if the name still refers to it, so two creators restarting at once
+    /// cannot remove each other's new share: one of them gets an error.
+    pub(crate) fn create_replacing(
+        name: &ShareName,
+        size: usize,
+        mode: u32,
+        replace: Replace,
+    ) -> Result<Segment> {
+        let first = Self::create(name, size, mode);
+        match &first {
+            Err(e)
+                if replace != Replace::Never
+                    && e.kind() == ErrorKind::CreateFailed
+                    && e.errno() == Some(libc::EEXIST) => {}
+            _ => return first,
         }
-        if mode & !0o777 != 0 {
-            return Err(err(
-                ErrorKind::InvalidArgument,
-                "permission mode has bits outside 0o777",
-            )
-            .with_sizes(0o777, u64::from(mode)));
-        }
-        let fd = shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode as libc::mode_t)
-            .map_err(|e| {
-                let what = if e.raw_os_error() == Some(libc::EEXIST) {
-                    "a share with this name already exists (another creator won the race, or a stale share is left)"
-                } else {
-                    "shm_open(O_CREAT|O_EXCL)"
-                };
+        let err = |kind, what: String| Error::new(kind, what).with_share(name.as_str());
+        let old = match shm_open(name, libc::O_RDONLY, 0) {
+            Ok(fd) => fd,
+            // Removed meanwhile: try once more.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Self::create(name, size, mode)
+            }
+            Err(e) => {
                 let kind = if e.raw_os_error() == Some(libc::EACCES) {
                     ErrorKind::AccessDenied
                 } else {
                     ErrorKind::CreateFailed
                 };
-                err(kind, what).with_os_error(e)
-            })?;
+                return Err(err(
+                    kind,
+                    "a share with this name already exists and cannot be opened to check \
+                     whether it is stale (another user's?)"
+                        .into(),
+                )
+                .with_os_error(e));
+            }
+        };
+        // SAFETY: `old` is open; a non-blocking exclusive flock returns at once.
+        if unsafe { libc::flock(old.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(err(
+                ErrorKind::CreateFailed,
+                "a share with this name already exists and a live membus process owns it \
+                 (or is replacing it right now); it is not replaced: stop that process or \
+                 use another name"
+                    .into(),
+            )
+            .with_os_error(std::io::Error::from_raw_os_error(libc::EEXIST)));
+        }
+        let st = fstat(&old).map_err(|e| {
+            err(
+                ErrorKind::CreateFailed,
+                "fstat of the existing share".into(),
+            )
+            .with_os_error(e)
+        })?;
+        if replace == Replace::StaleMembus && st.st_mode & MEMBUS_MARK == 0 {
+            return Err(err(
+                ErrorKind::CreateFailed,
+                "a share with this name already exists and was not created by membus \
+                 (libmembus or pymembus made it, and may still be using it); it is not \
+                 replaced: if nothing uses it, remove it with `membus rm NAME`, or create \
+                 with the `replace_stale(true)` option"
+                    .into(),
+            )
+            .with_os_error(std::io::Error::from_raw_os_error(libc::EEXIST)));
+        }
+        // Holding the old object's owner lock: nobody else replaces it meanwhile.
+        unlink_if_same(name, file_id(&st));
+        drop(old);
+        Self::create(name, size, mode)
+    }
+
+    /// Creates `name` exclusively (O_CREAT|O_EXCL) with `size` bytes reserved up front and
+    /// the permission bits `mode` exactly (whatever the umask) plus [`MEMBUS_MARK`], takes
+    /// the owner lock, and maps it read-write. On any failure nothing is left behind.
+    pub(crate) fn create(name: &ShareName, size: usize, mode: u32) -> Result<Segment> {
+        let err = |kind, what: &str| Error::new(kind, what.to_string()).with_share(name.as_str());
+        if size == 0 || i64::try_from(size).is_err() {
+            return Err(err(
+                ErrorKind::InvalidArgument,
+                &format!("share size {size} is not between 1 and i64::MAX"),
+            ));
+        }
+        if mode & !0o777 != 0 {
+            return Err(err(
+                ErrorKind::InvalidArgument,
+                &format!("permission mode {mode:#o} has bits outside 0o777"),
+            ));
+        }
+        let fd = shm_open(
+            name,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            mode as libc::mode_t,
+        )
+        .map_err(|e| {
+            let what = if e.raw_os_error() == Some(libc::EEXIST) {
+                format!("a share with this name already exists; {EXISTS_HINT}")
+            } else {
+                "shm_open(O_CREAT|O_EXCL)".to_string()
+            };
+            let kind = if e.raw_os_error() == Some(libc::EACCES) {
+                ErrorKind::AccessDenied
+            } else {
+                ErrorKind::CreateFailed
+            };
+            err(kind, &what).with_os_error(e)
+        })?;
         // From here on the object exists: every failure must unlink it.
         let id = match fstat(&fd) {
             Ok(st) => file_id(&st),
@@ -143,10 +242,8 @@ impl Segment {
             unlink_if_same(name, id);
             Err(e)
         };
-        // SAFETY: `fd` is open; fchmod only changes the permission bits.
-        if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
-            return fail(err(ErrorKind::CreateFailed, "fchmod").with_os_error(last_os_error()));
-        }
+        // The owner lock first, then the mark: a share that carries the mark but whose lock
+        // is free is one whose creator is gone.
         // SAFETY: `fd` is open; a non-blocking exclusive flock on a fresh object cannot block.
         if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return fail(
@@ -154,21 +251,21 @@ impl Segment {
                     .with_os_error(last_os_error()),
             );
         }
+        // SAFETY: `fd` is open; fchmod only changes the permission bits.
+        if unsafe { libc::fchmod(fd.as_raw_fd(), (mode | MEMBUS_MARK) as libc::mode_t) } != 0 {
+            return fail(err(ErrorKind::CreateFailed, "fchmod").with_os_error(last_os_error()));
+        }
         // Reserve the memory now, so a full /dev/shm is this error, not a SIGBUS later.
         // SAFETY: `fd` is open for writing; offset 0 and a positive length that fits off_t.
         let rc = unsafe { libc::fallocate(fd.as_raw_fd(), 0, 0, size as libc::off_t) };
         if rc != 0 {
             let e = last_os_error();
             let what = if e.raw_os_error() == Some(libc::ENOSPC) {
-                "no room in /dev/shm to reserve the share"
+                format!("no room in /dev/shm to reserve the share's {size} bytes")
             } else {
-                "reserving the share's memory (fallocate)"
+                format!("reserving the share's {size} bytes (fallocate)")
             };
-            return fail(
-                err(ErrorKind::CreateFailed, what)
-                    .with_sizes(size as u64, 0)
-                    .with_os_error(e),
-            );
+            return fail(err(ErrorKind::CreateFailed, &what).with_os_error(e));
         }
         match Self::map(&fd, size, true) {
             Ok(ptr) => Ok(Segment {
@@ -369,6 +466,17 @@ impl Segment {
         }
         let ptr = Self::map(&fd, len, true)?;
         Ok(PrefixMap { ptr, len })
+    }
+
+    /// A copy of the first `n` bytes (fewer if the object is smaller), read with atomic
+    /// loads: bytes other processes write meanwhile may be torn.
+    pub(crate) fn head(&self, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n.min(self.len)];
+        // SAFETY: `base()..base() + out.len()` lies inside the mapping (out.len() ≤ len),
+        // which lives as long as `self`; the copy uses atomic loads, so concurrent writers
+        // only make the copy torn.
+        unsafe { crate::sys::copy::copy_from_shared(self.base(), &mut out) };
+        out
     }
 
     /// Start of the mapping. Valid for `len()` bytes while `self` lives.
