@@ -505,33 +505,49 @@ fn tail_follows_media_rings_frame_by_frame() {
     assert_eq!(lines.lines().count(), 3);
 
     // A writer in another handle (as a libmembus writer would) publishes frame 2 into slot
-    // 1, then frame 5 into slot 0 (frames 3 and 4 never reach this reader).
-    let tail = Command::new(env!("CARGO_BIN_EXE_membus"))
-        .args(["tail", g.name(), "--count", "2", "--timeout", "20s"])
+    // 1, then frame 5 into slot 0 (frames 3 and 4 never reach this reader). The tail starts
+    // from the start, so its first line (frame 1) says it is following; each frame is
+    // published only after the tail printed the one before (no timing assumption).
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args([
+            "tail",
+            g.name(),
+            "--from-start",
+            "--count",
+            "3",
+            "--timeout",
+            "60s",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_mapped(tail.id(), g.name());
-    std::thread::sleep(Duration::from_millis(100));
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(tail.stdout.take().unwrap()));
+    let mut next_line = || {
+        lines
+            .next()
+            .expect("a line from tail")
+            .expect("tail output")
+    };
+    assert_eq!(
+        next_line(),
+        "seq=1 slot=0 vpts=123456 apts=123000 size=384 user=0"
+    );
     let raw = membus_tests::RawShare::open(g.name()).unwrap();
     let slot = |i: usize| 4096 + i * 448;
     raw.put_i64(slot(1) + 8, 999);
     raw.put_i64(slot(1) + 32, 2);
     raw.put_i64(40, 2);
-    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(next_line(), "seq=2 slot=1 vpts=999 apts=0 size=384 user=0");
     raw.put_i64(slot(0) + 8, 5000);
     raw.put_i64(slot(0) + 32, 5);
     raw.put_i64(40, 5);
-    let out = tail.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(next_line(), "overrun: 2 lost");
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "seq=2 slot=1 vpts=999 apts=0 size=384 user=0\noverrun: 2 lost\nseq=5 slot=0 vpts=5000 apts=123000 size=384 user=0\n"
+        next_line(),
+        "seq=5 slot=0 vpts=5000 apts=123000 size=384 user=0"
     );
+    let status = tail.wait().unwrap();
+    assert!(status.success(), "tail: {status}");
 
     // A corrupt header is an error, not a crash.
     raw.put_i64(56, 1 << 40);
