@@ -1,11 +1,11 @@
 //! Derive macros for membus: `#[derive(MemKv)]`, `#[derive(MemKvEnum)]` and
 //! `#[derive(Message)]`.
 //!
-//! This crate is re-exported by `membus`; depend on `membus` and use the derives from there.
-//! The code is split as parse ([`attr`], [`ast`]) → validate ([`valid`]) → expand
-//! ([`expand`]); this file only dispatches. Every user mistake becomes a spanned
-//! `compile_error!`, all collected ([`ctxt`]), plus a stub impl so no follow-on errors
-//! appear.
+//! This crate is re-exported by `membus`; depend on `membus` and use the derives from there
+//! (`membus::MemKv`, `membus::MemKvEnum`, `membus::Message`); the generated code names only
+//! items of `membus`. Every mistake in a derived type becomes a compile error spanned on the
+//! offending field or attribute, all of them at once, and the derive still emits the items
+//! other code names (the key constants of a `MemKv` struct), so no follow-on errors appear.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]

@@ -46,7 +46,7 @@
 //! Other processes can write a share at any time, including processes that do not follow
 //! the protocol. membus therefore never hands out a plain Rust reference to bytes another
 //! process may write, reads every racy word with atomic loads, copies payloads with
-//! accesses the compiler treats as opaque (see `sys::copy`), and bounds-checks every
+//! accesses the compiler treats as opaque, and bounds-checks every
 //! offset read from a share at the moment it is used: a corrupt or hostile header yields
 //! [`ErrorKind::InvalidLayout`], never undefined behaviour, a panic or a crash. One hazard
 //! remains outside any library's control: a process that shrinks a share's object

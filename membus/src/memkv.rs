@@ -1,4 +1,4 @@
-//! memkv: a fixed-schema key/value store of named string slots (spec §6), byte-compatible
+//! memkv: a fixed-schema key/value store of named string slots, byte-compatible
 //! with libmembus 2.1 and pymembus 2.2.
 //!
 //! The creator fixes the number of slots and the name and value limits, names the slots,
@@ -26,13 +26,13 @@
 //! ```
 //!
 //! Differences from libmembus that a peer cannot observe on the wire: slot strides are
-//! always a multiple of 8 (V is rounded up, W15) and misaligned C++ stores are refused;
-//! readers spin with a pause and yield and report a stuck writer as `stale` (W15); name
-//! lookup is exact (W16); names and values with NUL bytes are refused; the slot count is
-//! read once at attach and validated against the mapping (W11); a snapshot is consistent
+//! always a multiple of 8 (V is rounded up) and misaligned C++ stores are refused;
+//! readers spin with a pause and yield and report a stuck writer as `stale`; name
+//! lookup is exact; names and values with NUL bytes are refused; the slot count is
+//! read once at attach and validated against the mapping; a snapshot is consistent
 //! (it falls back to the lock instead of returning a torn best effort); waits loop over
-//! spurious wake-ups until their deadline (W17); a peer that died holding the lock is
-//! recovered from (W8).
+//! spurious wake-ups until their deadline; a peer that died holding the lock is
+//! recovered from.
 
 use std::sync::atomic::{fence, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -567,7 +567,7 @@ impl MemKv {
     }
 
     /// The index of the first slot whose name is exactly `name` (libmembus compares only
-    /// the first N bytes, W16; membus compares the whole name).
+    /// the first N bytes; membus compares the whole name).
     pub fn find(&self, name: &str) -> Option<usize> {
         if name.is_empty() || name.len() > self.max_name_len() || name.contains('\0') {
             return None;
@@ -638,7 +638,7 @@ impl MemKv {
         Ok(())
     }
 
-    /// With the lock held: the seqlock write of one slot (spec §6.4 step 4).
+    /// With the lock held: the seqlock write of one slot.
     fn write_slot(&self, idx: usize, value: &[u8], epoch: i64) -> Result<()> {
         let seq = self.slot_word(idx, SLOT_SEQ)?;
         let last = self.slot_word(idx, SLOT_LAST_EPOCH)?;

@@ -1,4 +1,4 @@
-//! memmap: a raw named shared-memory block with no header (spec §1), the user's own layout.
+//! memmap: a raw named shared-memory block with no header, the user's own layout.
 //!
 //! Access is by copying reads and writes at offsets ([`MemMap::read_at`],
 //! [`MemMap::write_at`]), plus aligned 64-bit atomics ([`MemMap::atomic_u64`]) for

@@ -190,7 +190,7 @@ fn memcmd_four(d: Duration) -> BenchResult<Throughput> {
 const KV_NAMES: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
 
 /// libmembus "memkv setValue": 8 slots, 16-byte names, 64-byte values (membus rounds the
-/// value length to 70 so slots stay 8-byte aligned); sets "value_<v>" into slot v % 8.
+/// value length to 70 so slots stay 8-byte aligned); sets `value_<v>` into slot v % 8.
 fn memkv_set(d: Duration) -> BenchResult<Throughput> {
     let kv = MemKv::create_named(unique_name("memkv"), &KV_NAMES, 16, 64)?;
     let mut v = 0u64;

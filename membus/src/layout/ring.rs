@@ -1,4 +1,4 @@
-//! memmsg and memcmd layout (spec §4 and §5).
+//! memmsg and memcmd layout.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::align_up;
@@ -192,7 +192,7 @@ impl RingLayout {
         usize::try_from(s).ok()
     }
 
-    /// The longest message a reader can ever read back: stride(len) ≤ S (fixes W4). 0 when
+    /// The longest message a reader can ever read back: stride(len) ≤ S . 0 when
     /// S is too small for any frame.
     pub fn max_message_len(&self) -> usize {
         (self.capacity / 8 * 8).saturating_sub(FRAME_HEADER)
