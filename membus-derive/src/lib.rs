@@ -39,6 +39,13 @@ pub fn derive_mem_kv_enum(input: TokenStream) -> TokenStream {
 /// membus's typed senders and receivers, with a wire form a pymembus peer reads and writes
 /// with Python's standard library. See `membus::typed` for the wire form and the
 /// `#[message(...)]` attributes.
+///
+/// Fields of standard types (numbers, `bool`, `String`, `Vec`, `Option`, tuples, ...) need
+/// nothing more. A field of your own type must implement `serde::Serialize` and
+/// `serde::Deserialize`: depend on `serde = { version = "1", features = ["derive"] }` and
+/// derive both on the type. For `membus::typed::Pod<T>` messages (raw bytes, no text form),
+/// `T` must implement `bytemuck::Pod` (`bytemuck = { version = "1", features = ["derive"] }`,
+/// `#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]` on a `#[repr(C)]` struct).
 #[proc_macro_derive(Message, attributes(message))]
 pub fn derive_message(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

@@ -93,6 +93,11 @@ pub use typed::{Kv, KvValue, MemKvEnum};
 pub use membus_derive::{MemKv, MemKvEnum};
 
 /// What generated code (`#[derive(Message)]`, `#[derive(MemKv)]`) names. Not public API.
+/// This crate's README snippet, compiled (not run) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeSnippet;
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::typed::codec::{
