@@ -123,11 +123,15 @@ impl fmt::Display for ErrorKind {
 ///
 /// ```
 /// use membus::{Error, ErrorKind};
-/// let e = Error::new(ErrorKind::SizeMismatch, "ring capacity differs")
+/// let e = Error::new(ErrorKind::SizeMismatch, "the memmsg has capacity 2048, not the expected 1024")
 ///     .with_share("/cam")
 ///     .with_sizes(1024, 2048);
 /// assert_eq!(e.code(), 5);
-/// assert_eq!(e.to_string(), "size mismatch: share /cam: ring capacity differs (expected 1024, found 2048)");
+/// assert_eq!(e.sizes(), Some((1024, 2048)));
+/// assert_eq!(
+///     e.to_string(),
+///     "size mismatch: share /cam: the memmsg has capacity 2048, not the expected 1024"
+/// );
 /// ```
 pub struct Error(Box<Inner>);
 
