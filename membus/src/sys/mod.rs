@@ -1,4 +1,11 @@
-//! The OS layer: the only module that calls libc.
+//! The OS layer: the only module that calls libc, rustix or memmap2.
+//!
+//! Well-kept crates do what they can: [`shm`] opens, sizes, locks and maps objects through
+//! `rustix` and `memmap2` without unsafe code of its own. Raw code stays only where no crate
+//! does the job: [`copy`] (byte copies made of atomic accesses, so that racing with another
+//! process is not undefined behaviour), [`pthread`] (glibc's process-shared mutex and
+//! condition in place inside a share, as libmembus lays them out) and [`futex`] (waits on a
+//! word another process writes).
 //!
 //! It knows nothing of share layouts. [`shm::Segment`] owns one named POSIX shared-memory
 //! object and its mapping; [`pthread::LockPair`] drives a process-shared glibc mutex and
@@ -22,8 +29,6 @@ pub(crate) mod futex;
 pub(crate) mod pthread;
 pub(crate) mod shm;
 
-use std::io;
-
 /// A random non-zero 64-bit session id (spec §3.1 recommends any random non-zero i64).
 pub(crate) fn random_session_id() -> i64 {
     loop {
@@ -46,9 +51,4 @@ pub(crate) fn random_session_id() -> i64 {
             return id;
         }
     }
-}
-
-/// The calling thread's last OS error.
-pub(crate) fn last_os_error() -> io::Error {
-    io::Error::last_os_error()
 }
