@@ -162,15 +162,28 @@ fn a_libmembus_share_is_not_replaced_unless_asked() {
 }
 
 #[test]
-fn already_exists_says_what_to_do() {
-    let g = ShmGuard::new("exists");
-    let _first = MemMap::create(g.name(), 64).unwrap();
-    let e = MemMap::create(g.name(), 64).err().unwrap();
-    assert_eq!(e.kind(), ErrorKind::CreateFailed);
+fn memmap_restarts_after_its_creator_is_killed() {
+    let g = ShmGuard::new("restart-map");
+    let first = MemMap::create(g.name(), 64).unwrap();
+    let e = MemMap::create(g.name(), 64)
+        .err()
+        .expect("a live owner's block");
+    assert_live_owner_error(&e, "memmap");
     assert!(
-        e.to_string().contains("membus rm --stale"),
-        "the error should name `membus rm --stale`: {e}"
+        e.to_string()
+            .contains("stop that process or use another name"),
+        "the error says what to do: {e}"
     );
+    drop(first);
+    let mut child = Command::new(peer_bin!())
+        .args(["create-and-die", g.name()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn membus-peer");
+    assert_eq!(first_line(&mut child), "created");
+    assert!(!child.wait().unwrap().success(), "the creator was killed");
+    let m = MemMap::create(g.name(), 128).expect("restart replaces the stale block");
+    assert_eq!(m.len(), 128);
 }
 
 #[test]

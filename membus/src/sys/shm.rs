@@ -113,8 +113,6 @@ pub(crate) const MEMBUS_MARK: u32 = libc::S_ISVTX;
 /// holds its owner lock; a live owner's share is never replaced).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Replace {
-    /// Never replace: report the existing share.
-    Never,
     /// Replace a share that membus created ([`MEMBUS_MARK`]) whose creator is dead. A share
     /// without the mark (made by libmembus or pymembus, whose users may still be using it)
     /// is reported, not replaced.
@@ -124,7 +122,8 @@ pub(crate) enum Replace {
 }
 
 /// The advice every "already exists" error carries.
-const EXISTS_HINT: &str = "if its creator crashed, remove it with `membus rm --stale NAME`";
+const EXISTS_HINT: &str = "if nothing uses it, remove it with `membus rm NAME` \
+     (`membus rm --stale` removes every stale share of yours)";
 
 /// One mapped named shared-memory object.
 ///
@@ -170,10 +169,7 @@ impl Segment {
     ) -> Result<Segment> {
         let first = Self::create(name, size, mode);
         match &first {
-            Err(e)
-                if replace != Replace::Never
-                    && e.kind() == ErrorKind::CreateFailed
-                    && e.errno() == Some(libc::EEXIST) => {}
+            Err(e) if e.kind() == ErrorKind::CreateFailed && e.errno() == Some(libc::EEXIST) => {}
             _ => return first,
         }
         let err = |kind, what: String| Error::new(kind, what).with_share(name.as_str());
