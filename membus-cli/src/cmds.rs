@@ -175,8 +175,32 @@ fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
     }
 }
 
+/// The one text for a share that does not exist.
+fn no_such_share(name: &str) -> String {
+    format!("share {name}: no such share (`membus ls` lists the shares)")
+}
+
+/// [`no_such_share`] with a command-specific hint.
+fn no_such_share_hint(name: &str, hint: &str) -> String {
+    format!("share {name}: no such share (`membus ls` lists the shares; {hint})")
+}
+
+/// "a memkv share", or "an object of no known share type".
+fn a_share_of(kind: Kind) -> String {
+    match kind {
+        Kind::Unknown => "an object of no known share type".into(),
+        k => format!("a {} share", k.as_str()),
+    }
+}
+
 fn probe_existing(name: &str) -> Result<Probe, Box<dyn std::error::Error>> {
-    probe(name).map_err(|e| format!("share {name}: {e}").into())
+    probe(name).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            no_such_share(name).into()
+        } else {
+            format!("share {name}: {e}").into()
+        }
+    })
 }
 
 pub fn info(name: &str, as_json: bool) -> CmdResult {
@@ -206,7 +230,16 @@ pub fn info(name: &str, as_json: bool) -> CmdResult {
         ),
     ];
     for (k, v) in &p.fields {
-        rows.push((k.to_string(), v.to_string().trim_matches('"').to_string()));
+        let v = v.to_string().trim_matches('"').to_string();
+        // The media header repeats `type` and `size`: show each field once, and the header's
+        // own value only where it differs (the problem line then says why).
+        if let Some(row) = rows.iter().position(|(rk, _)| rk == k) {
+            if *k == "size" && v != rows[row].1 {
+                rows.push(("header size".into(), v));
+            }
+            continue;
+        }
+        rows.push((k.to_string(), v));
     }
     if let Some(problem) = &p.problem {
         rows.push(("problem".into(), problem.clone()));
@@ -270,9 +303,12 @@ pub fn tail(
             };
         }
         other => {
-            return Err(
-                format!("share {name}: tail cannot follow {} shares", other.as_str()).into(),
+            return Err(format!(
+                "share {name}: tail cannot follow {} (it follows memmsg, memcmd, memkv, \
+                 memvid, memaud and mempkt shares)",
+                a_share_of(other)
             )
+            .into())
         }
     };
     let deadline = timeout.map(|t| Instant::now() + t);
@@ -297,6 +333,9 @@ pub fn tail(
                 if kv.wait_for_change(*since, wait)?.is_some() {
                     let changes = kv.changed_since(*since)?;
                     for ch in &changes.changes {
+                        if count.is_some_and(|c| seen >= c) {
+                            break;
+                        }
                         let slot = kv.slot_name(ch.index)?;
                         writeln!(
                             out,
@@ -334,8 +373,67 @@ pub fn tail(
     Ok(())
 }
 
-pub fn send(name: &str, messages: &[String], create: Option<usize>, linger: Duration) -> CmdResult {
+/// Blocks SIGINT and SIGTERM in this thread (before any other thread exists, so in the
+/// whole process), so that [`wait_for_signal`] can take them synchronously and the caller's
+/// destructors (which remove a created share) run.
+fn block_stop_signals() -> std::io::Result<libc::sigset_t> {
+    // SAFETY: an all-zero sigset_t is a valid value for sigemptyset to initialise.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable sigset_t for each call; the signal numbers are valid;
+    // pthread_sigmask only reads `set` and may write the null old-set pointer not at all.
+    let rc = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(set)
+}
+
+/// Waits until one of the blocked signals in `set` arrives, or `limit` has passed. Returns
+/// the signal number, if one came.
+fn wait_for_signal(set: &libc::sigset_t, limit: Option<Duration>) -> Option<i32> {
+    let end = limit.map(|l| Instant::now() + l);
+    loop {
+        let step = match end {
+            Some(e) => {
+                let left = e.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                left.min(Duration::from_secs(1))
+            }
+            None => Duration::from_secs(1),
+        };
+        let ts = libc::timespec {
+            tv_sec: step.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(step.subsec_nanos() as i32),
+        };
+        // SAFETY: `set` is an initialised sigset_t, `ts` a valid timespec; the siginfo
+        // pointer may be null. Both outlive the call.
+        let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+        if sig > 0 {
+            return Some(sig);
+        }
+        // EAGAIN (this step timed out) or EINTR: check the deadline and wait again.
+    }
+}
+
+pub fn send(
+    name: &str,
+    messages: &[String],
+    create: Option<usize>,
+    linger: Option<Duration>,
+) -> CmdResult {
     let name = share_name(name)?;
+    // Before anything else: a created share must be removed however the command ends.
+    let signals = match create {
+        Some(_) => Some(block_stop_signals()?),
+        None => None,
+    };
     let lines: Vec<Vec<u8>> = if messages.is_empty() {
         // Lines as bytes: a message need not be UTF-8.
         let mut v = Vec::new();
@@ -355,10 +453,7 @@ pub fn send(name: &str, messages: &[String], create: Option<usize>, linger: Dura
     let exists = std::path::Path::new(&crate::probe::path_of(&name)).exists();
     let write: SendFn = if !exists {
         let Some(size) = create else {
-            return Err(format!(
-                "share {name}: no such share (use --create SIZE to make a memmsg)"
-            )
-            .into());
+            return Err(no_such_share_hint(&name, "--create SIZE makes a memmsg").into());
         };
         let w = Writer::create(name.as_str(), size)?;
         Box::new(move |m| w.write(m))
@@ -376,17 +471,26 @@ pub fn send(name: &str, messages: &[String], create: Option<usize>, linger: Dura
                 Box::new(move |m| w.write(m))
             }
             other => {
-                return Err(
-                    format!("share {name}: cannot send to a {} share", other.as_str()).into(),
+                return Err(format!(
+                    "share {name}: cannot send to {} (only to a memmsg or memcmd)",
+                    a_share_of(other)
                 )
+                .into())
             }
         }
     };
     for m in &lines {
         write(m)?;
     }
-    if !exists && !linger.is_zero() {
-        std::thread::sleep(linger);
+    if let (false, Some(set)) = (exists, signals.as_ref()) {
+        match linger {
+            Some(l) => eprintln!(
+                "membus: created memmsg {name}; removing it in {:.1} s (or on Ctrl-C)",
+                l.as_secs_f64()
+            ),
+            None => eprintln!("membus: created memmsg {name}; keeping it until Ctrl-C or SIGTERM"),
+        }
+        wait_for_signal(set, linger);
     }
     drop(write);
     Ok(())
@@ -396,7 +500,7 @@ fn open_kv(name: &str) -> Result<(String, MemKv), Box<dyn std::error::Error>> {
     let name = share_name(name)?;
     let kind = probe_existing(&name)?.kind;
     if kind != Kind::MemKv {
-        return Err(format!("share {name}: is a {} share, not a memkv", kind.as_str()).into());
+        return Err(format!("share {name}: this is {}, not a memkv", a_share_of(kind)).into());
     }
     let kv = MemKv::attach(name.as_str())?;
     Ok((name, kv))
@@ -412,8 +516,72 @@ pub fn kv_get(name: &str, key: &str) -> CmdResult {
     Ok(())
 }
 
-pub fn kv_set(name: &str, pairs: &[String]) -> CmdResult {
-    let (_, kv) = open_kv(name)?;
+/// What a typed (membus-derived) reader accepts in a slot, as far as its current text
+/// tells: the schema itself is only recorded as a fingerprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Bool,
+    Number,
+    /// Text, an enum name, or an empty (None) value: nothing to check.
+    Any,
+}
+
+fn shape_of(text: &str) -> Shape {
+    if text == "true" || text == "false" {
+        Shape::Bool
+    } else if !text.is_empty() && text.parse::<f64>().is_ok() {
+        Shape::Number
+    } else {
+        Shape::Any
+    }
+}
+
+/// Refuses values a typed reader of this store could not parse, when the store is typed.
+fn check_typed(name: &str, kv: &MemKv, batch: &[(&str, &[u8])]) -> CmdResult {
+    let names = kv.slot_names()?;
+    if !names
+        .iter()
+        .any(|n| n == membus::typed::kv::FINGERPRINT_SLOT)
+    {
+        return Ok(());
+    }
+    for (key, value) in batch {
+        if *key == membus::typed::kv::FINGERPRINT_SLOT {
+            return Err(format!(
+                "share {name}: `{key}` holds the store's schema fingerprint; writing it would \
+                 make typed peers refuse the store (use --raw to write it anyway)"
+            )
+            .into());
+        }
+        let Ok(current) = kv.get_by_name(key) else {
+            continue; // the write itself reports the unknown key
+        };
+        let current = String::from_utf8_lossy(&current.value).into_owned();
+        let new = String::from_utf8_lossy(value);
+        let ok = match shape_of(&current) {
+            Shape::Bool => new == "true" || new == "false",
+            Shape::Number => new.parse::<f64>().is_ok(),
+            Shape::Any => true,
+        };
+        if !ok {
+            let want = if shape_of(&current) == Shape::Bool {
+                "true or false"
+            } else {
+                "a number"
+            };
+            return Err(format!(
+                "share {name}: slot `{key}` of this typed store holds {current:?}, so its typed \
+                 readers expect {want}, not {new:?}; nothing was written (use --raw to write \
+                 it anyway)"
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+pub fn kv_set(name: &str, pairs: &[String], raw: bool) -> CmdResult {
+    let (share, kv) = open_kv(name)?;
     if pairs.len() % 2 != 0 {
         return Err("kv set takes KEY VALUE pairs".into());
     }
@@ -421,6 +589,9 @@ pub fn kv_set(name: &str, pairs: &[String]) -> CmdResult {
         .chunks(2)
         .map(|p| (p[0].as_str(), p[1].as_bytes()))
         .collect();
+    if !raw {
+        check_typed(&share, &kv, &batch)?;
+    }
     let epoch = kv.set_many_by_name(&batch)?;
     println!("epoch {epoch}");
     Ok(())
@@ -449,7 +620,17 @@ pub fn kv_dump(name: &str, as_json: bool) -> CmdResult {
     Ok(())
 }
 
-pub fn rm(names: &[String], stale: bool, force: bool) -> CmdResult {
+/// The owner uid of the share `name`, if it can be read.
+fn owner_uid(name: &str) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(crate::probe::path_of(name))
+        .ok()
+        .map(|m| m.uid())
+}
+
+pub fn rm(names: &[String], stale: bool, all_users: bool, force: bool) -> CmdResult {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let me = unsafe { libc::getuid() };
     let users = users_by_share();
     let none = Vec::new();
     let mut failures = Vec::new();
@@ -462,6 +643,7 @@ pub fn rm(names: &[String], stale: bool, force: bool) -> CmdResult {
         let recognised: BTreeMap<String, Probe> = all_probes()
             .into_iter()
             .filter(|p| p.kind != Kind::Unknown && p.name.contains(filter))
+            .filter(|p| all_users || owner_uid(&p.name) == Some(me))
             .map(|p| (p.name.clone(), p))
             .collect();
         for n in recognised.keys() {
@@ -490,7 +672,7 @@ pub fn rm(names: &[String], stale: bool, force: bool) -> CmdResult {
     for n in targets {
         match membus::remove(n.as_str()) {
             Ok(true) => println!("removed {n}"),
-            Ok(false) => failures.push(format!("share {n}: no such share")),
+            Ok(false) => failures.push(no_such_share(&n)),
             Err(e) => failures.push(e.to_string()),
         }
     }

@@ -42,6 +42,31 @@ fn duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("not a duration: {s:?}"))
 }
 
+/// Parses a size in bytes: `4096`, `4k`, `64KiB`, `1M`, `2MiB`, `1G`. The units are binary
+/// (k, K, KB, KiB = 1024; M = 1024²; G = 1024³), as memory sizes are.
+fn size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("not a size: {s:?} (try 4096, 4k, 64KiB, 1M)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?} (use k, KiB, M, MiB, G)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// List the shares in /dev/shm that membus recognises.
@@ -52,7 +77,9 @@ enum Cmd {
     /// holds its owner lock, "in use" when a process maps it or holds it open, "stale"
     /// otherwise.
     ///
-    /// Example: `membus ls --json`
+    /// Example: `membus ls`
+    ///
+    /// Example: `membus ls --all --json`
     Ls {
         /// Also list objects no type matches (raw memmap blocks and foreign objects).
         #[arg(long)]
@@ -80,13 +107,16 @@ enum Cmd {
     /// written so far.
     ///
     /// Example: `membus tail /telemetry --from-start --count 10 --timeout 5s`
+    ///
+    /// Example: `membus tail /camera-state` (each change of a memkv as it happens)
     Tail {
         /// Share name.
         name: String,
         /// Start at the oldest message still in the ring instead of the newest.
         #[arg(long)]
         from_start: bool,
-        /// Exit after this many messages (non-zero status if the timeout comes first).
+        /// Exit after this many messages, memkv changes, frames or records (non-zero status
+        /// if the timeout comes first).
         #[arg(long)]
         count: Option<u64>,
         /// Stop after this long (e.g. 500ms, 5s, 1m). Default: run until interrupted.
@@ -98,27 +128,35 @@ enum Cmd {
     },
     /// Write messages to a memcmd, or to a memmsg (creating one with --create SIZE).
     ///
-    /// With no MESSAGE arguments, each line of standard input is one message.
+    /// With no MESSAGE arguments, each line of standard input is one message. A memmsg made
+    /// with --create stays until the command is interrupted (Ctrl-C, SIGTERM) or --linger
+    /// has passed, so readers can attach and read it; then it is removed.
     ///
     /// Example: `membus send /camera-cmd pan-left zoom-in`
-    /// Example: `echo hello | membus send /greetings --create 4096 --linger 10s`
+    ///
+    /// Example: `membus send /greetings --create 4k hello` (keeps it until Ctrl-C)
+    ///
+    /// Example: `echo hello | membus send /greetings --create 64KiB --linger 10s`
     Send {
         /// Share name.
         name: String,
         /// Messages to send, one per argument.
         messages: Vec<String>,
-        /// Create a memmsg of this capacity (bytes) if the share does not exist.
-        #[arg(long, value_name = "SIZE")]
+        /// Create a memmsg of this capacity if the share does not exist (bytes, or with a
+        /// unit: 4k, 64KiB, 1M).
+        #[arg(long, value_name = "SIZE", value_parser = size)]
         create: Option<usize>,
-        /// With --create: keep the share this long after the last message, so readers
-        /// can attach and read it (membus cannot see reader positions in a memmsg).
-        #[arg(long, value_parser = duration, default_value = "0s")]
-        linger: Duration,
+        /// With --create: remove the share this long after the last message instead of
+        /// waiting for Ctrl-C or SIGTERM (e.g. 500ms, 10s, 1m).
+        #[arg(long, value_parser = duration)]
+        linger: Option<Duration>,
     },
     /// Read and write a memkv store.
     ///
     /// Example: `membus kv /camera-state get exposure`
+    ///
     /// Example: `membus kv /camera-state set exposure 500 mode auto` (one atomic batch)
+    ///
     /// Example: `membus kv /camera-state dump --json`
     Kv {
         /// Share name.
@@ -130,13 +168,20 @@ enum Cmd {
     /// kept unless --force.
     ///
     /// Example: `membus rm /old-share`
-    /// Example: `membus rm --stale cam-` (every stale recognised share whose name contains "cam-")
+    ///
+    /// Example: `membus rm --stale` (every stale recognised share of yours)
+    ///
+    /// Example: `membus rm --stale cam-` (those whose name contains "cam-")
     Rm {
         /// Shares to remove; with --stale, an optional text the names must contain.
         names: Vec<String>,
-        /// Remove every recognised share that is stale (never raw memmap blocks).
+        /// Remove every recognised share that is stale and belongs to you (never raw
+        /// memmap blocks).
         #[arg(long)]
         stale: bool,
+        /// With --stale: also other users' stale shares (where permissions allow).
+        #[arg(long, requires = "stale")]
+        all_users: bool,
         /// Remove even shares that are in use.
         #[arg(long)]
         force: bool,
@@ -145,6 +190,8 @@ enum Cmd {
     /// cross-process latency and the bare shared-memory floor.
     ///
     /// Example: `membus bench --duration-ms 1000 --json bench.json`
+    ///
+    /// Example: `membus bench --only memkv`
     Bench {
         /// Measuring time per case, in milliseconds (libmembus's default is 1000).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
@@ -174,10 +221,17 @@ enum KvOp {
         key: String,
     },
     /// Set values as one atomic batch: KEY VALUE [KEY VALUE...].
+    ///
+    /// A store made by membus's typed API (it has a `__schema` slot) is checked first: a
+    /// value that its typed readers could not parse (text where the slot holds a number or
+    /// a bool) is refused, as is writing `__schema`. --raw writes the text as given.
     Set {
         /// Alternating slot names and values.
         #[arg(required = true, num_args = 2.., value_names = ["KEY", "VALUE"])]
         pairs: Vec<String>,
+        /// Write the values as given, without checking them against a typed store.
+        #[arg(long)]
+        raw: bool,
     },
     /// Print every slot as `name=value` (a consistent snapshot).
     Dump {
@@ -207,14 +261,15 @@ fn main() -> ExitCode {
         } => cmds::send(&name, &messages, create, linger),
         Cmd::Kv { name, op } => match op {
             KvOp::Get { key } => cmds::kv_get(&name, &key),
-            KvOp::Set { pairs } => cmds::kv_set(&name, &pairs),
+            KvOp::Set { pairs, raw } => cmds::kv_set(&name, &pairs, raw),
             KvOp::Dump { json } => cmds::kv_dump(&name, json),
         },
         Cmd::Rm {
             names,
             stale,
+            all_users,
             force,
-        } => cmds::rm(&names, stale, force),
+        } => cmds::rm(&names, stale, all_users, force),
         Cmd::Bench {
             duration_ms,
             json,
@@ -244,5 +299,21 @@ mod tests {
         assert!(duration("soon").is_err());
         assert!(duration("5h").is_err());
         assert!(duration("-1s").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(size("4096"), Ok(4096));
+        assert_eq!(size("4k"), Ok(4096));
+        assert_eq!(size("4K"), Ok(4096));
+        assert_eq!(size("64KiB"), Ok(65536));
+        assert_eq!(size("1M"), Ok(1 << 20));
+        assert_eq!(size("2MiB"), Ok(2 << 20));
+        assert_eq!(size("1G"), Ok(1 << 30));
+        assert!(size("").is_err());
+        assert!(size("k").is_err());
+        assert!(size("4x").is_err());
+        assert!(size("-4k").is_err());
+        assert!(size("99999999999999999999G").is_err());
     }
 }

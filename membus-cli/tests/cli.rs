@@ -334,19 +334,26 @@ fn errors_are_one_line_with_a_non_zero_status() {
         vec!["info", missing.as_str()],
         vec!["tail", missing.as_str()],
         vec!["send", missing.as_str(), "x"],
+        vec!["kv", missing.as_str(), "dump"],
+        vec!["rm", missing.as_str()],
     ] {
         let out = membus(&args);
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.starts_with("membus: share /membus-test-"), "{err}");
+        let want = format!("membus: share {missing}: no such share (`membus ls` lists the shares");
+        assert!(
+            err.starts_with(&want),
+            "{args:?}: one text for a missing share: {err}"
+        );
     }
     // Garbage is reported as unknown, never crashes the tool, and cannot be tailed.
     let g = install_share("garbage", &[0xa5u8; 777]);
     assert_eq!(json(&["info", g.name(), "--json"])["type"], "unknown");
     let out = membus(&["tail", g.name(), "--timeout", "100ms"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("an object of no known share type"), "{err}");
     let out = membus(&["info", "bad/name"]);
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("membus: invalid argument"));
 }
@@ -370,27 +377,63 @@ fn kv_dump_get_set_and_tail_a_memkv() {
     assert_eq!(ok(&["kv", g.name(), "get", "count"]), "42\n");
 
     // A tail in another process sees a batch set by a third one, each change with its epoch.
-    let tail = Command::new(env!("CARGO_BIN_EXE_membus"))
-        .args(["tail", g.name(), "--count", "2", "--timeout", "20s"])
+    // The tail starts from the epoch it finds when it attaches, which the test cannot observe:
+    // so the batch is set again until the tail has printed one (no timing assumption).
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args(["tail", g.name(), "--count", "2", "--timeout", "60s"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut { stdout }, &mut s);
+        let _ = tx.send(s);
+    });
     wait_mapped(tail.id(), g.name());
-    // It reads the current epoch right after mapping; give it a moment to do so.
-    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let printed = loop {
+        let epoch = ok(&["kv", g.name(), "set", "mode", "manual", "count", "43"]);
+        assert!(epoch.starts_with("epoch "), "{epoch}");
+        if let Ok(s) = rx.recv_timeout(Duration::from_millis(200)) {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the tail printed nothing in 60 s"
+        );
+    };
+    let status = tail.wait().unwrap();
+    assert!(status.success(), "tail failed: {status}");
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{printed}");
+    let epoch_of = |l: &str| l.split(':').next().unwrap_or_default().to_string();
     assert_eq!(
-        ok(&["kv", g.name(), "set", "mode", "manual", "count", "43"]),
-        "epoch 3\n"
+        epoch_of(lines[0]),
+        epoch_of(lines[1]),
+        "one batch: {printed}"
     );
-    let out = tail.wait_with_output().unwrap();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        lines[0].ends_with(": mode=manual") && lines[1].ends_with(": count=43"),
+        "{printed}"
     );
+
+    // --from-start --count N prints N of the values written so far, no more.
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "epoch 3: mode=manual\nepoch 3: count=43\n"
+        ok(&[
+            "tail",
+            g.name(),
+            "--from-start",
+            "--count",
+            "2",
+            "--timeout",
+            "10s"
+        ])
+        .lines()
+        .count(),
+        2
     );
 
     let out = membus(&["kv", g.name(), "get", "nope"]);
@@ -398,7 +441,14 @@ fn kv_dump_get_set_and_tail_a_memkv() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("membus: "));
     let other = install_fixture("memmsg_basic.bin");
     let out = membus(&["kv", other.name(), "dump"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a memkv"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this is a memmsg share, not a memkv"), "{err}");
+    let garbage = install_share("kv-garbage", &[0x5au8; 300]);
+    let err = String::from_utf8_lossy(&membus(&["kv", garbage.name(), "dump"]).stderr).into_owned();
+    assert!(
+        err.contains("an object of no known share type") && !err.contains("a unknown"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -455,33 +505,49 @@ fn tail_follows_media_rings_frame_by_frame() {
     assert_eq!(lines.lines().count(), 3);
 
     // A writer in another handle (as a libmembus writer would) publishes frame 2 into slot
-    // 1, then frame 5 into slot 0 (frames 3 and 4 never reach this reader).
-    let tail = Command::new(env!("CARGO_BIN_EXE_membus"))
-        .args(["tail", g.name(), "--count", "2", "--timeout", "20s"])
+    // 1, then frame 5 into slot 0 (frames 3 and 4 never reach this reader). The tail starts
+    // from the start, so its first line (frame 1) says it is following; each frame is
+    // published only after the tail printed the one before (no timing assumption).
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args([
+            "tail",
+            g.name(),
+            "--from-start",
+            "--count",
+            "3",
+            "--timeout",
+            "60s",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_mapped(tail.id(), g.name());
-    std::thread::sleep(Duration::from_millis(100));
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(tail.stdout.take().unwrap()));
+    let mut next_line = || {
+        lines
+            .next()
+            .expect("a line from tail")
+            .expect("tail output")
+    };
+    assert_eq!(
+        next_line(),
+        "seq=1 slot=0 vpts=123456 apts=123000 size=384 user=0"
+    );
     let raw = membus_tests::RawShare::open(g.name()).unwrap();
     let slot = |i: usize| 4096 + i * 448;
     raw.put_i64(slot(1) + 8, 999);
     raw.put_i64(slot(1) + 32, 2);
     raw.put_i64(40, 2);
-    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(next_line(), "seq=2 slot=1 vpts=999 apts=0 size=384 user=0");
     raw.put_i64(slot(0) + 8, 5000);
     raw.put_i64(slot(0) + 32, 5);
     raw.put_i64(40, 5);
-    let out = tail.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(next_line(), "overrun: 2 lost");
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "seq=2 slot=1 vpts=999 apts=0 size=384 user=0\noverrun: 2 lost\nseq=5 slot=0 vpts=5000 apts=123000 size=384 user=0\n"
+        next_line(),
+        "seq=5 slot=0 vpts=5000 apts=123000 size=384 user=0"
     );
+    let status = tail.wait().unwrap();
+    assert!(status.success(), "tail: {status}");
 
     // A corrupt header is an error, not a crash.
     raw.put_i64(56, 1 << 40);
@@ -491,5 +557,168 @@ fn tail_follows_media_rings_frame_by_frame() {
         String::from_utf8_lossy(&out.stderr).contains("invalid layout"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn send_create_keeps_the_share_until_interrupted() {
+    let name = unique_name("cli-keep");
+    let _cleanup = ShmGuard(name.clone());
+    // Sizes take units; with no --linger the share stays until SIGINT/SIGTERM.
+    let sender = Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args(["send", &name, "--create", "4k", "one", "two"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&name);
+    assert_eq!(
+        ok(&[
+            "tail",
+            &name,
+            "--from-start",
+            "--count",
+            "2",
+            "--timeout",
+            "20s"
+        ]),
+        "one\ntwo\n",
+        "a reader that comes later still finds the messages"
+    );
+    assert_eq!(json(&["info", &name, "--json"])["header"]["capacity"], 4096);
+    // SAFETY: sending SIGTERM to our own child, which is alive (it waits for a signal).
+    let rc = unsafe { libc::kill(sender.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let out = sender.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SIGTERM ends it cleanly: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm{name}")).exists(),
+        "the created share is removed when the command ends"
+    );
+}
+
+#[test]
+fn sizes_take_units_and_bad_ones_are_refused() {
+    let name = unique_name("cli-units");
+    let _cleanup = ShmGuard(name.clone());
+    let out = membus(&["send", &name, "--create", "64KiB", "--linger", "0s", "x"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = membus(&["send", &name, "--create", "4 parsecs", "x"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown unit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[derive(membus::MemKvEnum, Clone, Copy, Debug, Default, PartialEq)]
+enum Level {
+    #[default]
+    Low,
+    High,
+}
+
+#[derive(membus::MemKv, Clone, Debug, Default, PartialEq)]
+struct Typed {
+    rate_hz: u32,
+    enabled: bool,
+    level: Level,
+}
+
+#[test]
+fn kv_set_refuses_what_a_typed_reader_cannot_parse() {
+    let g = ShmGuard::new("cli-typed");
+    let kv = membus::Kv::<Typed>::create(g.name(), &Typed::default()).unwrap();
+    let refused = |args: &[&str], what: &str| {
+        let out = membus(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{what} was accepted");
+        assert!(
+            err.contains("--raw"),
+            "{what}: the error should name --raw: {err}"
+        );
+        err
+    };
+    let err = refused(
+        &["kv", g.name(), "set", "rate_hz", "fast"],
+        "text for a number",
+    );
+    assert!(err.contains("expect a number"), "{err}");
+    refused(&["kv", g.name(), "set", "enabled", "yes"], "yes for a bool");
+    refused(&["kv", g.name(), "set", "__schema", "0"], "a schema write");
+    assert_eq!(kv.get(Typed::RATE_HZ).unwrap(), 0, "nothing was written");
+    ok(&["kv", g.name(), "set", "rate_hz", "30", "enabled", "true"]);
+    assert_eq!(kv.get(Typed::RATE_HZ).unwrap(), 30);
+    assert!(kv.get(Typed::ENABLED).unwrap());
+    ok(&["kv", g.name(), "set", "--raw", "rate_hz", "fast"]);
+    assert!(
+        kv.get(Typed::RATE_HZ).is_err(),
+        "--raw writes what it is given"
+    );
+}
+
+#[test]
+fn info_on_a_memvid_prints_each_field_once() {
+    let g = install_fixture("memvid_rgb24.bin");
+    let text = ok(&["info", g.name()]);
+    for key in ["type", "size", "width", "height"] {
+        let n = text
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(key))
+            .count();
+        assert_eq!(n, 1, "`{key}` printed {n} times:\n{text}");
+    }
+}
+
+#[test]
+fn help_puts_each_example_on_its_own_line() {
+    for cmd in ["send", "kv", "rm", "ls", "tail", "bench"] {
+        let help = ok(&[cmd, "--help"]);
+        let examples: Vec<&str> = help.lines().filter(|l| l.contains("Example:")).collect();
+        assert!(!examples.is_empty(), "{cmd} --help has no example:\n{help}");
+        for l in &examples {
+            assert_eq!(
+                l.matches("Example:").count(),
+                1,
+                "{cmd} --help runs examples together:\n{help}"
+            );
+            assert!(l.trim_start().starts_with("Example:"), "{cmd}: {l}");
+        }
+    }
+}
+
+#[test]
+fn rm_stale_removes_only_the_callers_shares_unless_all_users() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("SKIPPED: giving a share to another user needs root; not run");
+        return;
+    }
+    let tag = format!("rmuser{}", std::process::id());
+    let theirs = unique_name(&format!("{tag}-theirs"));
+    let _g = ShmGuard(theirs.clone());
+    // A crashed owner's share (SIGKILL: no destructor runs), then given to another user.
+    let mut owner = linger(&theirs);
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    std::os::unix::fs::chown(format!("/dev/shm{theirs}"), Some(65534), Some(65534)).unwrap();
+    assert_eq!(
+        ok(&["rm", "--stale", &tag]),
+        "",
+        "another user's share is kept"
+    );
+    assert!(std::path::Path::new(&format!("/dev/shm{theirs}")).exists());
+    assert_eq!(
+        ok(&["rm", "--stale", "--all-users", &tag]),
+        format!("removed {theirs}\n")
     );
 }

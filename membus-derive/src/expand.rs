@@ -22,9 +22,52 @@ pub(crate) fn mem_kv(input: &syn::DeriveInput) -> TokenStream {
         (Err(e), _) => {
             let mut out = e.into_compile_error();
             out.extend(stub_schema(input));
+            out.extend(stub_keys(input));
             out
         }
-        (Ok(()), None) => stub_schema(input),
+        (Ok(()), None) => {
+            let mut out = stub_schema(input);
+            out.extend(stub_keys(input));
+            out
+        }
+    }
+}
+
+/// On error: the key constants the user's code names (`Settings::RATE_HZ`), with stub
+/// codecs, so the only errors reported are the real ones (thiserror's fallback pattern).
+/// Emitted for non-generic structs with named fields; nothing else has keys to name.
+fn stub_keys(input: &syn::DeriveInput) -> TokenStream {
+    let syn::Data::Struct(data) = &input.data else {
+        return TokenStream::new();
+    };
+    let syn::Fields::Named(named) = &data.fields else {
+        return TokenStream::new();
+    };
+    if !input.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let ident = &input.ident;
+    let consts = named.named.iter().enumerate().filter_map(|(i, f)| {
+        let fid = f.ident.as_ref()?;
+        let fname = fid.to_string().trim_start_matches("r#").to_owned();
+        let key = format_ident!("{}", screaming(&fname), span = fid.span());
+        let ty = &f.ty;
+        Some(quote! {
+            #[allow(dead_code)]
+            pub const #key: ::membus::__private::Field<#ident, #ty> =
+                ::membus::__private::Field::__new(
+                    #i,
+                    ::membus::__private::stub_encode::<#ty>,
+                    ::membus::__private::stub_decode::<#ty>,
+                );
+        })
+    });
+    quote! {
+        #[automatically_derived]
+        #[allow(missing_docs)]
+        impl #ident {
+            #(#consts)*
+        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! Derive macros for membus: `#[derive(MemKv)]`, `#[derive(MemKvEnum)]` and
 //! `#[derive(Message)]`.
 //!
-//! This crate is re-exported by `membus`; depend on `membus` and use the derives from there.
-//! The code is split as parse ([`attr`], [`ast`]) → validate ([`valid`]) → expand
-//! ([`expand`]); this file only dispatches. Every user mistake becomes a spanned
-//! `compile_error!`, all collected ([`ctxt`]), plus a stub impl so no follow-on errors
-//! appear.
+//! This crate is re-exported by `membus`; depend on `membus` and use the derives from there
+//! (`membus::MemKv`, `membus::MemKvEnum`, `membus::Message`); the generated code names only
+//! items of `membus`. Every mistake in a derived type becomes a compile error spanned on the
+//! offending field or attribute, all of them at once, and the derive still emits the items
+//! other code names (the key constants of a `MemKv` struct), so no follow-on errors appear.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -39,6 +39,13 @@ pub fn derive_mem_kv_enum(input: TokenStream) -> TokenStream {
 /// membus's typed senders and receivers, with a wire form a pymembus peer reads and writes
 /// with Python's standard library. See `membus::typed` for the wire form and the
 /// `#[message(...)]` attributes.
+///
+/// Fields of standard types (numbers, `bool`, `String`, `Vec`, `Option`, tuples, ...) need
+/// nothing more. A field of your own type must implement `serde::Serialize` and
+/// `serde::Deserialize`: depend on `serde = { version = "1", features = ["derive"] }` and
+/// derive both on the type. For `membus::typed::Pod<T>` messages (raw bytes, no text form),
+/// `T` must implement `bytemuck::Pod` (`bytemuck = { version = "1", features = ["derive"] }`,
+/// `#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]` on a `#[repr(C)]` struct).
 #[proc_macro_derive(Message, attributes(message))]
 pub fn derive_message(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

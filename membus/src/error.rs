@@ -123,11 +123,15 @@ impl fmt::Display for ErrorKind {
 ///
 /// ```
 /// use membus::{Error, ErrorKind};
-/// let e = Error::new(ErrorKind::SizeMismatch, "ring capacity differs")
+/// let e = Error::new(ErrorKind::SizeMismatch, "the memmsg has capacity 2048, not the expected 1024")
 ///     .with_share("/cam")
 ///     .with_sizes(1024, 2048);
 /// assert_eq!(e.code(), 5);
-/// assert_eq!(e.to_string(), "size mismatch: share /cam: ring capacity differs (expected 1024, found 2048)");
+/// assert_eq!(e.sizes(), Some((1024, 2048)));
+/// assert_eq!(
+///     e.to_string(),
+///     "size mismatch: share /cam: the memmsg has capacity 2048, not the expected 1024"
+/// );
 /// ```
 pub struct Error(Box<Inner>);
 
@@ -162,7 +166,9 @@ impl Error {
         self
     }
 
-    /// Records the expected and the found size (or count, or value).
+    /// Records the expected and the found size (or count, or value), for callers that act
+    /// on them ([`sizes`](Self::sizes)). The text of the error does not show them: the
+    /// detail says in words what they mean.
     #[must_use]
     pub fn with_sizes(mut self, expected: u64, found: u64) -> Error {
         self.0.sizes = Some((expected, found));
@@ -212,6 +218,26 @@ impl Error {
     }
 }
 
+/// `e`, or, when the share `name` turns out to hold another type than `expected`, an
+/// [`ErrorKind::InvalidLayout`] that names the type it holds.
+pub(crate) fn explain_wrong_type(
+    name: &crate::name::ShareName,
+    expected: crate::layout::identify::ShareType,
+    e: Error,
+) -> Error {
+    if e.kind() != ErrorKind::InvalidLayout && e.kind() != ErrorKind::SizeMismatch {
+        return e;
+    }
+    let Ok(seg) = crate::sys::shm::Segment::attach(name, crate::sys::shm::Access::ReadOnly) else {
+        return e;
+    };
+    let head = seg.head(crate::layout::identify::HEAD_LEN);
+    match crate::layout::identify::wrong_type(&head, seg.len() as u64, expected) {
+        Some(detail) => Error::new(ErrorKind::InvalidLayout, detail).with_share(name.as_str()),
+        None => e,
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.kind.message())?;
@@ -220,9 +246,6 @@ impl fmt::Display for Error {
         }
         if !self.0.detail.is_empty() {
             write!(f, ": {}", self.0.detail)?;
-        }
-        if let Some((expected, found)) = self.0.sizes {
-            write!(f, " (expected {expected}, found {found})")?;
         }
         if let Some(source) = &self.0.source {
             write!(f, ": {source}")?;

@@ -46,7 +46,7 @@
 //! Other processes can write a share at any time, including processes that do not follow
 //! the protocol. membus therefore never hands out a plain Rust reference to bytes another
 //! process may write, reads every racy word with atomic loads, copies payloads with
-//! accesses the compiler treats as opaque (see `sys::copy`), and bounds-checks every
+//! accesses the compiler treats as opaque, and bounds-checks every
 //! offset read from a share at the moment it is used: a corrupt or hostile header yields
 //! [`ErrorKind::InvalidLayout`], never undefined behaviour, a panic or a crash. One hazard
 //! remains outside any library's control: a process that shrinks a share's object
@@ -96,6 +96,11 @@ pub use typed::{Kv, KvValue, MemKvEnum};
 pub use membus_derive::{MemKv, MemKvEnum};
 
 /// What generated code (`#[derive(Message)]`, `#[derive(MemKv)]`) names. Not public API.
+/// This crate's README snippet, compiled (not run) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeSnippet;
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::typed::codec::{
@@ -112,6 +117,18 @@ pub mod __private {
     pub use serde_json;
     pub use std::string::String;
     pub use std::vec::Vec;
+
+    /// Encoder of a key constant emitted for a schema that failed to derive: the compile
+    /// error is already reported, this only keeps uses of the key free of follow-on errors.
+    pub fn stub_encode<T>(_: &T, _: &mut String) {}
+
+    /// Decoder counterpart of [`stub_encode`].
+    ///
+    /// # Errors
+    /// Always: a schema that failed to derive cannot decode anything.
+    pub fn stub_decode<T>(_: &str) -> Result<T, String> {
+        Result::Err(String::from("the schema failed to derive"))
+    }
 
     /// `attr` if given, else the type's natural maximum, else 0 (the derive rejects that).
     pub const fn max_len(natural: Option<usize>, attr: Option<usize>) -> usize {

@@ -7,10 +7,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout::identify::{wrong_type, ShareType, HEAD_LEN};
 use crate::layout::media::{header_words, off, MediaKind, MAGIC};
 use crate::name::ShareName;
 use crate::sys::copy::{copy_from_shared, copy_to_shared};
-use crate::sys::shm::{Access, PrefixMap, Segment};
+use crate::sys::shm::{Access, PrefixMap, Replace, Segment};
 use crate::wait::{low_half, Registry, Waker};
 
 /// Where a new reader starts.
@@ -102,23 +103,10 @@ impl MediaSeg {
     /// Creates `name` with `size` bytes; an existing share of that name is replaced only when
     /// no live membus owner holds it (W13).
     pub(crate) fn create(name: &ShareName, size: usize, mode: u32) -> Result<MediaSeg> {
-        match Segment::create(name, size, mode) {
-            Ok(seg) => Ok(MediaSeg::new(seg)),
-            Err(e) if e.kind() == ErrorKind::CreateFailed && e.errno() == Some(libc::EEXIST) => {
-                if Segment::has_live_owner(name)? {
-                    return Err(Error::new(
-                        ErrorKind::CreateFailed,
-                        "a live writer owns a share of this name; it is not replaced",
-                    )
-                    .with_share(name.as_str()));
-                }
-                // Stale: left by a crashed writer, or made by libmembus/pymembus (which
-                // replace unconditionally). Replace it.
-                Segment::remove(name)?;
-                Ok(MediaSeg::new(Segment::create(name, size, mode)?))
-            }
-            Err(e) => Err(e),
-        }
+        // Without a live membus owner the share is stale: left by a crashed writer, or made
+        // by libmembus/pymembus, whose media writers replace a share unconditionally (a
+        // media share has one writer). Replace it.
+        Segment::create_replacing(name, size, mode, Replace::AnyStale).map(MediaSeg::new)
     }
 
     /// Attaches read-only and returns the header words, waiting briefly for a live
@@ -143,12 +131,20 @@ impl MediaSeg {
                 || !Segment::has_live_owner(name).unwrap_or(false)
             {
                 let (m, h) = attempt?;
-                if h[0] != MAGIC {
-                    return Err(Error::new(
-                        ErrorKind::InvalidLayout,
-                        format!("not a {} share: no \"MBUS\" magic", kind.type_name()),
-                    )
-                    .with_share(name.as_str()));
+                let expected = match kind {
+                    MediaKind::Vid => ShareType::MemVid,
+                    MediaKind::Aud => ShareType::MemAud,
+                    MediaKind::Pkt => ShareType::MemPkt,
+                };
+                if h[0] != MAGIC || h[1] != kind.type_value() {
+                    let head = m.seg.head(HEAD_LEN);
+                    let detail =
+                        wrong_type(&head, m.seg.len() as u64, expected).unwrap_or_else(|| {
+                            format!("not a {} share: no \"MBUS\" magic", kind.type_name())
+                        });
+                    return Err(
+                        Error::new(ErrorKind::InvalidLayout, detail).with_share(name.as_str())
+                    );
                 }
                 return Ok((m, h));
             }

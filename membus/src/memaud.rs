@@ -1,4 +1,4 @@
-//! memaud: a fixed-size audio buffer ring (spec §9), one writer and any number of readers,
+//! memaud: a fixed-size audio buffer ring, one writer and any number of readers,
 //! lock-free, byte-compatible with libmembus 2.1 and pymembus 2.2.
 //!
 //! The same roles and guarantees as [`memvid`](crate::memvid): an [`AudioWriter`] fills the
@@ -35,7 +35,7 @@ use crate::name::{IntoShareName, ShareName};
 use crate::pixel::Sample;
 use crate::sys::copy::fill_shared;
 
-/// Slot header field offsets (spec §9.2).
+/// Slot header field offsets.
 const S_PTS: usize = 8;
 const S_USERLEN: usize = 16;
 const S_SEQ: usize = 24;
@@ -115,7 +115,7 @@ impl AudioWriter {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for parameters libmembus rejects or the format rules
-    /// it leaves unchecked (W11); [`ErrorKind::CreateFailed`] when a live writer owns the
+    /// it leaves unchecked; [`ErrorKind::CreateFailed`] when a live writer owns the
     /// name or /dev/shm is full.
     pub fn create(name: impl IntoShareName, params: &AudioParams) -> Result<AudioWriter> {
         let name = name.into_share_name()?;
@@ -157,7 +157,7 @@ impl AudioWriter {
     }
 
     /// Publishes the current buffer: stamp, write pointer, then global sequence, each a
-    /// Release store (W1). Returns its sequence number.
+    /// Release store. Returns its sequence number.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] only if the share's words are out of reach (never for a
@@ -272,7 +272,10 @@ impl AudioBufMut<'_> {
         if data.len() > fx {
             return Err(Error::new(
                 ErrorKind::MessageTooLarge,
-                "user data exceeds the per-frame buffer",
+                format!(
+                    "{} bytes of user data exceed the per-frame buffer of {fx} bytes",
+                    data.len()
+                ),
             )
             .with_share(self.writer.name().as_str())
             .with_sizes(fx as u64, data.len() as u64));
@@ -325,7 +328,7 @@ impl AudioReader {
     /// # Errors
     /// [`ErrorKind::OpenFailed`]/[`ErrorKind::MapFailed`] from the OS;
     /// [`ErrorKind::InvalidLayout`] when the header is not a valid memaud header (format,
-    /// geometry and every offset are checked against the mapping, W11).
+    /// geometry and every offset are checked against the mapping).
     pub fn attach(name: impl IntoShareName) -> Result<AudioReader> {
         Self::attach_with(name, &ReaderOptions::default())
     }
@@ -542,7 +545,11 @@ impl AudioBuf<'_> {
         if dst.len() != self.len() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
-                "destination size differs from the frame",
+                format!(
+                    "the destination has {} bytes, the frame {}",
+                    dst.len(),
+                    self.len()
+                ),
             )
             .with_sizes(self.len() as u64, dst.len() as u64));
         }

@@ -1,4 +1,4 @@
-//! memcmd: a multi-producer broadcast command channel (spec §5), byte-compatible with
+//! memcmd: a multi-producer broadcast command channel, byte-compatible with
 //! libmembus 2.1 and pymembus 2.2.
 //!
 //! Every [`MemCmd`] handle may write; writers are serialised by the share's lock and each

@@ -1,4 +1,4 @@
-//! memkv: a fixed-schema key/value store of named string slots (spec §6), byte-compatible
+//! memkv: a fixed-schema key/value store of named string slots, byte-compatible
 //! with libmembus 2.1 and pymembus 2.2.
 //!
 //! The creator fixes the number of slots and the name and value limits, names the slots,
@@ -26,18 +26,19 @@
 //! ```
 //!
 //! Differences from libmembus that a peer cannot observe on the wire: slot strides are
-//! always a multiple of 8 (V is rounded up, W15) and misaligned C++ stores are refused;
-//! readers spin with a pause and yield and report a stuck writer as `stale` (W15); name
-//! lookup is exact (W16); names and values with NUL bytes are refused; the slot count is
-//! read once at attach and validated against the mapping (W11); a snapshot is consistent
+//! always a multiple of 8 (V is rounded up) and misaligned C++ stores are refused;
+//! readers spin with a pause and yield and report a stuck writer as `stale`; name
+//! lookup is exact; names and values with NUL bytes are refused; the slot count is
+//! read once at attach and validated against the mapping; a snapshot is consistent
 //! (it falls back to the lock instead of returning a torn best effort); waits loop over
-//! spurious wake-ups until their deadline (W17); a peer that died holding the lock is
-//! recovered from (W8).
+//! spurious wake-ups until their deadline; a peer that died holding the lock is
+//! recovered from.
 
 use std::sync::atomic::{fence, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{explain_wrong_type, Error, ErrorKind, Result};
+use crate::layout::identify::ShareType;
 use crate::layout::kv::{
     until_nul, KvLayout, COND_SIZE, MUTEX_SIZE, OFF_COND, OFF_COUNT, OFF_EPOCH, OFF_ID,
     OFF_MAX_NAME, OFF_MAX_VALUE, OFF_MUTEX, SLOT_LAST_EPOCH, SLOT_NAME, SLOT_SEQ,
@@ -47,7 +48,7 @@ use crate::sys::copy::{
     copy_from_shared, copy_to_shared, read_cstr_from_shared, write_padded_to_shared,
 };
 use crate::sys::pthread::{LockGuard, LockPair};
-use crate::sys::shm::{Access, Segment, SharedSegment};
+use crate::sys::shm::{Access, Replace, Segment, SharedSegment};
 use crate::wait::CondWaits;
 
 /// libmembus's lock deadline.
@@ -81,7 +82,7 @@ impl Default for KvOptions {
 }
 
 impl KvOptions {
-    /// The defaults: mode 0600, 5 s lock deadline, never replace an existing share.
+    /// The defaults: mode 0600, 5 s lock deadline, replace only a stale share membus made.
     pub fn new() -> KvOptions {
         KvOptions::default()
     }
@@ -100,9 +101,15 @@ impl KvOptions {
         self
     }
 
-    /// On create, replace an existing share of the same name **only if no live membus
-    /// process owns it** (see [`has_live_owner`](crate::has_live_owner)): a stale store left
-    /// by a crashed membus creator, or one made by libmembus/pymembus. Default false.
+    /// On create, also replace an existing store that libmembus or pymembus made, as long as
+    /// no live membus process owns it (see [`has_live_owner`](crate::has_live_owner)).
+    /// Default false.
+    ///
+    /// Whatever this says, a create replaces a store that membus created and whose creator
+    /// has died (a restart after a crash just works), and never replaces one whose membus
+    /// creator is alive. A store made by libmembus or pymembus carries no owner lock, so
+    /// membus cannot tell whether it is in use; by default it is reported
+    /// ([`ErrorKind::CreateFailed`]), and this option says "it is not, replace it".
     #[must_use]
     pub fn replace_stale(mut self, replace: bool) -> Self {
         self.replace_stale = replace;
@@ -179,7 +186,16 @@ impl MemKv {
                 .with_share(seg.name().as_str())
         };
         if layout.object_size() > seg.len() {
-            return Err(bad().with_sizes(layout.object_size() as u64, seg.len() as u64));
+            return Err(Error::new(
+                ErrorKind::InvalidLayout,
+                format!(
+                    "the memkv layout needs {} bytes, more than the object's {}",
+                    layout.object_size(),
+                    seg.len()
+                ),
+            )
+            .with_share(seg.name().as_str())
+            .with_sizes(layout.object_size() as u64, seg.len() as u64));
         }
         let mutex = seg.range(OFF_MUTEX, MUTEX_SIZE).ok_or_else(bad)?;
         let cond = seg.range(OFF_COND, COND_SIZE).ok_or_else(bad)?;
@@ -281,24 +297,12 @@ impl MemKv {
                 .check_name(n.as_bytes())
                 .map_err(|e| e.with_share(name.as_str()))?;
         }
-        let seg = match Segment::create(&name, layout.object_size(), opts.mode) {
-            Err(e)
-                if opts.replace_stale
-                    && e.kind() == ErrorKind::CreateFailed
-                    && e.errno() == Some(libc::EEXIST) =>
-            {
-                if Segment::has_live_owner(&name)? {
-                    return Err(Error::new(
-                        ErrorKind::CreateFailed,
-                        "a live membus process owns the existing share; it was not replaced",
-                    )
-                    .with_share(name.as_str()));
-                }
-                Segment::remove(&name)?;
-                Segment::create(&name, layout.object_size(), opts.mode)?
-            }
-            other => other?,
+        let replace = if opts.replace_stale {
+            Replace::AnyStale
+        } else {
+            Replace::StaleMembus
         };
+        let seg = Segment::create_replacing(&name, layout.object_size(), opts.mode, replace)?;
         let kv = MemKv::from_segment(seg, layout, opts)?;
         // The object is fresh and zero-filled: epoch 0, every seq and lastEpoch 0, every
         // name and value empty. Set N, V, the id, the names and the lock pair; publish the
@@ -317,7 +321,11 @@ impl MemKv {
                 return Err(kv
                     .err(
                         ErrorKind::InvalidArgument,
-                        "one initial value per slot is needed",
+                        format!(
+                            "one initial value per slot is needed: {} slots, {} values",
+                            names.len(),
+                            values.len()
+                        ),
                     )
                     .with_sizes(names.len() as u64, values.len() as u64));
             }
@@ -383,7 +391,7 @@ impl MemKv {
                 || started.elapsed() >= INIT_WAIT
                 || !Segment::has_live_owner(&name).unwrap_or(false)
             {
-                return outcome;
+                return outcome.map_err(|e| explain_wrong_type(&name, ShareType::MemKv, e));
             }
             // A live membus creator is between O_EXCL and publishing the header.
             std::thread::sleep(Duration::from_millis(1));
@@ -396,7 +404,11 @@ impl MemKv {
             seg.atomic_i64(off).ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidLayout,
-                    "object smaller than a memkv header",
+                    format!(
+                        "the object has {} bytes, fewer than a memkv header's {}",
+                        seg.len(),
+                        crate::layout::kv::HEADER_LEN
+                    ),
                 )
                 .with_share(name.as_str())
                 .with_sizes(crate::layout::kv::HEADER_LEN as u64, seg.len() as u64)
@@ -482,7 +494,10 @@ impl MemKv {
     fn bad_index(&self, idx: usize) -> Error {
         self.err(
             ErrorKind::InvalidArgument,
-            format!("slot index {idx} is out of range"),
+            format!(
+                "slot index {idx} is out of range (the store has {} slots)",
+                self.count()
+            ),
         )
         .with_sizes(self.count() as u64, idx as u64)
     }
@@ -565,7 +580,7 @@ impl MemKv {
     }
 
     /// The index of the first slot whose name is exactly `name` (libmembus compares only
-    /// the first N bytes, W16; membus compares the whole name).
+    /// the first N bytes; membus compares the whole name).
     pub fn find(&self, name: &str) -> Option<usize> {
         if name.is_empty() || name.len() > self.max_name_len() || name.contains('\0') {
             return None;
@@ -636,7 +651,7 @@ impl MemKv {
         Ok(())
     }
 
-    /// With the lock held: the seqlock write of one slot (spec §6.4 step 4).
+    /// With the lock held: the seqlock write of one slot.
     fn write_slot(&self, idx: usize, value: &[u8], epoch: i64) -> Result<()> {
         let seq = self.slot_word(idx, SLOT_SEQ)?;
         let last = self.slot_word(idx, SLOT_LAST_EPOCH)?;

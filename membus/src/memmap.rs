@@ -1,4 +1,4 @@
-//! memmap: a raw named shared-memory block with no header (spec §1), the user's own layout.
+//! memmap: a raw named shared-memory block with no header, the user's own layout.
 //!
 //! Access is by copying reads and writes at offsets ([`MemMap::read_at`],
 //! [`MemMap::write_at`]), plus aligned 64-bit atomics ([`MemMap::atomic_u64`]) for
@@ -27,7 +27,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::{IntoShareName, ShareName};
 use crate::sys::copy::{copy_from_shared, copy_to_shared, fill_shared};
-use crate::sys::shm::{Access, Segment};
+use crate::sys::shm::{Access, Replace, Segment};
 
 mod sealed {
     pub trait Sealed {}
@@ -51,11 +51,15 @@ impl MapAccess for ReadOnly {}
 #[derive(Clone, Debug)]
 pub struct MapOptions {
     mode: u32,
+    replace_stale: bool,
 }
 
 impl Default for MapOptions {
     fn default() -> Self {
-        MapOptions { mode: 0o600 }
+        MapOptions {
+            mode: 0o600,
+            replace_stale: false,
+        }
     }
 }
 
@@ -71,6 +75,18 @@ impl MapOptions {
         self.mode = mode;
         self
     }
+
+    /// On create, also replace an existing block that membus did not create (libmembus,
+    /// pymembus or any other program), as long as no live membus process owns it. Default
+    /// false.
+    ///
+    /// Whatever this says, a create replaces a block membus created whose creator has died
+    /// (a restart after a crash just works), and never one whose membus creator is alive.
+    #[must_use]
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
+        self
+    }
 }
 
 /// A mapped raw shared-memory block.
@@ -84,9 +100,13 @@ impl MemMap<ReadWrite> {
     /// owner-only mode). The creator removes the name on drop if it still refers to this
     /// block.
     ///
+    /// A block of that name left by a membus creator that died is replaced; see
+    /// [`MapOptions::replace_stale`].
+    ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for a bad name or size 0; [`ErrorKind::CreateFailed`]
-    /// when the name exists or /dev/shm has no room (nothing is left behind).
+    /// when a live membus process owns a block of that name, when one not made by membus
+    /// exists, or when /dev/shm has no room (nothing is left behind).
     pub fn create(name: impl IntoShareName, size: usize) -> Result<MemMap> {
         Self::create_with(name, size, &MapOptions::new())
     }
@@ -98,7 +118,16 @@ impl MemMap<ReadWrite> {
     pub fn create_with(name: impl IntoShareName, size: usize, opts: &MapOptions) -> Result<MemMap> {
         let name = name.into_share_name()?;
         Ok(MemMap {
-            seg: Segment::create(&name, size, opts.mode)?,
+            seg: Segment::create_replacing(
+                &name,
+                size,
+                opts.mode,
+                if opts.replace_stale {
+                    Replace::AnyStale
+                } else {
+                    Replace::StaleMembus
+                },
+            )?,
             _access: PhantomData,
         })
     }
@@ -185,7 +214,10 @@ impl<A: MapAccess> MemMap<A> {
         self.seg.range(offset, len).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidArgument,
-                format!("{len} bytes at offset {offset} run past the end of the block"),
+                format!(
+                    "{len} bytes at offset {offset} run past the end of the {}-byte block",
+                    self.len()
+                ),
             )
             .with_share(self.name().as_str())
             .with_sizes(self.len() as u64, offset.saturating_add(len) as u64)

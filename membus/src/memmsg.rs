@@ -1,4 +1,4 @@
-//! memmsg: a single-producer broadcast message queue (spec §4), byte-compatible with
+//! memmsg: a single-producer broadcast message queue, byte-compatible with
 //! libmembus 2.1 and pymembus 2.2.
 //!
 //! A [`Writer`] appends variable-length messages to a ring; any number of [`Reader`]s each
@@ -22,11 +22,11 @@
 //! ```
 //!
 //! Differences from libmembus that a peer cannot observe on the wire: a message whose frame
-//! would not fit in the ring is refused at write time (W4); a new reader starts at the
-//! current write position unless [`Start::Oldest`](crate::Start::Oldest) is asked for (W5a);
+//! would not fit in the ring is refused at write time; a new reader starts at the
+//! current write position unless [`Start::Oldest`](crate::Start::Oldest) is asked for;
 //! exact laps and a read position at exactly the capacity are detected as overruns (W5b,
-//! W5c); waits loop over spurious wake-ups until their deadline (W17); a peer that died
-//! holding the lock of a share membus created is recovered from (W8).
+//! W5c); waits loop over spurious wake-ups until their deadline; a peer that died
+//! holding the lock of a share membus created is recovered from.
 
 use crate::error::Result;
 use crate::layout::ring::RingKind;

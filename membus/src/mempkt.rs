@@ -1,4 +1,4 @@
-//! mempkt: a variable-length record ring (spec §10): a descriptor ring plus a byte arena,
+//! mempkt: a variable-length record ring: a descriptor ring plus a byte arena,
 //! one writer and any number of readers, lock-free, byte-compatible with libmembus 2.1 and
 //! pymembus 2.2.
 //!
@@ -18,9 +18,9 @@
 //! ```
 //!
 //! Beyond libmembus, invisibly to its peers: a membus writer zeroes a descriptor's sequence
-//! before rewriting it (W2: readers never accept a mix of old and new fields), publishes the
-//! arena cursor *before* copying a record (W3: the lap check accounts for a write in
-//! flight), and publishes in the order descriptor, pointer, global sequence (W1). Readers
+//! before rewriting it (readers never accept a mix of old and new fields), publishes the
+//! arena cursor *before* copying a record (the lap check accounts for a write in
+//! flight), and publishes in the order descriptor, pointer, global sequence. Readers
 //! copy a record out, then check its descriptor and the arena cursor again, so a record is
 //! delivered intact or reported lost.
 
@@ -32,7 +32,7 @@ use crate::layout::media::{MediaKind, PktLayout, DESC_STRIDE};
 use crate::media::{check_params, Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
 
-/// Descriptor field offsets (spec §10.2).
+/// Descriptor field offsets.
 const D_OFFSET: usize = 0;
 const D_LEN: usize = 8;
 const D_WCURSOR: usize = 16;
@@ -41,11 +41,11 @@ const D_KIND: usize = 32;
 const D_TRACK: usize = 40;
 const D_USERLEN: usize = 48;
 const D_SEQ: usize = 56;
-/// Header field offsets after the prefix (spec §10.1).
+/// Header field offsets after the prefix.
 const H_MAXREC: usize = 176;
 const H_WCURSOR: usize = 184;
 
-/// `pkt_kind` (spec §11.3).
+/// `pkt_kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PktKind {
     /// 0: plain data.
@@ -178,7 +178,7 @@ pub struct PacketWriter {
 
 impl PacketWriter {
     /// Creates the share; an existing one is replaced only if no live membus writer owns
-    /// it (W13).
+    /// it.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for parameters libmembus rejects;
@@ -231,11 +231,16 @@ impl PacketWriter {
             );
         }
         if total > l.maxrec {
-            return Err(
-                Error::new(ErrorKind::MessageTooLarge, "record exceeds maxrec")
-                    .with_share(self.w.share.name().as_str())
-                    .with_sizes(l.maxrec as u64, total as u64),
-            );
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "a record of {total} bytes (payload and metadata) exceeds the share's \
+                         maxrec of {} bytes",
+                    l.maxrec
+                ),
+            )
+            .with_share(self.w.share.name().as_str())
+            .with_sizes(l.maxrec as u64, total as u64));
         }
         let stride = align_up(total as u64, l.align as u64).unwrap_or(u64::MAX) as i64;
         let arena = l.arenasz as i64;
@@ -409,7 +414,7 @@ impl PacketReader {
     }
 
     /// True if descriptor `desc` still carries `info.seq` and the arena cursor shows no
-    /// rewrite of its bytes (W3: a membus writer publishes its reservation before copying).
+    /// rewrite of its bytes (a membus writer publishes its reservation before copying).
     fn intact(&self, desc: usize, info: &RecordInfo) -> bool {
         // Acquire fence: pairs with the writer's Release fence after zeroing a descriptor
         // (`SlotWriter::begin`) and its Release store of the reservation cursor: if a copy

@@ -1,4 +1,4 @@
-//! memvid: a raw video frame ring (spec §8), one writer and any number of readers, lock-free,
+//! memvid: a raw video frame ring, one writer and any number of readers, lock-free,
 //! byte-compatible with libmembus 2.1 and pymembus 2.2.
 //!
 //! A [`VideoWriter`] creates the share and fills the current slot through a [`FrameMut`]
@@ -47,7 +47,7 @@
 //! the slice is held; membus writers zero the slot's stamp before they start rewriting it,
 //! so [`Frame::is_intact`] (a re-check of the stamp after an Acquire fence) reports both a
 //! rewrite in progress and a completed one. libmembus writers do not mark a slot in
-//! progress, so against them only a completed rewrite is detected (spec §8.7). For a copy
+//! progress, so against them only a completed rewrite is detected. For a copy
 //! that is either whole or reported torn, use [`Frame::copy_to`] and then `is_intact`.
 
 use std::marker::PhantomData;
@@ -60,7 +60,7 @@ use crate::name::{IntoShareName, ShareName};
 use crate::pixel::Pixel;
 use crate::sys::copy::fill_shared;
 
-/// Slot header field offsets (spec §8.2).
+/// Slot header field offsets.
 const S_VPTS: usize = 8;
 const S_APTS: usize = 16;
 const S_USERLEN: usize = 24;
@@ -135,7 +135,7 @@ impl VideoWriter {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for parameters libmembus rejects or the format rules
-    /// it leaves unchecked (W11); [`ErrorKind::CreateFailed`] when a live writer owns the
+    /// it leaves unchecked; [`ErrorKind::CreateFailed`] when a live writer owns the
     /// name or /dev/shm is full.
     pub fn create(name: impl IntoShareName, params: &VideoParams) -> Result<VideoWriter> {
         let name = name.into_share_name()?;
@@ -178,7 +178,7 @@ impl VideoWriter {
     }
 
     /// Publishes the current slot: stamps it with the next sequence number, advances the
-    /// write pointer, then bumps the global sequence, each a Release store (W1: libmembus
+    /// write pointer, then bumps the global sequence, each a Release store (libmembus
     /// bumps the global sequence first). Returns the frame's sequence number.
     ///
     /// # Errors
@@ -303,7 +303,10 @@ impl FrameMut<'_> {
         if data.len() > fx {
             return Err(Error::new(
                 ErrorKind::MessageTooLarge,
-                "user data exceeds the per-frame buffer",
+                format!(
+                    "{} bytes of user data exceed the per-frame buffer of {fx} bytes",
+                    data.len()
+                ),
             )
             .with_share(self.writer.name().as_str())
             .with_sizes(fx as u64, data.len() as u64));
@@ -365,7 +368,7 @@ impl VideoReader {
     /// # Errors
     /// [`ErrorKind::OpenFailed`]/[`ErrorKind::MapFailed`] from the OS;
     /// [`ErrorKind::InvalidLayout`] when the header is not a valid memvid header (format,
-    /// geometry and every offset are checked against the mapping, W11).
+    /// geometry and every offset are checked against the mapping).
     pub fn attach(name: impl IntoShareName) -> Result<VideoReader> {
         Self::attach_with(name, &ReaderOptions::default())
     }
@@ -584,7 +587,11 @@ impl Frame<'_> {
         if dst.len() != self.len() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
-                "destination size differs from the frame",
+                format!(
+                    "the destination has {} bytes, the frame {}",
+                    dst.len(),
+                    self.len()
+                ),
             )
             .with_sizes(self.len() as u64, dst.len() as u64));
         }

@@ -1,6 +1,5 @@
 //! Share names, validated the way libmembus (through Boost and `shm_open`) treats them.
 
-use std::ffi::CString;
 use std::fmt;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -24,7 +23,6 @@ pub const MAX_NAME_LEN: usize = 255;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ShareName {
     full: String,
-    c: CString,
 }
 
 impl ShareName {
@@ -51,29 +49,27 @@ impl ShareName {
             return invalid("share name may not be '.' or '..'");
         }
         if bare.len() > MAX_NAME_LEN {
-            return Err(
-                Error::new(ErrorKind::InvalidArgument, "share name is too long")
-                    .with_share(format!(
-                        "/{}...",
-                        &bare[..bare.floor_char_boundary_compat(32)]
-                    ))
-                    .with_sizes(MAX_NAME_LEN as u64, bare.len() as u64),
-            );
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "share name is {} bytes, longer than the limit of {MAX_NAME_LEN}",
+                    bare.len()
+                ),
+            )
+            .with_share(format!(
+                "/{}...",
+                &bare[..bare.floor_char_boundary_compat(32)]
+            ))
+            .with_sizes(MAX_NAME_LEN as u64, bare.len() as u64));
         }
-        let full = format!("/{bare}");
-        let c = CString::new(full.clone())
-            .map_err(|_| Error::new(ErrorKind::InvalidArgument, "NUL"))?;
-        Ok(ShareName { full, c })
+        Ok(ShareName {
+            full: format!("/{bare}"),
+        })
     }
 
     /// The name with its leading `/`.
     pub fn as_str(&self) -> &str {
         &self.full
-    }
-
-    /// The name as a C string for `shm_open`.
-    pub(crate) fn as_c_str(&self) -> &std::ffi::CStr {
-        &self.c
     }
 }
 

@@ -5,14 +5,15 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{explain_wrong_type, Error, ErrorKind, Result};
+use crate::layout::identify::ShareType;
 use crate::layout::ring::{
     Frame, RingKind, RingLayout, FRAME_HEADER, OFF_ID, OFF_READERS, OFF_SEQ, OFF_SIZE, OFF_WRITE,
 };
 use crate::name::ShareName;
 use crate::sys::copy::{copy_from_shared, copy_from_shared_uninit, copy_to_shared};
 use crate::sys::pthread::{LockGuard, LockPair};
-use crate::sys::shm::{Access, Segment, SharedSegment};
+use crate::sys::shm::{Access, Replace, Segment, SharedSegment};
 use crate::wait::CondWaits;
 
 /// libmembus's lock deadline.
@@ -56,6 +57,7 @@ pub struct QueueOptions {
     pub(crate) start: Start,
     pub(crate) capacity: Option<usize>,
     pub(crate) register_reader: bool,
+    pub(crate) replace_stale: bool,
 }
 
 impl Default for QueueOptions {
@@ -67,6 +69,7 @@ impl Default for QueueOptions {
             start: Start::Latest,
             capacity: None,
             register_reader: true,
+            replace_stale: false,
         }
     }
 }
@@ -122,6 +125,20 @@ impl QueueOptions {
     #[must_use]
     pub fn register_reader(mut self, register: bool) -> Self {
         self.register_reader = register;
+        self
+    }
+
+    /// On create, also replace an existing share that libmembus or pymembus made, as long
+    /// as no live membus process owns it. Default false.
+    ///
+    /// Whatever this says, a create replaces a share that membus created and whose
+    /// creator has died (a restart after a crash just works), and never replaces a share
+    /// whose membus creator is alive. A share made by libmembus or pymembus carries no
+    /// owner lock, so membus cannot tell whether it is in use; by default it is reported
+    /// ([`ErrorKind::CreateFailed`]), and this option says "it is not, replace it".
+    #[must_use]
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
         self
     }
 }
@@ -183,8 +200,7 @@ impl<T> Received<T> {
             Received::Overrun { lost } => Err(Error::new(
                 ErrorKind::Overrun,
                 format!("{lost} messages lost"),
-            )
-            .with_sizes(0, lost)),
+            )),
         }
     }
 }
@@ -278,7 +294,12 @@ impl Ring {
     ) -> Result<Ring> {
         let layout =
             RingLayout::new(kind, capacity as u64).map_err(|e| e.with_share(name.as_str()))?;
-        let seg = Segment::create(name, layout.object_size(), opts.mode)?;
+        let replace = if opts.replace_stale {
+            Replace::AnyStale
+        } else {
+            Replace::StaleMembus
+        };
+        let seg = Segment::create_replacing(name, layout.object_size(), opts.mode, replace)?;
         let ring = Ring::from_segment(seg, layout, opts)?;
         // The object is fresh and zero-filled: write = 0, seq = 0, readers = 0, ring[0] = 0
         // (the wrap marker) already hold. Only the id, the lock pair and the size are set.
@@ -324,7 +345,11 @@ impl Ring {
                 || started.elapsed() >= INIT_WAIT
                 || !Segment::has_live_owner(name).unwrap_or(false)
             {
-                return outcome;
+                let expected = match kind {
+                    RingKind::Msg => ShareType::MemMsg,
+                    RingKind::Cmd => ShareType::MemCmd,
+                };
+                return outcome.map_err(|e| explain_wrong_type(name, expected, e));
             }
             // A live membus creator is between O_EXCL and publishing the header.
             std::thread::sleep(Duration::from_millis(1));
@@ -345,7 +370,10 @@ impl Ring {
             if size_field != 0 && size_field != cap as i64 {
                 return Err(Error::new(
                     ErrorKind::SizeMismatch,
-                    format!("{} capacity differs", kind.type_name()),
+                    format!(
+                        "the {} has capacity {size_field}, not the expected {cap}",
+                        kind.type_name()
+                    ),
                 )
                 .with_share(name.as_str())
                 .with_sizes(cap as u64, size_field as u64));
@@ -729,7 +757,11 @@ impl Ring {
                 let Some(dst) = s.get_mut(..len) else {
                     return Err(Error::new(
                         ErrorKind::MessageTooLarge,
-                        "the next message does not fit the caller's buffer; it stays unread",
+                        format!(
+                            "the next message ({len} bytes) does not fit the caller's \
+                             {}-byte buffer; it stays unread",
+                            s.len()
+                        ),
                     )
                     .with_share(self.name().as_str())
                     .with_sizes(len as u64, s.len() as u64));

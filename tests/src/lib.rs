@@ -6,6 +6,12 @@
 //! nothing in /dev/shm. CI checks that no `membus-test-` share survives a run.
 
 use std::path::PathBuf;
+
+/// The repository README's Rust snippets, compiled (not run) as doctests by
+/// `cargo test --workspace`, so that every snippet a reader copies compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeSnippets;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use serde_json;

@@ -107,7 +107,12 @@ fn size_mismatch() {
         .unwrap();
     assert_eq!((e.kind(), e.code()), (ErrorKind::SizeMismatch, 5));
     assert_eq!(e.sizes(), Some((2048, 1024)));
-    assert!(e.to_string().contains("(expected 2048, found 1024)"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("the memmsg has capacity 1024, not the expected 2048"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("(expected"), "no bare suffix: {e}");
 }
 
 #[test]
@@ -293,5 +298,76 @@ fn timeout_and_overrun_as_errors() {
     assert_eq!(got, Received::Overrun { lost: 20 });
     let e = got.into_result().unwrap_err();
     assert_eq!((e.kind(), e.code()), (ErrorKind::Overrun, 12));
-    assert_eq!(e.sizes(), Some((0, 20)));
+    assert!(e.to_string().contains("20 messages lost"), "{e}");
+    assert!(
+        !e.to_string().contains("(expected"),
+        "no meaningless suffix: {e}"
+    );
+}
+
+/// Attaching one share type's API to another type's share names the type the share holds,
+/// for every pair (the pymembus fixtures, one per type).
+#[test]
+fn attaching_the_wrong_type_names_the_actual_type() {
+    type Attach = fn(&str) -> membus::Result<()>;
+    let apis: [(&str, Attach); 6] = [
+        ("memmsg", |n| Reader::attach(n).map(drop)),
+        ("memcmd", |n| MemCmd::attach(n).map(drop)),
+        ("memkv", |n| membus::memkv::MemKv::attach(n).map(drop)),
+        ("memvid", |n| {
+            membus::memvid::VideoReader::attach(n).map(drop)
+        }),
+        ("memaud", |n| {
+            membus::memaud::AudioReader::attach(n).map(drop)
+        }),
+        ("mempkt", |n| {
+            membus::mempkt::PacketReader::attach(n).map(drop)
+        }),
+    ];
+    let fixtures = [
+        ("memmsg", "memmsg_basic.bin"),
+        ("memcmd", "memcmd_basic.bin"),
+        ("memkv", "memkv_basic.bin"),
+        ("memvid", "memvid_rgb24.bin"),
+        ("memaud", "memaud_s16le.bin"),
+        ("mempkt", "mempkt_basic.bin"),
+    ];
+    for (actual, file) in fixtures {
+        let g = install_fixture(file);
+        for (api, attach) in apis {
+            let got = attach(g.name());
+            if api == actual {
+                assert!(got.is_ok(), "{api} on its own fixture: {:?}", got.err());
+                continue;
+            }
+            let e = got.expect_err("a share of another type must not attach");
+            assert_eq!(e.kind(), ErrorKind::InvalidLayout, "{api} on {actual}: {e}");
+            let want = format!("this is a {actual} share, not a {api}");
+            assert!(
+                e.to_string().contains(&want),
+                "{api} on a {actual} share should say {want:?}: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_message_too_large_for_a_tiny_ring_says_why() {
+    let g = ShmGuard::new("tiny");
+    let w = Writer::create(g.name(), 10).unwrap();
+    let e = w.write(b"hi").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::MessageTooLarge);
+    let text = e.to_string();
+    assert!(
+        text.contains("too small for any message") && !text.contains("(expected"),
+        "{text}"
+    );
+    let g2 = ShmGuard::new("small");
+    let w = Writer::create(g2.name(), 64).unwrap();
+    let e = w.write(&[b'x'; 100]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("a message of 100 bytes does not fit: this ring (capacity 64) takes messages of at most"),
+        "{e}"
+    );
 }

@@ -110,7 +110,16 @@ fn typed_get_set_batch_snapshot_and_changes() {
     // Too long for the field's max_len: nothing written.
     let e = kv.set(Camera::TAG, Some("123456789".into())).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::MessageTooLarge);
-    assert!(e.to_string().contains("field `tag`"), "{e}");
+    assert!(
+        e.to_string().contains("field `tag`") && e.to_string().contains("max_len = 8"),
+        "the error names the field and its declared max_len: {e}"
+    );
+    assert!(!e.to_string().contains("slot "), "not a slot number: {e}");
+    let e = kv.set(Camera::NAME, "x".repeat(33)).unwrap_err();
+    assert!(
+        e.to_string().contains("field `name`") && e.to_string().contains("max_len = 32"),
+        "{e}"
+    );
     assert_eq!(kv.epoch(), 4);
 }
 

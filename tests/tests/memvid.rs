@@ -212,7 +212,10 @@ fn a_live_writer_is_never_replaced_a_stale_share_is() {
         .err()
         .unwrap();
     assert_eq!(e.kind(), ErrorKind::CreateFailed);
-    assert!(e.to_string().contains("live writer"), "{e}");
+    assert!(
+        e.to_string().contains("a live membus process owns it"),
+        "{e}"
+    );
     drop(w);
     // A libmembus-made share (no owner lock) of that name is replaced.
     let stale = install_fixture("memvid_rgb24.bin");

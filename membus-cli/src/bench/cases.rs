@@ -16,7 +16,7 @@ use membus::memvid::{VideoParams, VideoReader, VideoWriter};
 use membus::Next;
 use membus::{MemMap, Received};
 
-use super::{run_for, unique_name, waits, BenchResult, Latency, Throughput};
+use super::{run_for, unique_name, waits, BenchResult, Latency, Throughput, Window};
 
 pub(crate) enum Outcome {
     Throughput(Throughput),
@@ -202,7 +202,7 @@ fn memcmd_four(d: Duration) -> BenchResult<Throughput> {
 const KV_NAMES: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
 
 /// libmembus "memkv setValue": 8 slots, 16-byte names, 64-byte values (membus rounds the
-/// value length to 70 so slots stay 8-byte aligned); sets "value_<v>" into slot v % 8.
+/// value length to 70 so slots stay 8-byte aligned); sets `value_<v>` into slot v % 8.
 fn memkv_set(d: Duration) -> BenchResult<Throughput> {
     let kv = MemKv::create_named(unique_name("memkv"), &KV_NAMES, 16, 64)?;
     let mut v = 0u64;
@@ -381,10 +381,7 @@ fn memcpy_floor(d: Duration, n: usize) -> BenchResult<Throughput> {
 /// (CLOCK_MONOTONIC ns in vpts); this process spins on the reader and records the delay.
 fn memvid_handoff(d: Duration) -> BenchResult<Latency> {
     let name = unique_name("handoff");
-    let child = spawn_peer(
-        "memvid-publish",
-        &[&name, &(d.as_millis() as u64 + 200).to_string()],
-    )?;
+    let child = spawn_peer("memvid-publish", &[&name])?;
     let mut r = VideoReader::attach(name.as_str())?;
     let mut l = Latency {
         name: "memvid frame hand-off latency (2 processes)".into(),
@@ -392,8 +389,8 @@ fn memvid_handoff(d: Duration) -> BenchResult<Latency> {
         payload: "64x48 rgb24".into(),
         samples_us: Vec::new(),
     };
-    let end = Instant::now() + d;
-    while Instant::now() < end {
+    let window = Window::new(d);
+    while window.more(&l) {
         if let Next::Frame(f) = r.next()? {
             let now = monotonic_ns();
             let sent = f.vpts();
@@ -406,7 +403,7 @@ fn memvid_handoff(d: Duration) -> BenchResult<Latency> {
     }
     drop(r);
     finish(child)?;
-    Ok(l)
+    window.finish(l)
 }
 
 pub(crate) fn monotonic_ns() -> i64 {
@@ -491,8 +488,8 @@ fn pingpong(
         payload: "64 B".into(),
         samples_us: Vec::new(),
     };
-    let end = Instant::now() + d;
-    while Instant::now() < end {
+    let window = Window::new(d);
+    while window.more(&l) {
         let t0 = Instant::now();
         ping_tx.write(&payload)?;
         if let Received::Message { .. } = pong_rx.read_into(&mut buf, Duration::from_millis(100))? {
@@ -502,7 +499,7 @@ fn pingpong(
             }
         }
     }
-    Ok(l)
+    window.finish(l)
 }
 
 /// libmembus "memmsg round-trip latency": an echo thread, 4 KiB rings.
@@ -535,28 +532,63 @@ fn memmsg_roundtrip_threads(d: Duration) -> BenchResult<Latency> {
     })
 }
 
+/// Starts `membus bench-peer ROLE NAMES...` and waits until it says it is ready (its shares
+/// exist and it is about to serve). The child runs until its standard input closes
+/// ([`finish`], or this process's exit), so it serves as long as the case measures.
 pub(crate) fn spawn_peer(role: &str, names: &[&str]) -> BenchResult<Child> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("bench-peer")
         .arg(role)
         .args(names)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().ok_or("no child stdout")?).read_line(&mut line)?;
     if line.trim() != "ready" {
         let _ = child.kill();
+        let _ = child.wait();
         return Err(format!("bench peer {role} did not start: {line:?}").into());
     }
     Ok(child)
 }
 
+/// Tells a peer to stop (closes its standard input) and waits for it, at most 5 s.
 pub(crate) fn finish(mut child: Child) -> BenchResult<()> {
-    let status = child.wait()?;
-    if !status.success() {
-        return Err(format!("bench peer failed: {status}").into());
+    drop(child.stdin.take());
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                return Err(format!("bench peer failed: {status}").into());
+            }
+            return Ok(());
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("bench peer did not stop within 5 s of being told to; killed it".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
-    Ok(())
+}
+
+/// Set once this process's standard input has closed: a bench peer's signal to stop.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the parent told this bench peer to stop.
+pub(crate) fn stop_requested() -> bool {
+    // Relaxed: a lone flag; nothing else is published with it.
+    STOP_REQUESTED.load(Ordering::Relaxed)
+}
+
+/// Starts the thread that sets [`stop_requested`] when standard input reaches its end.
+fn watch_stdin() {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        // Relaxed: see `stop_requested`.
+        STOP_REQUESTED.store(true, Ordering::Relaxed);
+    });
 }
 
 /// The same round trip with the echo in another process.
@@ -601,12 +633,13 @@ fn spin_pingpong_processes(d: Duration) -> BenchResult<Latency> {
         samples_us: Vec::new(),
     };
     let warm_end = Instant::now() + Duration::from_millis(50);
-    let end = warm_end + d;
+    let mut window = None;
     let mut i = 0u64;
-    loop {
+    let result = loop {
         let now = Instant::now();
-        if now >= end {
-            break;
+        let measuring = now >= warm_end;
+        if measuring && !window.get_or_insert_with(|| Window::new(d)).more(&l) {
+            break Ok(());
         }
         i += 1;
         let t0 = Instant::now();
@@ -614,22 +647,34 @@ fn spin_pingpong_processes(d: Duration) -> BenchResult<Latency> {
         // Release: publishes the payload; pairs with the echo's Acquire load of PING_SEQ.
         ping.store(i, Ordering::Release);
         // Acquire: pairs with the echo's Release store of PONG_SEQ after its payload copy.
+        let mut spins = 0u32;
+        let mut answered = true;
         while pong.load(Ordering::Acquire) != i {
             std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 4096 == 0 && Instant::now() >= warm_end + d + super::GRACE {
+                answered = false;
+                break;
+            }
+        }
+        if !answered {
+            break Err("the echo process stopped answering");
         }
         map.read_at(PONG_DATA, &mut back)?;
-        if now >= warm_end {
+        if measuring {
             l.samples_us.push(t0.elapsed().as_secs_f64() * 1e6);
         }
-    }
+    };
     // Release: pairs with the echo's Acquire load; tells it to exit.
     ping.store(STOP, Ordering::Release);
     finish(child)?;
-    Ok(l)
+    result?;
+    window.unwrap_or_else(|| Window::new(d)).finish(l)
 }
 
 /// `membus bench-peer ROLE NAMES...`: the child side of the cross-process cases.
 pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
+    watch_stdin();
     let say_ready = || println!("ready");
     match (role, names) {
         ("memmsg-echo", [fwd, rev]) => {
@@ -637,7 +682,7 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
             let tx = Writer::attach(rev.as_str())?;
             say_ready();
             let mut buf = Vec::with_capacity(64);
-            loop {
+            while !stop_requested() {
                 if let Received::Message { .. } =
                     rx.read_into(&mut buf, Duration::from_millis(5))?
                 {
@@ -647,6 +692,7 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
                     tx.write(&buf)?;
                 }
             }
+            Ok(())
         }
         ("spin-echo", [name]) => {
             let map = MemMap::attach(name.as_str())?;
@@ -654,10 +700,12 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
             let mut buf = [0u8; 64];
             say_ready();
             let mut last = 0;
+            let mut spins = 0u32;
             loop {
                 // Acquire: pairs with the parent's Release store of PING_SEQ.
                 let s = ping.load(Ordering::Acquire);
-                if s == STOP {
+                spins = spins.wrapping_add(1);
+                if s == STOP || (spins % 4096 == 0 && stop_requested()) {
                     return Ok(());
                 }
                 if s != last {
@@ -671,15 +719,13 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
                 }
             }
         }
-        ("memvid-publish", [name, ms]) => {
-            let ms: u64 = ms.parse()?;
+        ("memvid-publish", [name]) => {
             let mut w = VideoWriter::create(
                 name.as_str(),
                 &VideoParams::new(64, 48, VideoFormat::Rgb24, 1000, 8),
             )?;
             say_ready();
-            let end = Instant::now() + Duration::from_millis(ms);
-            while Instant::now() < end {
+            while !stop_requested() {
                 {
                     let mut f = w.frame();
                     f.fill(1)?;

@@ -112,6 +112,50 @@ pub(crate) fn run_for(
     Ok(t)
 }
 
+/// How long a latency case may run past its duration while it still has fewer than
+/// [`MIN_SAMPLES`] samples (a peer process that is slow to be scheduled on a busy machine).
+pub(crate) const GRACE: Duration = Duration::from_secs(10);
+
+/// Every latency case keeps measuring past its duration until it has this many samples.
+pub(crate) const MIN_SAMPLES: usize = 1;
+
+/// The measuring window of a latency case: at least `duration`, then on until the case has
+/// [`MIN_SAMPLES`] samples, but never longer than `duration` + [`GRACE`].
+pub(crate) struct Window {
+    start: Instant,
+    duration: Duration,
+}
+
+impl Window {
+    /// A window of `duration` starting now.
+    pub(crate) fn new(duration: Duration) -> Window {
+        Window {
+            start: Instant::now(),
+            duration,
+        }
+    }
+
+    /// Whether to take another sample, given what `l` holds so far.
+    pub(crate) fn more(&self, l: &Latency) -> bool {
+        let e = self.start.elapsed();
+        e < self.duration || (l.samples_us.len() < MIN_SAMPLES && e < self.duration + GRACE)
+    }
+
+    /// `l` if it has samples, else an error that says which case measured nothing and for
+    /// how long it tried.
+    pub(crate) fn finish(&self, l: Latency) -> BenchResult<Latency> {
+        if l.samples_us.is_empty() {
+            return Err(format!(
+                "latency case {:?} measured no sample in {:.1} s (its peer never answered)",
+                l.name,
+                self.start.elapsed().as_secs_f64()
+            )
+            .into());
+        }
+        Ok(l)
+    }
+}
+
 /// A unique share name for one benchmark case.
 pub(crate) fn unique_name(suffix: &str) -> String {
     let ns = std::time::SystemTime::now()
@@ -126,14 +170,25 @@ pub(crate) fn run(duration_ms: u64, json: Option<&Path>, only: Option<&str>) -> 
     let progress = std::io::stderr().is_terminal();
     let mut results = Vec::new();
     let mut latency = Vec::new();
-    for case in cases::all() {
+    let all = cases::all();
+    if let Some(o) = only {
+        if !all.iter().any(|c| c.title.contains(o)) {
+            let names: Vec<&str> = all.iter().map(|c| c.title).collect();
+            return Err(format!(
+                "--only {o:?} matches no case; the cases are:\n  {}",
+                names.join("\n  ")
+            )
+            .into());
+        }
+    }
+    for case in all {
         if only.is_some_and(|o| !case.title.contains(o)) {
             continue;
         }
         if progress {
             eprint!("\r\x1b[Krunning {} ...", case.title);
         }
-        match (case.run)(d)? {
+        match (case.run)(d).map_err(|e| format!("case {:?}: {e}", case.title))? {
             cases::Outcome::Throughput(t) => results.push(t),
             cases::Outcome::Latency(l) => latency.push(l.sorted()),
         }

@@ -13,8 +13,8 @@ use membus::select::select;
 use membus::typed::{Receiver, Recv, Sender};
 use membus::{MemMap, Next};
 
-use super::cases::{finish, monotonic_ns, spawn_peer};
-use super::{run_for, unique_name, BenchResult, Latency, Throughput};
+use super::cases::{finish, monotonic_ns, spawn_peer, stop_requested};
+use super::{run_for, unique_name, BenchResult, Latency, Throughput, Window};
 
 /// libmembus's select case: an 8×4 gray8 memvid, 8 slots, 200 fps.
 fn select_video(name: &str) -> membus::Result<VideoWriter> {
@@ -45,8 +45,8 @@ fn select_samples(
         payload: payload.into(),
         samples_us: Vec::new(),
     };
-    let end = Instant::now() + d;
-    while Instant::now() < end {
+    let window = Window::new(d);
+    while window.more(&l) {
         if select(&[&*r], Duration::from_millis(50)) != Some(0) {
             continue;
         }
@@ -66,7 +66,7 @@ fn select_samples(
             }
         }
     }
-    Ok(l)
+    window.finish(l)
 }
 
 /// libmembus "select() wakeup latency": a writer thread publishes every 5 ms; this thread
@@ -98,15 +98,7 @@ pub(crate) fn select_wakeup(d: Duration) -> BenchResult<Latency> {
 pub(crate) fn select_wakeup_processes(d: Duration) -> BenchResult<Latency> {
     let name = unique_name("xsel_vid");
     let warm = (d / 10).max(Duration::from_millis(50));
-    let child = spawn_peer(
-        "select-publish",
-        &[
-            &name,
-            &(warm + d + Duration::from_millis(100))
-                .as_millis()
-                .to_string(),
-        ],
-    )?;
+    let child = spawn_peer("select-publish", &[&name])?;
     let mut r = VideoReader::attach(name.as_str())?;
     std::thread::sleep(warm);
     let got = select_samples(
@@ -295,13 +287,16 @@ fn futex_wake(word: &AtomicU64) {
     }
 }
 
-/// Sleeps until `word` holds `want` (Acquire), on the futex.
-fn futex_wait_for(word: &AtomicU64, want: u64) {
+/// Sleeps until `word` holds `want` (Acquire), on the futex; false if `until` passes first.
+fn futex_wait_for(word: &AtomicU64, want: u64, until: Instant) -> bool {
     loop {
         // Acquire: pairs with the other side's Release store before its wake.
         let v = word.load(Ordering::Acquire);
         if v == want || v == FUTEX_STOP {
-            return;
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
         }
         futex_wait(word, v as u32);
     }
@@ -322,31 +317,35 @@ pub(crate) fn futex_roundtrip_processes(d: Duration) -> BenchResult<Latency> {
         samples_us: Vec::new(),
     };
     let warm_end = Instant::now() + (d / 10).max(Duration::from_millis(50));
-    let end = warm_end + d;
+    let mut window = None;
     let mut i = 0u64;
-    loop {
+    let result = loop {
         let now = Instant::now();
-        if now >= end {
-            break;
+        let measuring = now >= warm_end;
+        if measuring && !window.get_or_insert_with(|| Window::new(d)).more(&l) {
+            break Ok(());
         }
         i += 1;
         let t0 = Instant::now();
         // Release: pairs with the echo's Acquire load in `futex_wait_for`.
         ping.store(i, Ordering::Release);
         futex_wake(ping);
-        futex_wait_for(pong, i);
-        if now >= warm_end {
+        if !futex_wait_for(pong, i, warm_end + d + super::GRACE) {
+            break Err("the echo process stopped answering");
+        }
+        if measuring {
             l.samples_us.push(t0.elapsed().as_secs_f64() * 1e6);
         }
         // Both sides then sleep 5 ms, as the select cases' reader does between frames (so
         // the CPUs idle as deeply as there).
         std::thread::sleep(Duration::from_millis(5));
-    }
+    };
     // Release: pairs with the echo's Acquire load; tells it to exit.
     ping.store(FUTEX_STOP, Ordering::Release);
     futex_wake(ping);
     finish(child)?;
-    Ok(l)
+    result?;
+    window.unwrap_or_else(|| Window::new(d)).finish(l)
 }
 
 #[derive(membus::Message, Clone, Copy, Debug, PartialEq)]
@@ -381,12 +380,10 @@ pub(crate) fn typed_send_receive(d: Duration) -> BenchResult<Throughput> {
 /// Child roles of these cases.
 pub(crate) fn peer(role: &str, names: &[String], say_ready: impl Fn()) -> BenchResult<()> {
     match (role, names) {
-        ("select-publish", [name, ms]) => {
-            let ms: u64 = ms.parse()?;
+        ("select-publish", [name]) => {
             let mut w = select_video(name)?;
             say_ready();
-            let end = Instant::now() + Duration::from_millis(ms);
-            while Instant::now() < end {
+            while !stop_requested() {
                 publish_stamped(&mut w)?;
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -412,7 +409,7 @@ pub(crate) fn peer(role: &str, names: &[String], say_ready: impl Fn()) -> BenchR
                 futex_wait_for_change(ping, last);
                 // Acquire: pairs with the parent's Release store of PING.
                 let s = ping.load(Ordering::Acquire);
-                if s == FUTEX_STOP {
+                if s == FUTEX_STOP || stop_requested() {
                     return Ok(());
                 }
                 // Release: pairs with the parent's Acquire load in `futex_wait_for`.
@@ -425,12 +422,12 @@ pub(crate) fn peer(role: &str, names: &[String], say_ready: impl Fn()) -> BenchR
     }
 }
 
-/// Sleeps until `word` differs from `last`.
+/// Sleeps until `word` differs from `last` or the parent says stop.
 fn futex_wait_for_change(word: &AtomicU64, last: u64) {
     loop {
         // Acquire: pairs with the writer's Release store before its wake.
         let v = word.load(Ordering::Acquire);
-        if v != last {
+        if v != last || stop_requested() {
             return;
         }
         futex_wait(word, v as u32);

@@ -1,4 +1,4 @@
-//! memkv layout (spec §6): a 128-byte header followed by `count` slots of stride
+//! memkv layout: a 128-byte header followed by `count` slots of stride
 //! `T = 18 + N + V`, each `seq | lastEpoch | name[N+1] | value[V+1]`.
 
 use crate::error::{Error, ErrorKind, Result};
@@ -48,7 +48,7 @@ impl KvLayout {
     /// values of up to `max_value` bytes.
     ///
     /// When the stride `18 + N + V` is not a multiple of 8 the slots' atomic words would be
-    /// misaligned (W15) and pymembus could not open the share, so V is rounded up until it
+    /// misaligned and pymembus could not open the share, so V is rounded up until it
     /// is; [`max_value_len`](Self::max_value_len) reports the effective limit.
     ///
     /// # Errors
@@ -89,7 +89,7 @@ impl KvLayout {
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] when a field is ≤ 0, the layout overflows, the slots do
     /// not fit the object, or the stride is not a multiple of 8 (a libmembus C++ peer may
-    /// make such a store; its slot words are misaligned for atomics, W15).
+    /// make such a store; its slot words are misaligned for atomics).
     pub fn from_header(
         count: i64,
         max_name: i64,
@@ -117,7 +117,8 @@ impl KvLayout {
         }
         if layout.object_size() > object_size {
             return Err(bad(format!(
-                "{count} slots of {t} bytes need a larger object than the mapping"
+                "{count} slots of {t} bytes need {} bytes, more than the object's {object_size}",
+                layout.object_size()
             ))
             .with_sizes(layout.object_size() as u64, object_size as u64));
         }
@@ -198,7 +199,10 @@ fn check_text(what: &str, bytes: &[u8], max: usize) -> Result<()> {
     if bytes.len() > max {
         return Err(Error::new(
             ErrorKind::MessageTooLarge,
-            format!("{what} is longer than the store's limit"),
+            format!(
+                "{what} is {} bytes, longer than the store's limit of {max}",
+                bytes.len()
+            ),
         )
         .with_sizes(max as u64, bytes.len() as u64));
     }

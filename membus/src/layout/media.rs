@@ -1,4 +1,4 @@
-//! memvid, memaud and mempkt layout (spec §7–§11): the "MBUS" prefix, formats, and the
+//! memvid, memaud and mempkt layout: the "MBUS" prefix, formats, and the
 //! layout formulas, computed from parameters or re-derived from a header snapshot.
 
 use crate::error::{Error, ErrorKind, Result};
@@ -9,7 +9,7 @@ pub const MAGIC: i64 = 0x5355_424D;
 /// The literal page size in libmembus's layout math.
 pub const PAGE: u64 = 4096;
 
-/// Prefix field offsets (spec §7).
+/// Prefix field offsets.
 pub mod off {
     /// Magic.
     pub const MAGIC: usize = 0;
@@ -86,7 +86,7 @@ impl MediaKind {
     }
 }
 
-/// `video_format` (spec §11.1).
+/// `video_format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VideoFormat {
     /// 1 byte per pixel.
@@ -147,7 +147,7 @@ impl VideoFormat {
     }
 }
 
-/// `audio_format` (spec §11.2).
+/// `audio_format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AudioFormat {
     /// Unsigned 8-bit.
@@ -272,7 +272,7 @@ pub struct FrameLayout {
 }
 
 impl FrameLayout {
-    /// Computes the layout (spec §8.3 / §9.3) from the payload and the common parameters.
+    /// Computes the layout from the payload and the common parameters.
     fn compute(
         slot_hdr: u64,
         payload: u64,
@@ -359,11 +359,11 @@ pub struct VidLayout {
 }
 
 impl VidLayout {
-    /// The layout for creation parameters (spec §8.3); `scanwidth` 0 = derived.
+    /// The layout for creation parameters; `scanwidth` 0 = derived.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for anything the spec rejects, and the format rules
-    /// libmembus leaves unchecked (W11): a known format, `width · bpp ≤ scanwidth`, an even
+    /// libmembus leaves unchecked: a known format, `width · bpp ≤ scanwidth`, an even
     /// width for the YUV 4:2:2 formats.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -447,7 +447,7 @@ impl VidLayout {
     }
 
     /// Validates a header snapshot (the first 240 bytes as little-endian words) against
-    /// the mapped length (spec §8.4 validation, plus the W11 format checks).
+    /// the mapped length (plus format checks libmembus leaves out).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] saying what is wrong.
@@ -492,7 +492,7 @@ pub struct AudLayout {
 }
 
 impl AudLayout {
-    /// The layout for creation parameters (spec §9.3); `payload_size` is used for
+    /// The layout for creation parameters; `payload_size` is used for
     /// `UserType` only.
     ///
     /// # Errors
@@ -561,7 +561,7 @@ impl AudLayout {
         })
     }
 
-    /// Validates a header snapshot (spec §9.4).
+    /// Validates a header snapshot.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] saying what is wrong.
@@ -622,7 +622,7 @@ pub struct PktLayout {
 pub const DESC_STRIDE: usize = 64;
 
 impl PktLayout {
-    /// The layout for creation parameters (spec §10.3).
+    /// The layout for creation parameters.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for anything the spec rejects.
@@ -690,7 +690,7 @@ impl PktLayout {
         })
     }
 
-    /// Validates a header snapshot (spec §10.4).
+    /// Validates a header snapshot.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] saying what is wrong.

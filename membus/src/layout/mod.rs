@@ -5,6 +5,7 @@
 //! call these at the moment of use, so a hostile or corrupted header can only ever produce
 //! an [`ErrorKind::InvalidLayout`](crate::ErrorKind::InvalidLayout).
 
+pub mod identify;
 pub mod kv;
 pub mod media;
 pub mod ring;

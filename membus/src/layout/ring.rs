@@ -1,4 +1,4 @@
-//! memmsg and memcmd layout (spec §4 and §5).
+//! memmsg and memcmd layout.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::align_up;
@@ -107,7 +107,10 @@ impl RingLayout {
         if capacity == 0 || capacity > max || usize::try_from(capacity).is_err() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
-                format!("{} capacity must be 1..={max}", kind.type_name()),
+                format!(
+                    "{} capacity {capacity} is not in 1..={max}",
+                    kind.type_name()
+                ),
             )
             .with_sizes(max, capacity));
         }
@@ -147,7 +150,7 @@ impl RingLayout {
                 )
             } else {
                 format!(
-                    "object size differs from capacity {} + {} bytes of overhead",
+                    "the object has {object_size} bytes, not capacity {} + {} bytes of overhead",
                     layout.capacity,
                     kind.overhead()
                 )
@@ -189,7 +192,7 @@ impl RingLayout {
         usize::try_from(s).ok()
     }
 
-    /// The longest message a reader can ever read back: stride(len) ≤ S (fixes W4). 0 when
+    /// The longest message a reader can ever read back: stride(len) ≤ S . 0 when
     /// S is too small for any frame.
     pub fn max_message_len(&self) -> usize {
         (self.capacity / 8 * 8).saturating_sub(FRAME_HEADER)
@@ -211,10 +214,20 @@ impl RingLayout {
         if len > max {
             return Err(Error::new(
                 ErrorKind::MessageTooLarge,
-                format!(
-                    "a frame of 16 + {len} bytes rounded to 8 exceeds the ring capacity {}",
-                    self.capacity
-                ),
+                if max == 0 {
+                    format!(
+                        "a message of {len} bytes does not fit: the ring capacity {} is too \
+                         small for any message (a frame takes 16 bytes plus the message, \
+                         rounded up to 8)",
+                        self.capacity
+                    )
+                } else {
+                    format!(
+                        "a message of {len} bytes does not fit: this ring (capacity {}) \
+                         takes messages of at most {max} bytes",
+                        self.capacity
+                    )
+                },
             )
             .with_sizes(max as u64, len as u64));
         }

@@ -1,4 +1,11 @@
-//! The OS layer: the only module that calls libc.
+//! The OS layer: the only module that calls libc, rustix or memmap2.
+//!
+//! Well-kept crates do what they can: [`shm`] opens, sizes, locks and maps objects through
+//! `rustix` and `memmap2` without unsafe code of its own. Raw code stays only where no crate
+//! does the job: [`copy`] (byte copies made of atomic accesses, so that racing with another
+//! process is not undefined behaviour), [`pthread`] (glibc's process-shared mutex and
+//! condition in place inside a share, as libmembus lays them out) and [`futex`] (waits on a
+//! word another process writes).
 //!
 //! It knows nothing of share layouts. [`shm::Segment`] owns one named POSIX shared-memory
 //! object and its mapping; [`pthread::LockPair`] drives a process-shared glibc mutex and
@@ -48,11 +55,6 @@ pub(crate) fn random_session_id() -> i64 {
     }
 }
 
-/// The calling thread's last OS error.
-pub(crate) fn last_os_error() -> io::Error {
-    io::Error::last_os_error()
-}
-
 /// Whether process (or thread) `id` still runs, as far as this process can tell.
 ///
 /// `kill(id, 0)` says whether the id exists (EPERM: it exists but belongs to another
@@ -70,7 +72,7 @@ pub(crate) fn process_alive(id: i64) -> bool {
     // SAFETY: signal 0 only checks that the target exists and may be signalled; it sends
     // nothing and touches no memory.
     let rc = unsafe { libc::kill(pid, 0) };
-    if rc != 0 && last_os_error().raw_os_error() == Some(libc::ESRCH) {
+    if rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

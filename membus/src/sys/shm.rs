@@ -1,13 +1,27 @@
 //! Named POSIX shared-memory objects and their mappings.
+//!
+//! Every system call here goes through `rustix` (open, unlink, fstat, fchmod, flock,
+//! fallocate, lseek, fstatvfs) and every mapping is a `memmap2::MmapRaw`, an owner of a raw
+//! pointer that never hands out `&[u8]`/`&mut [u8]` over bytes other processes write; both
+//! are safe APIs, so this module has no unsafe code of its own except where it turns the
+//! mapping into the atomics and bounds-checked pointers its users need. The byte copies
+//! over shared memory (`sys::copy`), the glibc pthread objects (`sys::pthread`) and the
+//! futex calls (`sys::futex`) stay hand-written: no crate offers copies made of atomic
+//! accesses, glibc's process-shared mutex and condition as they sit inside a share, or a
+//! futex on another process's word.
+//!
+//! Named objects live in /dev/shm, as glibc's `shm_open` puts them; like glibc, opens add
+//! `O_NOFOLLOW` and `O_CLOEXEC`.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::{FallocateFlags, FlockOperation, Mode, OFlags, SeekFrom};
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::ShareName;
-use crate::sys::last_os_error;
 
 /// Identity of a file: device and inode. Two handles name the same object iff they match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -16,32 +30,40 @@ pub(crate) struct FileId {
     ino: u64,
 }
 
-fn fstat(fd: &OwnedFd) -> std::io::Result<libc::stat> {
-    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is an open descriptor owned by the caller; `st` is valid and writable.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(last_os_error());
-    }
-    Ok(st)
+/// What membus needs of `fstat`.
+struct Stat {
+    id: FileId,
+    mode: u32,
+    size: i64,
 }
 
-fn file_id(st: &libc::stat) -> FileId {
-    FileId {
-        dev: st.st_dev,
-        ino: st.st_ino,
-    }
+fn fstat(fd: &OwnedFd) -> std::io::Result<Stat> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(Stat {
+        id: FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        },
+        mode: st.st_mode,
+        size: st.st_size,
+    })
 }
 
-fn shm_open(name: &ShareName, flags: libc::c_int, mode: libc::mode_t) -> std::io::Result<OwnedFd> {
-    // SAFETY: the name is a valid NUL-terminated C string that outlives the call. glibc's
-    // shm_open adds O_NOFOLLOW and O_CLOEXEC itself.
-    let fd = unsafe { libc::shm_open(name.as_c_str().as_ptr(), flags | libc::O_CLOEXEC, mode) };
-    if fd < 0 {
-        return Err(last_os_error());
-    }
-    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// The object's path: glibc keeps POSIX shared memory in /dev/shm.
+fn shm_path(name: &ShareName) -> String {
+    format!("/dev/shm{}", name.as_str())
+}
+
+fn shm_open(name: &ShareName, flags: OFlags, mode: u32) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        shm_path(name),
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?)
+}
+
+fn shm_unlink(name: &ShareName) -> std::io::Result<()> {
+    Ok(rustix::fs::unlink(shm_path(name))?)
 }
 
 /// Unlinks `name` only if it still refers to the object `id`.
@@ -50,23 +72,66 @@ fn shm_open(name: &ShareName, flags: libc::c_int, mode: libc::mode_t) -> std::io
 /// another process could replace the object; it is a few instructions wide, where libmembus
 /// unlinks by name unconditionally.
 fn unlink_if_same(name: &ShareName, id: FileId) {
-    let Ok(fd) = shm_open(name, libc::O_RDONLY, 0) else {
+    let Ok(fd) = shm_open(name, OFlags::RDONLY, 0) else {
         return;
     };
-    let same = fstat(&fd).map(|st| file_id(&st) == id).unwrap_or(false);
+    let same = fstat(&fd).map(|st| st.id == id).unwrap_or(false);
     drop(fd);
     if same {
-        // SAFETY: valid NUL-terminated name; failure (already gone) is harmless.
-        unsafe { libc::shm_unlink(name.as_c_str().as_ptr()) };
+        // Failure (already gone) is harmless.
+        let _ = shm_unlink(name);
     }
 }
+
+/// Bytes of `fd`'s first `len` bytes that have no memory allocated (holes, as `ftruncate`
+/// leaves them), found with SEEK_DATA/SEEK_HOLE.
+fn hole_bytes(fd: &OwnedFd, len: u64) -> std::io::Result<u64> {
+    let mut holes = 0u64;
+    let mut pos = 0u64;
+    while pos < len {
+        let data = match rustix::fs::seek(fd, SeekFrom::Data(pos)) {
+            Ok(d) => d.min(len),
+            // ENXIO: no data at or after `pos`.
+            Err(rustix::io::Errno::NXIO) => len,
+            Err(e) => return Err(e.into()),
+        };
+        holes += data - pos;
+        if data >= len {
+            break;
+        }
+        pos = rustix::fs::seek(fd, SeekFrom::Hole(data))?.max(data + 1);
+    }
+    Ok(holes)
+}
+
+/// The mark of a share membus created: the sticky bit on the object's mode. It means nothing
+/// for a regular file on Linux, libmembus and pymembus never set it, and only the object's
+/// owner (or root) can change it, so a share that carries it was made by membus.
+pub(crate) const MEMBUS_MARK: u32 = libc::S_ISVTX;
+
+/// What a creator does when a share of its name already exists (and no live membus process
+/// holds its owner lock; a live owner's share is never replaced).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Replace {
+    /// Replace a share that membus created ([`MEMBUS_MARK`]) whose creator is dead. A share
+    /// without the mark (made by libmembus or pymembus, whose users may still be using it)
+    /// is reported, not replaced.
+    StaleMembus,
+    /// Replace any share without a live membus owner, including a foreign one.
+    AnyStale,
+}
+
+/// The advice every "already exists" error carries.
+const EXISTS_HINT: &str = "if nothing uses it, remove it with `membus rm NAME` \
+     (`membus rm --stale` removes every stale share of yours)";
 
 /// One mapped named shared-memory object.
 ///
 /// This is the private owner of the raw mapping pointer: it hands out bounds-checked
 /// pointers and atomics, never plain references to bytes other processes may write.
 pub(crate) struct Segment {
-    ptr: NonNull<u8>,
+    /// The mapping; unmapped when the segment drops.
+    map: MmapRaw,
     len: usize,
     writable: bool,
     fd: OwnedFd,
@@ -80,12 +145,9 @@ pub(crate) struct Segment {
     released: AtomicBool,
 }
 
-// SAFETY: the mapping is process-wide memory, valid on any thread until `Drop` unmaps it;
-// Segment exposes it only through raw pointers and atomics, whose users state their own
-// synchronisation, so moving or sharing the owner between threads adds no data race.
-unsafe impl Send for Segment {}
-// SAFETY: see `Send`; `&Segment` only gives out raw pointers and `&AtomicI64`.
-unsafe impl Sync for Segment {}
+// Segment is Send and Sync through its fields: the mapping is `MmapRaw`, which is, and it
+// is exposed only through raw pointers and atomics whose users state their own
+// synchronisation.
 
 /// Which access an attacher asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,47 +157,116 @@ pub(crate) enum Access {
 }
 
 impl Segment {
+    /// [`create`](Self::create), and when a share of that name exists, replaces it as
+    /// `replace` allows. The old object is removed only while this process holds its owner
+    /// lock, and only if the name still refers to it, so two creators restarting at once
+    /// cannot remove each other's new share: one of them gets an error.
+    pub(crate) fn create_replacing(
+        name: &ShareName,
+        size: usize,
+        mode: u32,
+        replace: Replace,
+    ) -> Result<Segment> {
+        let first = Self::create(name, size, mode);
+        match &first {
+            Err(e) if e.kind() == ErrorKind::CreateFailed && e.errno() == Some(libc::EEXIST) => {}
+            _ => return first,
+        }
+        let err = |kind, what: String| Error::new(kind, what).with_share(name.as_str());
+        let exists = || std::io::Error::from_raw_os_error(libc::EEXIST);
+        let old = match shm_open(name, OFlags::RDONLY, 0) {
+            Ok(fd) => fd,
+            // Removed meanwhile: try once more.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Self::create(name, size, mode)
+            }
+            Err(e) => {
+                let kind = if e.raw_os_error() == Some(libc::EACCES) {
+                    ErrorKind::AccessDenied
+                } else {
+                    ErrorKind::CreateFailed
+                };
+                return Err(err(
+                    kind,
+                    "a share with this name already exists and cannot be opened to check \
+                     whether it is stale (another user's?)"
+                        .into(),
+                )
+                .with_os_error(e));
+            }
+        };
+        if rustix::fs::flock(&old, FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Err(err(
+                ErrorKind::CreateFailed,
+                "a share with this name already exists and a live membus process owns it \
+                 (or is replacing it right now); it is not replaced: stop that process or \
+                 use another name"
+                    .into(),
+            )
+            .with_os_error(exists()));
+        }
+        let st = fstat(&old).map_err(|e| {
+            err(
+                ErrorKind::CreateFailed,
+                "fstat of the existing share".into(),
+            )
+            .with_os_error(e)
+        })?;
+        if replace == Replace::StaleMembus && st.mode & MEMBUS_MARK == 0 {
+            return Err(err(
+                ErrorKind::CreateFailed,
+                "a share with this name already exists and was not created by membus \
+                 (libmembus or pymembus made it, and may still be using it); it is not \
+                 replaced: if nothing uses it, remove it with `membus rm NAME`, or create \
+                 with the `replace_stale(true)` option"
+                    .into(),
+            )
+            .with_os_error(exists()));
+        }
+        // Holding the old object's owner lock: nobody else replaces it meanwhile.
+        unlink_if_same(name, st.id);
+        drop(old);
+        Self::create(name, size, mode)
+    }
+
     /// Creates `name` exclusively (O_CREAT|O_EXCL) with `size` bytes reserved up front and
-    /// the permission bits `mode` exactly (whatever the umask), takes the owner lock, and
-    /// maps it read-write. On any failure nothing is left behind.
+    /// the permission bits `mode` exactly (whatever the umask) plus [`MEMBUS_MARK`], takes
+    /// the owner lock, and maps it read-write. On any failure nothing is left behind.
     pub(crate) fn create(name: &ShareName, size: usize, mode: u32) -> Result<Segment> {
-        let err = |kind, what: &'static str| Error::new(kind, what).with_share(name.as_str());
+        let err = |kind, what: &str| Error::new(kind, what.to_string()).with_share(name.as_str());
         if size == 0 || i64::try_from(size).is_err() {
             return Err(err(
                 ErrorKind::InvalidArgument,
-                "share size must be between 1 and i64::MAX",
-            )
-            .with_sizes(1, size as u64));
+                &format!("share size {size} is not between 1 and i64::MAX"),
+            ));
         }
         if mode & !0o777 != 0 {
             return Err(err(
                 ErrorKind::InvalidArgument,
-                "permission mode has bits outside 0o777",
-            )
-            .with_sizes(0o777, u64::from(mode)));
+                &format!("permission mode {mode:#o} has bits outside 0o777"),
+            ));
         }
-        let fd = shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode as libc::mode_t)
-            .map_err(|e| {
+        let fd =
+            shm_open(name, OFlags::RDWR | OFlags::CREATE | OFlags::EXCL, mode).map_err(|e| {
                 let what = if e.raw_os_error() == Some(libc::EEXIST) {
-                    "a share with this name already exists (another creator won the race, or a stale share is left)"
+                    format!("a share with this name already exists; {EXISTS_HINT}")
                 } else {
-                    "shm_open(O_CREAT|O_EXCL)"
+                    "shm_open(O_CREAT|O_EXCL)".to_string()
                 };
                 let kind = if e.raw_os_error() == Some(libc::EACCES) {
                     ErrorKind::AccessDenied
                 } else {
                     ErrorKind::CreateFailed
                 };
-                err(kind, what).with_os_error(e)
+                err(kind, &what).with_os_error(e)
             })?;
         // From here on the object exists: every failure must unlink it.
         let id = match fstat(&fd) {
-            Ok(st) => file_id(&st),
+            Ok(st) => st.id,
             Err(e) => {
                 // Without an identity we cannot unlink safely; unlink by name, which is ours
                 // a moment ago (O_EXCL), rather than leave an orphan.
-                // SAFETY: valid NUL-terminated name.
-                unsafe { libc::shm_unlink(name.as_c_str().as_ptr()) };
+                let _ = shm_unlink(name);
                 return Err(err(ErrorKind::CreateFailed, "fstat").with_os_error(e));
             }
         };
@@ -143,36 +274,30 @@ impl Segment {
             unlink_if_same(name, id);
             Err(e)
         };
-        // SAFETY: `fd` is open; fchmod only changes the permission bits.
-        if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
-            return fail(err(ErrorKind::CreateFailed, "fchmod").with_os_error(last_os_error()));
-        }
-        // SAFETY: `fd` is open; a non-blocking exclusive flock on a fresh object cannot block.
-        if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // The owner lock first, then the mark: a share that carries the mark but whose lock
+        // is free is one whose creator is gone. A fresh object's lock cannot be held.
+        if let Err(e) = rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
             return fail(
                 err(ErrorKind::CreateFailed, "taking the owner lock (flock)")
-                    .with_os_error(last_os_error()),
+                    .with_os_error(e.into()),
             );
+        }
+        if let Err(e) = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode | MEMBUS_MARK)) {
+            return fail(err(ErrorKind::CreateFailed, "fchmod").with_os_error(e.into()));
         }
         // Reserve the memory now, so a full /dev/shm is this error, not a SIGBUS later.
-        // SAFETY: `fd` is open for writing; offset 0 and a positive length that fits off_t.
-        let rc = unsafe { libc::fallocate(fd.as_raw_fd(), 0, 0, size as libc::off_t) };
-        if rc != 0 {
-            let e = last_os_error();
+        if let Err(e) = rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, size as u64) {
+            let e: std::io::Error = e.into();
             let what = if e.raw_os_error() == Some(libc::ENOSPC) {
-                "no room in /dev/shm to reserve the share"
+                format!("no room in /dev/shm to reserve the share's {size} bytes")
             } else {
-                "reserving the share's memory (fallocate)"
+                format!("reserving the share's {size} bytes (fallocate)")
             };
-            return fail(
-                err(ErrorKind::CreateFailed, what)
-                    .with_sizes(size as u64, 0)
-                    .with_os_error(e),
-            );
+            return fail(err(ErrorKind::CreateFailed, &what).with_os_error(e));
         }
         match Self::map(&fd, size, true) {
-            Ok(ptr) => Ok(Segment {
-                ptr,
+            Ok(map) => Ok(Segment {
+                map,
                 len: size,
                 writable: true,
                 fd,
@@ -186,11 +311,17 @@ impl Segment {
     }
 
     /// Attaches to the existing object `name` and maps all of it.
+    ///
+    /// Memory for the whole object is made sure of first, so that a share whose pages were
+    /// never allocated (libmembus sizes objects with `ftruncate`, which leaves holes) cannot
+    /// fault later when /dev/shm is full: a read-write attach allocates the holes
+    /// (`fallocate` keeps the contents); a read-only attach, which cannot, measures them
+    /// (SEEK_HOLE) and fails if /dev/shm has less free space than they need.
     pub(crate) fn attach(name: &ShareName, access: Access) -> Result<Segment> {
-        let err = |kind, what: &'static str| Error::new(kind, what).with_share(name.as_str());
+        let err = |kind, what: &str| Error::new(kind, what.to_string()).with_share(name.as_str());
         let flags = match access {
-            Access::ReadOnly => libc::O_RDONLY,
-            Access::ReadWrite => libc::O_RDWR,
+            Access::ReadOnly => OFlags::RDONLY,
+            Access::ReadWrite => OFlags::RDWR,
         };
         let fd = shm_open(name, flags, 0).map_err(|e| {
             let (kind, what) = match e.raw_os_error() {
@@ -204,7 +335,7 @@ impl Segment {
             err(kind, what).with_os_error(e)
         })?;
         let st = fstat(&fd).map_err(|e| err(ErrorKind::OpenFailed, "fstat").with_os_error(e))?;
-        let len = match usize::try_from(st.st_size) {
+        let len = match usize::try_from(st.size) {
             Ok(0) => {
                 return Err(err(
                     ErrorKind::MapFailed,
@@ -220,51 +351,92 @@ impl Segment {
             }
         };
         let writable = access == Access::ReadWrite;
-        let ptr = Self::map(&fd, len, writable)
+        Self::ensure_backed(&fd, len as u64, writable).map_err(|e| e.with_share(name.as_str()))?;
+        let map = Self::map(&fd, len, writable)
             .map_err(|e| err(ErrorKind::MapFailed, "mmap").with_os_error(e))?;
         Ok(Segment {
-            ptr,
+            map,
             len,
             writable,
             fd,
             name: name.clone(),
-            id: file_id(&st),
+            id: st.id,
             created: false,
             released: AtomicBool::new(false),
         })
     }
 
-    fn map(fd: &OwnedFd, len: usize, writable: bool) -> std::io::Result<NonNull<u8>> {
-        let prot = if writable {
-            libc::PROT_READ | libc::PROT_WRITE
-        } else {
-            libc::PROT_READ
-        };
-        // SAFETY: a fresh shared mapping of an open descriptor at a kernel-chosen address;
-        // it aliases no Rust object. `len` > 0 is checked by both callers.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(last_os_error());
+    /// Makes sure every page of the object's `len` bytes has (or can get) memory.
+    fn ensure_backed(fd: &OwnedFd, len: u64, writable: bool) -> Result<()> {
+        if writable {
+            return match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len) {
+                Ok(()) => Ok(()),
+                Err(rustix::io::Errno::NOSPC) => Err(Error::new(
+                    ErrorKind::MapFailed,
+                    format!(
+                        "the share's {len} bytes are not all allocated (a share made with \
+                         ftruncate, as libmembus does) and /dev/shm has no room to allocate \
+                         them; using it would fault (SIGBUS)"
+                    ),
+                )
+                .with_os_error(rustix::io::Errno::NOSPC.into())),
+                // A file system without fallocate: nothing to make sure of this way.
+                Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+                Err(e) => Err(Error::new(
+                    ErrorKind::MapFailed,
+                    "allocating the share's pages (fallocate)",
+                )
+                .with_os_error(e.into())),
+            };
         }
-        NonNull::new(p.cast::<u8>()).ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))
+        let holes = match hole_bytes(fd, len) {
+            Ok(h) => h,
+            // SEEK_HOLE unsupported: nothing to measure.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(()),
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::MapFailed,
+                    "looking for unallocated pages (SEEK_HOLE)",
+                )
+                .with_os_error(e))
+            }
+        };
+        if holes == 0 {
+            return Ok(());
+        }
+        let free = rustix::fs::fstatvfs(fd)
+            .map(|v| v.f_bavail.saturating_mul(v.f_frsize))
+            .unwrap_or(u64::MAX);
+        if holes > free {
+            return Err(Error::new(
+                ErrorKind::MapFailed,
+                format!(
+                    "{holes} of the share's {len} bytes are not allocated (a share made with \
+                     ftruncate, as libmembus does) and /dev/shm has only {free} bytes free; \
+                     reading it would fault (SIGBUS)"
+                ),
+            )
+            .with_sizes(holes, free));
+        }
+        Ok(())
+    }
+
+    fn map(fd: &OwnedFd, len: usize, writable: bool) -> std::io::Result<MmapRaw> {
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        if writable {
+            opts.map_raw(fd.as_raw_fd())
+        } else {
+            opts.map_raw_read_only(fd.as_raw_fd())
+        }
     }
 
     /// Removes `name`. `Ok(false)` when no such share exists.
     pub(crate) fn remove(name: &ShareName) -> Result<bool> {
-        // SAFETY: valid NUL-terminated name.
-        if unsafe { libc::shm_unlink(name.as_c_str().as_ptr()) } == 0 {
-            return Ok(true);
-        }
-        let e = last_os_error();
+        let e = match shm_unlink(name) {
+            Ok(()) => return Ok(true),
+            Err(e) => e,
+        };
         match e.raw_os_error() {
             Some(libc::ENOENT) => Ok(false),
             Some(libc::EACCES | libc::EPERM) => {
@@ -284,7 +456,7 @@ impl Segment {
     /// kernel drops it when the process dies. libmembus and pymembus creators take no such
     /// lock, so `false` means "no live membus owner", not "unused".
     pub(crate) fn has_live_owner(name: &ShareName) -> Result<bool> {
-        let fd = shm_open(name, libc::O_RDONLY, 0).map_err(|e| {
+        let fd = shm_open(name, OFlags::RDONLY, 0).map_err(|e| {
             let kind = if e.raw_os_error() == Some(libc::EACCES) {
                 ErrorKind::AccessDenied
             } else {
@@ -294,18 +466,13 @@ impl Segment {
                 .with_share(name.as_str())
                 .with_os_error(e)
         })?;
-        // SAFETY: `fd` is open; a non-blocking shared flock returns at once.
-        if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) {
             // Nobody holds it exclusively. Closing `fd` releases our shared lock.
-            return Ok(false);
-        }
-        let e = last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(true)
-        } else {
-            Err(Error::new(ErrorKind::OpenFailed, "flock")
+            Ok(()) => Ok(false),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
+            Err(e) => Err(Error::new(ErrorKind::OpenFailed, "flock")
                 .with_share(name.as_str())
-                .with_os_error(e))
+                .with_os_error(e.into())),
         }
     }
 
@@ -341,8 +508,8 @@ impl Segment {
             return;
         }
         unlink_if_same(&self.name, self.id);
-        // SAFETY: `fd` is open; unlocking a held flock cannot fail in a way we could act on.
-        unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_UN) };
+        // Unlocking a held flock cannot fail in a way we could act on.
+        let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
     }
 
     /// For a creator: keeps the name and gives up ownership, so neither this handle's drop
@@ -352,13 +519,13 @@ impl Segment {
         if !self.created || self.released.swap(true, Ordering::AcqRel) {
             return;
         }
-        // SAFETY: `fd` is open; unlocking a held flock cannot fail in a way we could act on.
-        unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_UN) };
+        // Unlocking a held flock cannot fail in a way we could act on.
+        let _ = rustix::fs::flock(&self.fd, FlockOperation::Unlock);
     }
 
     /// The object's permission bits now.
     pub(crate) fn mode(&self) -> std::io::Result<u32> {
-        fstat(&self.fd).map(|st| st.st_mode & 0o777)
+        fstat(&self.fd).map(|st| st.mode & 0o777)
     }
 
     /// `n` consecutive 8-byte words at `offset` as atomics, if all are in bounds and the
@@ -383,26 +550,32 @@ impl Segment {
         if len == 0 {
             return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
         }
-        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
-            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: valid NUL-terminated path; the returned descriptor is owned below.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(last_os_error());
-        }
-        // SAFETY: `fd` was just returned by open and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let same = fstat(&fd).map(|st| file_id(&st) == self.id)?;
-        if !same {
+        let path = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        let fd = rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+        if fstat(&fd)?.id != self.id {
             return Err(std::io::Error::from_raw_os_error(libc::ESTALE));
         }
-        let ptr = Self::map(&fd, len, true)?;
-        Ok(PrefixMap { ptr, len })
+        Ok(PrefixMap {
+            map: Self::map(&fd, len, true)?,
+            len,
+        })
+    }
+
+    /// A copy of the first `n` bytes (fewer if the object is smaller), read with atomic
+    /// loads: bytes other processes write meanwhile may be torn.
+    pub(crate) fn head(&self, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n.min(self.len)];
+        // SAFETY: `base()..base() + out.len()` lies inside the mapping (out.len() ≤ len),
+        // which lives as long as `self`; the copy uses atomic loads, so concurrent writers
+        // only make the copy torn.
+        unsafe { crate::sys::copy::copy_from_shared(self.base(), &mut out) };
+        out
     }
 
     /// Start of the mapping. Valid for `len()` bytes while `self` lives.
+    #[inline]
     pub(crate) fn base(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.map.as_mut_ptr()
     }
 
     /// Pointer to `len` bytes at `offset`, or `None` if they are not all inside the mapping.
@@ -412,9 +585,9 @@ impl Segment {
         if end > self.len {
             return None;
         }
-        // SAFETY: offset ≤ end ≤ self.len, so the result stays inside (or one past) the
-        // mapping, which is a single allocation of `self.len` bytes.
-        Some(unsafe { self.ptr.as_ptr().add(offset) })
+        // wrapping_add cannot wrap here (offset ≤ end ≤ len, inside one mapping) and needs no
+        // unsafe: the pointer is only dereferenced by callers within those bounds.
+        Some(self.base().wrapping_add(offset))
     }
 
     /// The 8-byte word at `offset` as an atomic, if it is in bounds and 8-byte aligned.
@@ -437,14 +610,9 @@ impl Segment {
 /// A read-write mapping of the start of an object that is otherwise mapped read-only
 /// ([`Segment::map_prefix_rw`]). Unmapped on drop.
 pub(crate) struct PrefixMap {
-    ptr: NonNull<u8>,
+    map: MmapRaw,
     len: usize,
 }
-
-// SAFETY: as for Segment: process-wide memory used only through atomics.
-unsafe impl Send for PrefixMap {}
-// SAFETY: as above.
-unsafe impl Sync for PrefixMap {}
 
 impl PrefixMap {
     /// The 8-byte word at `offset` as an atomic, if in bounds and aligned. Every bit
@@ -454,13 +622,12 @@ impl PrefixMap {
         if end > self.len || offset % 8 != 0 {
             return None;
         }
+        let p = self.map.as_mut_ptr().wrapping_add(offset);
         // SAFETY: in bounds (checked), 8-byte aligned (page-aligned mapping, offset % 8 ==
         // 0), and the mapping lives as long as the borrow of `self`.
-        Some(unsafe { AtomicI64::from_ptr(self.ptr.as_ptr().add(offset).cast::<i64>()) })
+        Some(unsafe { AtomicI64::from_ptr(p.cast::<i64>()) })
     }
-}
 
-impl PrefixMap {
     /// `n` consecutive words at `offset` as atomics, if in bounds and aligned (see
     /// [`Segment::atomic_i64_slice`]).
     pub(crate) fn atomic_i64_slice(&self, offset: usize, n: usize) -> Option<&[AtomicI64]> {
@@ -468,33 +635,20 @@ impl PrefixMap {
         if end > self.len || offset % 8 != 0 {
             return None;
         }
+        let p = self.map.as_mut_ptr().wrapping_add(offset);
         // SAFETY: in bounds (checked), 8-byte aligned (page-aligned mapping, offset % 8 ==
         // 0), any bit pattern is a valid AtomicI64, and the mapping lives as long as the
         // borrow of `self`.
-        Some(unsafe {
-            std::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<AtomicI64>(), n)
-        })
-    }
-}
-
-impl Drop for PrefixMap {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` describe the mapping made in `map_prefix_rw`; references from
-        // `atomic_i64` borrow `self`, so none outlive it.
-        let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-        debug_assert_eq!(rc, 0, "munmap failed");
+        Some(unsafe { std::slice::from_raw_parts(p.cast::<AtomicI64>(), n) })
     }
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
         self.release();
-        // SAFETY: `ptr`/`len` describe the mapping made in `map`; nothing borrowed from it can
-        // outlive `self` (all views borrow the segment).
-        let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-        debug_assert_eq!(rc, 0, "munmap failed");
-        // `fd` closes after this, which releases the owner lock.
-        let _ = self.fd.as_raw_fd();
+        // The mapping is unmapped when `map` drops (nothing borrowed from it outlives
+        // `self`: all views borrow the segment), then `fd` closes, which releases the owner
+        // lock.
     }
 }
 

@@ -258,7 +258,13 @@ impl<S: KvSchema> Kv<S> {
             if t.len() > s.max_len {
                 return Err(Error::new(
                     ErrorKind::MessageTooLarge,
-                    format!("field `{}`: text {t:?} is longer than its max_len", s.field),
+                    format!(
+                        "field `{}`: text {t:?} is {} bytes, longer than the field's \
+                         declared max_len = {}",
+                        s.field,
+                        t.len(),
+                        s.max_len
+                    ),
                 )
                 .with_sizes(s.max_len as u64, t.len() as u64));
             }
@@ -456,8 +462,11 @@ impl<S: KvSchema> Kv<S> {
                 return Err(Error::new(
                     ErrorKind::MessageTooLarge,
                     format!(
-                        "field `{}`: text {s:?} is longer than its max_len",
-                        def.field
+                        "field `{}`: text {s:?} is {} bytes, longer than the field's \
+                         declared max_len = {}",
+                        def.field,
+                        s.len(),
+                        def.max_len
                     ),
                 )
                 .with_sizes(def.max_len as u64, s.len() as u64));

@@ -1,7 +1,7 @@
 //! Typed layers over the raw shares, driven by derive-generated trait impls.
 //!
 //! [`Kv<S>`](Kv) is a memkv store whose slots are the fields of a struct `S` with
-//! `#[derive(MemKv)]`. Values stay plain text on the wire (DESIGN decision 8), so pymembus
+//! `#[derive(MemKv)]`. Values stay plain text on the wire, so pymembus
 //! and libmembus peers read and write the same store.
 //!
 //! ```no_run

@@ -1,6 +1,6 @@
 //! Child process for the cross-process memkv test: attaches to the typed store named by
-//! argv[1], writes rounds 1..=argv[2] as fast as it can, then rounds up to
-//! argv[2] + argv[3] one at a time, each only after the parent acknowledged the previous.
+//! `argv[1]`, writes rounds `1..=argv[2]` as fast as it can, then rounds up to
+//! `argv[2] + argv[3]` one at a time, each only after the parent acknowledged the previous.
 //! Exit code 0 on success, 1 on an error (printed), 2 when the parent stops acknowledging.
 
 use std::process::ExitCode;

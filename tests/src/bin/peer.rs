@@ -20,6 +20,9 @@
 //!   0..COUNT put event i on source [`membus_tests::select_source`]`(i)` (message `i`, value
 //!   `i`, or a frame with vpts `i`) and wait for the parent's acknowledgement `i` on the
 //!   memmsg ACK before the next.
+//! * `create-and-wait TYPE NAME`: create a share of TYPE (`memmsg`, `memcmd`, `memkv`,
+//!   `memvid`; 4 KiB rings, a 2-slot memkv, a tiny memvid), print `created`, then wait
+//!   for standard input to close (the test kills it with SIGKILL first).
 //! * `die-mid-write NAME`: on a memmsg, do what a libmembus writer does up to the middle of
 //!   a payload copy (seq bumped, frame header written, half the payload), then SIGKILL self.
 //! * `wait-read KIND NAME`: KIND is `msg`, `cmd`, `kv` or `vid`. Attach, print `ready`,
@@ -358,6 +361,26 @@ fn main() {
                 }
                 other => fail(format!("unknown kind {other}")),
             }
+        "create-and-wait" => {
+            fn created<T>(r: membus::Result<T>) -> T {
+                r.unwrap_or_else(|e| fail(format!("create: {e}")))
+            }
+            let name = arg(&args, 3);
+            let held: Box<dyn std::any::Any> = match arg(&args, 2) {
+                "memmsg" => Box::new(created(Writer::create(name, 4096))),
+                "memcmd" => Box::new(created(MemCmd::create(name, 4096))),
+                "memkv" => Box::new(created(membus::memkv::MemKv::create_named(
+                    name,
+                    &["a", "b"],
+                    8,
+                    16,
+                ))),
+                "memvid" => Box::new(membus_tests::tiny_video(name)),
+                other => fail(format!("unknown share type {other}")),
+            };
+            say("created");
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            drop(held);
         }
         "create-and-die" => {
             let _map = membus::MemMap::create(arg(&args, 2), 4096)
