@@ -361,6 +361,7 @@ fn main() {
                 }
                 other => fail(format!("unknown kind {other}")),
             }
+        }
         "create-and-wait" => {
             fn created<T>(r: membus::Result<T>) -> T {
                 r.unwrap_or_else(|e| fail(format!("create: {e}")))
