@@ -140,15 +140,7 @@ fn block_on_until<F: std::future::Future>(f: F, deadline: Instant) -> Option<F::
 pub(crate) fn async_wakeup_video(d: Duration) -> BenchResult<Latency> {
     let name = unique_name("asel_vid");
     let warm = (d / 10).max(Duration::from_millis(50));
-    let child = spawn_peer(
-        "select-publish",
-        &[
-            &name,
-            &(warm + d + Duration::from_millis(100))
-                .as_millis()
-                .to_string(),
-        ],
-    )?;
+    let child = spawn_peer("select-publish", &[&name])?;
     let mut r = VideoReader::attach(name.as_str())?;
     std::thread::sleep(warm);
     let mut l = Latency {
@@ -157,8 +149,8 @@ pub(crate) fn async_wakeup_video(d: Duration) -> BenchResult<Latency> {
         payload: "1 memvid source".into(),
         samples_us: Vec::new(),
     };
-    let end = Instant::now() + d;
-    while Instant::now() < end {
+    let window = Window::new(d);
+    while window.more(&l) {
         if block_on_until(
             membus::aio::ready(&r),
             Instant::now() + Duration::from_millis(50),
@@ -185,7 +177,7 @@ pub(crate) fn async_wakeup_video(d: Duration) -> BenchResult<Latency> {
     }
     drop(r);
     finish(child)?;
-    Ok(l)
+    window.finish(l)
 }
 
 /// A memmsg source in another process writing its send time every 5 ms; this thread waits
@@ -193,15 +185,7 @@ pub(crate) fn async_wakeup_video(d: Duration) -> BenchResult<Latency> {
 pub(crate) fn wakeup_memmsg(d: Duration, use_async: bool) -> BenchResult<Latency> {
     let name = unique_name("sel_msg");
     let warm = (d / 10).max(Duration::from_millis(50));
-    let child = spawn_peer(
-        "msg-publish",
-        &[
-            &name,
-            &(warm + d + Duration::from_millis(100))
-                .as_millis()
-                .to_string(),
-        ],
-    )?;
+    let child = spawn_peer("msg-publish", &[&name])?;
     let mut r = Reader::attach(name.as_str())?;
     std::thread::sleep(warm);
     let mut l = Latency {
@@ -214,9 +198,9 @@ pub(crate) fn wakeup_memmsg(d: Duration, use_async: bool) -> BenchResult<Latency
         payload: "1 memmsg source".into(),
         samples_us: Vec::new(),
     };
-    let end = Instant::now() + d;
+    let window = Window::new(d);
     let mut buf = Vec::with_capacity(64);
-    while Instant::now() < end {
+    while window.more(&l) {
         let got = if use_async {
             match block_on_until(r.read_async(), Instant::now() + Duration::from_millis(50)) {
                 Some(got) => got?.message(),
@@ -241,7 +225,7 @@ pub(crate) fn wakeup_memmsg(d: Duration, use_async: bool) -> BenchResult<Latency
     }
     drop(r);
     finish(child)?;
-    Ok(l)
+    window.finish(l)
 }
 
 /// Offsets of the futex ping-pong words in their memmap (separate cache lines).
@@ -389,12 +373,10 @@ pub(crate) fn peer(role: &str, names: &[String], say_ready: impl Fn()) -> BenchR
             }
             Ok(())
         }
-        ("msg-publish", [name, ms]) => {
-            let ms: u64 = ms.parse()?;
+        ("msg-publish", [name]) => {
             let w = Writer::create(name.as_str(), 4096)?;
             say_ready();
-            let end = Instant::now() + Duration::from_millis(ms);
-            while Instant::now() < end {
+            while !stop_requested() {
                 w.write(&monotonic_ns().to_le_bytes())?;
                 std::thread::sleep(Duration::from_millis(5));
             }
