@@ -234,21 +234,25 @@ fn run_case(kind: Kind, foreign: bool, rounds: usize, mut kill_one: impl FnMut(&
     drop(writing);
 }
 
+/// Starts a `wait-read KIND NAME` child, waits until `registered(pid)` says it sleeps in
+/// the registry, and SIGKILLs it there.
+fn kill_registered_waiter(kind: &str, name: &str, registered: impl Fn(u32) -> bool) {
+    let mut child = spawn(Path::new(PEER), &["wait-read", kind, name]);
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = child.id();
+    wait_until("the waiter is registered", || registered(pid));
+    kill9(pid as i32);
+    child.wait().unwrap();
+}
+
 /// A membus waiter child blocked in a read (or `wait_for_change`), killed once it is
 /// registered.
 fn kill_membus_waiter(kind: Kind) -> impl FnMut(&str) {
-    move |name: &str| {
-        let mut child = spawn(Path::new(PEER), &["wait-read", kind.arg(), name]);
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-        let pid = child.id();
-        wait_until("the waiter is registered", || registered(name, pid));
-        kill9(pid as i32);
-        child.wait().unwrap();
-    }
+    move |name: &str| kill_registered_waiter(kind.arg(), name, |pid| registered(name, pid))
 }
 
 #[test]
@@ -339,16 +343,7 @@ fn killed_media_waiters_are_removed_from_the_registry() {
     };
     let n = rounds(200).min(40);
     for _ in 0..n {
-        let mut child = spawn(Path::new(PEER), &["wait-read", "vid", g.name()]);
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-        let pid = child.id();
-        wait_until("the media waiter is registered", || registered(pid));
-        kill9(pid as i32);
-        child.wait().unwrap();
+        kill_registered_waiter("vid", g.name(), registered);
     }
     assert_ne!(raw.get_i64(104), 0, "the dead waiters' bits are still set");
     for i in 0..(64 * 3) {

@@ -31,6 +31,32 @@ fn publish_stamped(w: &mut VideoWriter) -> membus::Result<()> {
     w.publish().map(|_| ())
 }
 
+/// Right after a wake-up: drains `r` and records the delay from the newest frame's send
+/// stamp (its vpts) to now, with libmembus's 50 ms sanity cap.
+fn sample_newest_frame(r: &mut VideoReader, l: &mut Latency) -> BenchResult<()> {
+    let detected = monotonic_ns();
+    let mut newest = None;
+    loop {
+        match r.next()? {
+            Next::Frame(f) => newest = Some(f.vpts()),
+            Next::Overrun { .. } => {}
+            Next::Empty => break,
+        }
+    }
+    if let Some(sent) = newest {
+        push_sample(l, detected, sent);
+    }
+    Ok(())
+}
+
+/// Records `detected - sent` (ns) in µs if it is plausible (libmembus's 50 ms cap).
+fn push_sample(l: &mut Latency, detected: i64, sent: i64) {
+    let us = (detected - sent) as f64 / 1000.0;
+    if sent > 0 && us > 0.0 && us < 50_000.0 {
+        l.samples_us.push(us);
+    }
+}
+
 /// The reader side of both select cases: `select(50 ms, [memvid])`, then the delay from
 /// the writer's stamp to the return, with libmembus's 50 ms sanity cap.
 fn select_samples(
@@ -50,21 +76,7 @@ fn select_samples(
         if select(&[&*r], Duration::from_millis(50)) != Some(0) {
             continue;
         }
-        let detected = monotonic_ns();
-        let mut newest = None;
-        loop {
-            match r.next()? {
-                Next::Frame(f) => newest = Some(f.vpts()),
-                Next::Overrun { .. } => {}
-                Next::Empty => break,
-            }
-        }
-        if let Some(sent) = newest {
-            let us = (detected - sent) as f64 / 1000.0;
-            if sent > 0 && us > 0.0 && us < 50_000.0 {
-                l.samples_us.push(us);
-            }
-        }
+        sample_newest_frame(r, &mut l)?;
     }
     window.finish(l)
 }
@@ -159,21 +171,7 @@ pub(crate) fn async_wakeup_video(d: Duration) -> BenchResult<Latency> {
         {
             continue;
         }
-        let detected = monotonic_ns();
-        let mut newest = None;
-        loop {
-            match r.next()? {
-                Next::Frame(f) => newest = Some(f.vpts()),
-                Next::Overrun { .. } => {}
-                Next::Empty => break,
-            }
-        }
-        if let Some(sent) = newest {
-            let us = (detected - sent) as f64 / 1000.0;
-            if sent > 0 && us > 0.0 && us < 50_000.0 {
-                l.samples_us.push(us);
-            }
-        }
+        sample_newest_frame(&mut r, &mut l)?;
     }
     drop(r);
     finish(child)?;
@@ -216,11 +214,7 @@ pub(crate) fn wakeup_memmsg(d: Duration, use_async: bool) -> BenchResult<Latency
         };
         let detected = monotonic_ns();
         if let Some(bytes) = got.and_then(|b| <[u8; 8]>::try_from(&b[..]).ok()) {
-            let sent = i64::from_le_bytes(bytes);
-            let us = (detected - sent) as f64 / 1000.0;
-            if sent > 0 && us > 0.0 && us < 50_000.0 {
-                l.samples_us.push(us);
-            }
+            push_sample(&mut l, detected, i64::from_le_bytes(bytes));
         }
     }
     drop(r);
