@@ -7,6 +7,7 @@
 
 pub mod kv;
 pub mod media;
+pub mod pthread;
 pub mod ring;
 
 /// `align_up(v, unit)`: the smallest multiple of `unit` that is ≥ `v`, or `None` on overflow.

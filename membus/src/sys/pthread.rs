@@ -9,7 +9,10 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout::pthread::{check_cond, check_mutex, CondProblem};
 use crate::sys::clock::realtime_deadline;
 
 /// Size of glibc's `pthread_mutex_t` on x86_64 (spec §2.1).
@@ -125,6 +128,8 @@ impl LockPair {
         share: &str,
         recover: impl FnOnce() -> Result<()>,
     ) -> Result<LockGuard<'_>> {
+        // Hostile lock bytes must never reach glibc (it asserts or blocks untimed on them).
+        self.check(share)?;
         // SAFETY: the mutex pointer is valid (constructor contract); trylock never blocks.
         let mut rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
         if rc == libc::EBUSY {
@@ -155,6 +160,60 @@ impl LockPair {
         }
     }
 }
+
+impl LockPair {
+    /// Checks the mutex and condition bytes against what glibc accepts without asserting
+    /// or blocking untimed ([`crate::layout::pthread`]). A condition whose internal lock
+    /// is held is re-checked for up to [`COND_LOCK_GRACE`], since a live peer holds it for
+    /// a moment.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] naming the share and the field.
+    pub(crate) fn check(&self, share: &str) -> Result<()> {
+        check_mutex(&self.mutex_image()).map_err(|e| e.with_share(share))?;
+        let mut started = None;
+        loop {
+            match check_cond(&self.cond_image()) {
+                Ok(()) => return Ok(()),
+                Err((CondProblem::InternalLock, e)) => {
+                    let t0 = *started.get_or_insert_with(Instant::now);
+                    if t0.elapsed() >= COND_LOCK_GRACE {
+                        return Err(e.with_share(share));
+                    }
+                    std::thread::yield_now();
+                }
+                Err((_, e)) => return Err(e.with_share(share)),
+            }
+        }
+    }
+
+    fn mutex_image(&self) -> [u8; MUTEX_SIZE] {
+        let mut out = [0u8; MUTEX_SIZE];
+        for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
+            // SAFETY: the mutex is MUTEX_SIZE bytes, 8-aligned, inside a live mapping
+            // (constructor contract), so word i < 10 is in bounds and 4-aligned; peers
+            // and glibc write it concurrently, hence the atomic load.
+            let w = unsafe { AtomicU32::from_ptr(self.mutex.as_ptr().cast::<u32>().add(i)) };
+            // Relaxed: a snapshot for validation only; no data is published through it.
+            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        out
+    }
+
+    fn cond_image(&self) -> [u8; COND_SIZE] {
+        let mut out = [0u8; COND_SIZE];
+        for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
+            // SAFETY: as in `mutex_image`, for the COND_SIZE bytes of the condition.
+            let w = unsafe { AtomicU32::from_ptr(self.cond.as_ptr().cast::<u32>().add(i)) };
+            // Relaxed: a snapshot for validation only.
+            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        out
+    }
+}
+
+/// How long a condition whose internal lock is held may stay so before it is refused.
+const COND_LOCK_GRACE: Duration = Duration::from_millis(10);
 
 /// The held mutex. Unlocks on drop. Not `Send`: a pthread mutex must be unlocked by the
 /// thread that locked it.
