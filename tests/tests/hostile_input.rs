@@ -22,6 +22,7 @@ const CMD_MUTEX: usize = 40;
 const KV_MUTEX: usize = 40;
 /// Offsets inside the glibc objects.
 const KIND: usize = 16;
+const COND_G_REFS: usize = 16;
 const COND_G1_ORIG: usize = 32;
 const COND_WREFS: usize = 36;
 const MUTEX_LEN: usize = 40;
@@ -167,6 +168,11 @@ fn hostile_condition_words_are_refused_not_waited_on() {
         assert_invalid(w(b"hello"), "condition __g1_orig_size", g.name());
         put_u32(&raw, cond(mutex) + COND_G1_ORIG, 0);
         assert_eq!(w(b"hello").unwrap(), 1);
+        // Group references that no waiter holds: a broadcast would wait for them forever.
+        put_u32(&raw, cond(mutex) + COND_G_REFS + 4, 0x80);
+        assert_invalid(w(b"hello"), "condition __g_refs", g.name());
+        put_u32(&raw, cond(mutex) + COND_G_REFS + 4, 0);
+        assert_eq!(w(b"hello").unwrap(), 2);
     }
 }
 

@@ -20,17 +20,24 @@
 //!   is 0, a thread id, or glibc's "inconsistent" / "not recoverable" markers;
 //! * condition `__wrefs` has the process-shared bit set and the clock bit clear
 //!   (CLOCK_REALTIME: the deadlines membus and libmembus pass are wall-clock ones);
-//! * condition `__g1_orig_size` has its two internal-lock bits clear.
+//! * condition `__g1_orig_size` has its two internal-lock bits clear;
+//! * the condition's group references do not exceed its waiter references:
+//!   `(__g_refs[0] >> 1) + (__g_refs[1] >> 1) ≤ __wrefs >> 3`. glibc's waiters raise
+//!   `__wrefs` before `__g_refs` and lower `__g_refs` before `__wrefs`
+//!   (`pthread_cond_wait.c`), so this holds at every instant; group references that no
+//!   waiter holds would make the next `pthread_cond_broadcast` wait for them forever.
 //!
 //! Fields that a live condition legitimately fills with any value (the waiter sequence,
-//! group references, sizes and signal counts) are not constrained, and neither are the
+//! group sizes and signal counts) are not constrained, and neither are the
 //! mutex's `__nusers`, `__spins`, `__elision` and robust-list pointers, which glibc's plain
 //! and robust paths never interpret before overwriting them.
 //!
 //! The snapshot is read word by word, so the fields may come from different instants. Only
 //! per-field checks are made (no cross-field invariant a concurrent lock or unlock could
-//! break between two loads); a live peer briefly holds the condition's internal lock, so
-//! callers re-check a refused condition for a short while before reporting it.
+//! break between two loads), except the reference counts above, which a waiter entering or
+//! leaving between two loads can make look inconsistent for an instant. That, and a live
+//! peer briefly holding the condition's internal lock, are [`CondProblem::Transient`]:
+//! callers re-check such a condition for a short while before reporting it.
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -65,6 +72,9 @@ pub mod cond_off {
     /// `unsigned int __wrefs`: bit 0 process-shared, bit 1 clock (1 = CLOCK_MONOTONIC),
     /// bit 2 destroy-wake request, waiter references from bit 3.
     pub const WREFS: usize = 36;
+    /// `unsigned int __g_refs[2]`: references to each group, in units of 2 (bit 0 is a
+    /// wake request).
+    pub const G_REFS: usize = 16;
 }
 
 /// `__kind` of a process-shared plain (timed) mutex: `PTHREAD_MUTEX_PSHARED_BIT`.
@@ -168,16 +178,17 @@ pub fn check_mutex(image: &[u8; MUTEX_SIZE]) -> Result<()> {
 pub enum CondProblem {
     /// Not process-shared, or on CLOCK_MONOTONIC: permanent, refuse at once.
     Attributes,
-    /// The internal lock bits are set: a live peer may hold the lock for a moment, so the
-    /// caller re-checks for a short while before refusing.
-    InternalLock,
+    /// The internal lock bits are set, or the group references exceed the waiter
+    /// references: a live peer may cause either for a moment, so the caller re-checks for
+    /// a short while before refusing.
+    Transient,
 }
 
 /// Checks a snapshot of a `pthread_cond_t` image (48 bytes).
 ///
 /// # Errors
-/// [`ErrorKind::InvalidLayout`] naming the field (`condition __wrefs` or
-/// `condition __g1_orig_size`) and the value found, with the [`CondProblem`] that tells a
+/// [`ErrorKind::InvalidLayout`] naming the field (`condition __wrefs`,
+/// `condition __g1_orig_size` or `condition __g_refs`) and the value found, with the [`CondProblem`] that tells a
 /// permanent defect from one a live peer may be causing for an instant.
 pub fn check_cond(image: &[u8; COND_SIZE]) -> std::result::Result<(), (CondProblem, Error)> {
     let wrefs = u32_at(image, cond_off::WREFS);
@@ -204,13 +215,29 @@ pub fn check_cond(image: &[u8; COND_SIZE]) -> std::result::Result<(), (CondProbl
     let orig = u32_at(image, cond_off::G1_ORIG_SIZE);
     if orig & 3 != 0 {
         return Err((
-            CondProblem::InternalLock,
+            CondProblem::Transient,
             invalid(
                 "condition __g1_orig_size",
                 format!(
                     "is {orig:#x}: the condition's internal lock is held (by a peer that died inside it, or that keeps it)"
                 ),
             ),
+        ));
+    }
+    let g0 = u32_at(image, cond_off::G_REFS);
+    let g1 = u32_at(image, cond_off::G_REFS + 4);
+    let refs = u64::from(g0 >> 1) + u64::from(g1 >> 1);
+    let waiters = u64::from(wrefs >> 3);
+    if refs > waiters {
+        return Err((
+            CondProblem::Transient,
+            invalid(
+                "condition __g_refs",
+                format!(
+                    "is [{g0:#x}, {g1:#x}]: {refs} group references but only {waiters} waiters, so a broadcast would wait forever for references nobody holds"
+                ),
+            )
+            .with_sizes(waiters, refs),
         ));
     }
     Ok(())
@@ -271,7 +298,8 @@ mod tests {
         // Waiters registered, a group in flight, destroy-wake bit: all legitimate.
         let mut c = cond(1 | 4 | (3 << 3), 12 << 2);
         c[0] = 0x55;
-        c[16] = 7;
+        c[16] = 5; // two references to group 0 and a wake request
+        c[20] = 2; // one reference to group 1
         check_cond(&c).unwrap();
     }
 
@@ -332,7 +360,23 @@ mod tests {
             let (p, e) = check_cond(&cond(1, (5 << 2) | bits)).unwrap_err();
             assert_eq!(
                 (p, field_of(&e)),
-                (CondProblem::InternalLock, "condition __g1_orig_size")
+                (CondProblem::Transient, "condition __g1_orig_size")
+            );
+        }
+        // Group references nobody holds (found by the mutated-header harness: a broadcast
+        // then waits for them forever).
+        for (g0, g1, wrefs) in [
+            (0x80, 0, 1),
+            (0xffff_fffe, 0x7fff_ffff, 1),
+            (4, 2, 1 | (2 << 3)),
+        ] {
+            let mut c = cond(wrefs, 0);
+            c[cond_off::G_REFS..][..4].copy_from_slice(&u32::to_le_bytes(g0));
+            c[cond_off::G_REFS + 4..][..4].copy_from_slice(&u32::to_le_bytes(g1));
+            let (p, e) = check_cond(&c).unwrap_err();
+            assert_eq!(
+                (p, field_of(&e)),
+                (CondProblem::Transient, "condition __g_refs")
             );
         }
     }

@@ -164,8 +164,8 @@ impl LockPair {
 impl LockPair {
     /// Checks the mutex and condition bytes against what glibc accepts without asserting
     /// or blocking untimed ([`crate::layout::pthread`]). A condition whose internal lock
-    /// is held is re-checked for up to [`COND_LOCK_GRACE`], since a live peer holds it for
-    /// a moment.
+    /// is held, or whose reference counts disagree, is re-checked for up to
+    /// [`COND_LOCK_GRACE`], since a live peer causes either for a moment.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] naming the share and the field.
@@ -175,7 +175,7 @@ impl LockPair {
         loop {
             match check_cond(&self.cond_image()) {
                 Ok(()) => return Ok(()),
-                Err((CondProblem::InternalLock, e)) => {
+                Err((CondProblem::Transient, e)) => {
                     let t0 = *started.get_or_insert_with(Instant::now);
                     if t0.elapsed() >= COND_LOCK_GRACE {
                         return Err(e.with_share(share));
@@ -212,7 +212,8 @@ impl LockPair {
     }
 }
 
-/// How long a condition whose internal lock is held may stay so before it is refused.
+/// How long a condition may look transiently wrong (internal lock held, reference counts
+/// mid-update) before it is refused.
 const COND_LOCK_GRACE: Duration = Duration::from_millis(10);
 
 /// The held mutex. Unlocks on drop. Not `Send`: a pthread mutex must be unlocked by the
