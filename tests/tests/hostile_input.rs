@@ -449,3 +449,38 @@ fn an_odd_slot_seq_is_reported_not_stalled_on() {
     raw.put_i64(seq_at, old);
     assert_eq!(kv.snapshot().unwrap().values[1], b"one");
 }
+
+/// A condition image no validation can tell from a live one: `__wrefs` claims one waiter
+/// and `__g_refs` of the group a broadcast must quiesce holds one reference, but no waiter
+/// exists (a dead waiter leaves exactly this). glibc 2.36's `pthread_cond_broadcast` then
+/// waits for that reference in an untimed futex wait, holding the share's mutex.
+/// Ignored until broadcasts no longer run on the writer's thread under the mutex (the
+/// waiting half of the same issue); the watchdog keeps it from hanging the suite.
+#[test]
+#[ignore = "pthread_cond_broadcast waits forever for a phantom group reference; fixed by the waiter redesign"]
+fn a_condition_with_a_phantom_waiter_does_not_wedge_a_writer() {
+    const COND: usize = KV_MUTEX + MUTEX_LEN;
+    let g = ShmGuard::new("kv-phantom");
+    let kv = MemKv::create_with(
+        g.name(),
+        &["a"],
+        8,
+        14,
+        &KvOptions::new().lock_timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let raw = RawShare::open(g.name()).unwrap();
+    put_u32(&raw, COND + COND_WREFS, 1 | (1 << 3)); // one waiter reference
+    put_u32(&raw, COND + COND_G_REFS + 4, 2); // one reference to group 1 (G1)
+    put_u32(&raw, COND + 24, 7); // __g_size[0]: G2 has waiters, so G1 is quiesced
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(kv.set(0, "x").map(|_| ()).map_err(|e| e.kind()));
+    });
+    // Any outcome but a hang is acceptable: a clean write, or an error.
+    let outcome = rx.recv_timeout(Duration::from_secs(8));
+    assert!(
+        outcome.is_ok(),
+        "MemKv::set blocked for 8 s in pthread_cond_broadcast"
+    );
+}

@@ -19,7 +19,8 @@
 //! * mutex `__count` is 0 or 1 (glibc sets 1 while a robust mutex is held) and `__owner`
 //!   is 0, a thread id, or glibc's "inconsistent" / "not recoverable" markers;
 //! * condition `__wrefs` has the process-shared bit set and the clock bit clear
-//!   (CLOCK_REALTIME: the deadlines membus and libmembus pass are wall-clock ones);
+//!   (CLOCK_REALTIME: the deadlines membus and libmembus pass are wall-clock ones), and
+//!   counts no more waiters than Linux can have threads;
 //! * condition `__g1_orig_size` has its two internal-lock bits clear;
 //! * the condition's group references do not exceed its waiter references:
 //!   `(__g_refs[0] >> 1) + (__g_refs[1] >> 1) ≤ __wrefs >> 3`. glibc's waiters raise
@@ -212,6 +213,18 @@ pub fn check_cond(image: &[u8; COND_SIZE]) -> std::result::Result<(), (CondProbl
             ),
         ));
     }
+    if wrefs >> 3 > PID_MAX_LIMIT {
+        return Err((
+            CondProblem::Attributes,
+            invalid(
+                "condition __wrefs",
+                format!(
+                    "is {wrefs:#x}: {} waiters, more than threads can exist ({PID_MAX_LIMIT})",
+                    wrefs >> 3
+                ),
+            ),
+        ));
+    }
     let orig = u32_at(image, cond_off::G1_ORIG_SIZE);
     if orig & 3 != 0 {
         return Err((
@@ -356,6 +369,13 @@ mod tests {
         let (p, e) = check_cond(&cond(3, 0)).unwrap_err();
         assert_eq!(p, CondProblem::Attributes);
         assert!(e.to_string().contains("CLOCK_MONOTONIC"), "{e}");
+        // Found by fuzzing: __wrefs 0x656d6f6d claims 212 million waiters.
+        let (p, e) = check_cond(&cond(0x656d_6f6d, 0)).unwrap_err();
+        assert_eq!(
+            (p, field_of(&e)),
+            (CondProblem::Attributes, "condition __wrefs")
+        );
+        check_cond(&cond(1 | (PID_MAX_LIMIT << 3), 0)).unwrap();
         for bits in [1, 2, 3] {
             let (p, e) = check_cond(&cond(1, (5 << 2) | bits)).unwrap_err();
             assert_eq!(
