@@ -403,6 +403,18 @@ fn absurd_creation_arguments_are_refused_without_allocating() {
             "{bufs}/{arena}/{maxrec}: {e}"
         );
     }
+    for size in [usize::MAX, i64::MAX as usize, 1 << 50] {
+        let e = membus::MemMap::create(g.name(), size)
+            .err()
+            .expect("absurd memmap size refused");
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::CreateFailed | ErrorKind::InvalidArgument
+            ),
+            "{size}: {e}"
+        );
+    }
     // Nothing was left behind by the refused creations.
     assert!(!std::path::Path::new(&format!("/dev/shm{}", g.name())).exists());
 }
