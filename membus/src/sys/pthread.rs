@@ -7,9 +7,8 @@
 use std::io;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::time::{Duration, Instant};
-
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::pthread::{check_cond, check_mutex, CondProblem};
@@ -190,9 +189,11 @@ impl LockPair {
     fn mutex_image(&self) -> [u8; MUTEX_SIZE] {
         let mut out = [0u8; MUTEX_SIZE];
         for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
-            // SAFETY: the mutex is MUTEX_SIZE bytes, 8-aligned, inside a live mapping
-            // (constructor contract), so word i < 10 is in bounds and 4-aligned; peers
-            // and glibc write it concurrently, hence the atomic load.
+            // SAFETY: (1) in bounds and aligned: the mutex is MUTEX_SIZE bytes, 8-aligned,
+            // in a writable mapping that outlives `self` (constructor contract), so word
+            // i < MUTEX_SIZE / 4 is inside it and 4-aligned; (2) the `&AtomicU32` lives only
+            // for this load; (3) other threads and processes change these words (glibc's
+            // own atomics, in C), so this side only ever reads them atomically.
             let w = unsafe { AtomicU32::from_ptr(self.mutex.as_ptr().cast::<u32>().add(i)) };
             // Relaxed: a snapshot for validation only; no data is published through it.
             chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
@@ -203,7 +204,8 @@ impl LockPair {
     fn cond_image(&self) -> [u8; COND_SIZE] {
         let mut out = [0u8; COND_SIZE];
         for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
-            // SAFETY: as in `mutex_image`, for the COND_SIZE bytes of the condition.
+            // SAFETY: as in `mutex_image`, for the COND_SIZE bytes of the condition
+            // (i < COND_SIZE / 4).
             let w = unsafe { AtomicU32::from_ptr(self.cond.as_ptr().cast::<u32>().add(i)) };
             // Relaxed: a snapshot for validation only.
             chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
