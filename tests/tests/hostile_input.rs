@@ -496,3 +496,23 @@ fn a_condition_with_a_phantom_waiter_does_not_wedge_a_writer() {
         "MemKv::set blocked for 8 s in pthread_cond_broadcast"
     );
 }
+
+/// A memvid share whose first word is patched so that its size passes memmsg's check:
+/// attaching it as memmsg used to hand media bytes to glibc as a mutex (SIGABRT).
+#[test]
+fn a_media_share_posing_as_a_ring_never_reaches_glibc() {
+    let mut bytes = membus_tests::fixture_bytes("memvid_rgb24.bin");
+    for (overhead, tag) in [(166usize, "vid-as-msg"), (174, "vid-as-cmd")] {
+        let cap = (bytes.len() - overhead) as i64;
+        bytes[..8].copy_from_slice(&cap.to_le_bytes());
+        let g = membus_tests::install_share(tag, &bytes);
+        let r = if overhead == 166 {
+            Reader::attach(g.name()).map(|_| ())
+        } else {
+            MemCmd::attach(g.name()).map(|_| ())
+        };
+        let e = r.expect_err("media bytes are not a glibc mutex");
+        assert_eq!(e.kind(), ErrorKind::InvalidLayout, "{e}");
+        assert!(e.to_string().contains("mutex"), "{e}");
+    }
+}
