@@ -208,8 +208,9 @@ impl MemKv {
     /// [`max_value_len`](Self::max_value_len) reports the effective limit.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidArgument`] for a bad name or a zero limit;
-    /// [`ErrorKind::CreateFailed`] when the name exists or /dev/shm is full.
+    /// [`ErrorKind::InvalidArgument`] for a bad name, a zero limit, or a layout whose size
+    /// overflows an i64 (checked before anything is allocated);
+    /// [`ErrorKind::CreateFailed`] when the name exists or /dev/shm cannot hold the store.
     pub fn create(
         name: impl IntoShareName,
         count: usize,
