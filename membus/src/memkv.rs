@@ -120,8 +120,9 @@ impl KvOptions {
 pub struct Value {
     /// The value bytes up to the first NUL (empty for a never-written slot).
     pub value: Vec<u8>,
-    /// True when every read attempt overlapped a write (a writer seems stuck or died
-    /// mid-write): `value` is then the last, possibly torn, copy.
+    /// True when every read attempt overlapped a write, for 1,000 attempts or about 1 ms (a
+    /// writer seems stuck or died mid-write, leaving the slot's seq odd): `value` is then
+    /// the last, possibly torn, copy.
     pub stale: bool,
 }
 
@@ -143,8 +144,9 @@ pub struct Change {
     pub epoch: i64,
     /// The value now.
     pub value: Vec<u8>,
-    /// True when every read attempt overlapped a write (a writer seems stuck or died
-    /// mid-write): `value` and `epoch` are then the last, possibly torn, copy.
+    /// True when every read attempt overlapped a write, until the call's read budget (about
+    /// 1 ms) was spent (a writer seems stuck or died mid-write): `value` and `epoch` are then
+    /// the last, possibly torn, copy.
     pub stale: bool,
 }
 
@@ -796,7 +798,8 @@ impl MemKv {
 
     /// Like [`get`](Self::get), reading into `out` (cleared first; its capacity is reused,
     /// so a loop of reads does not allocate). Returns `stale`: `true` when every read
-    /// attempt overlapped a write (a writer seems stuck or died mid-write), and `out` then
+    /// attempt overlapped a write, for 1,000 attempts or about 1 ms (a writer seems stuck
+    /// or died mid-write), and `out` then
     /// holds the last, possibly torn, copy.
     ///
     /// The value is read in whole words up to its terminating NUL, so short values cost
