@@ -374,18 +374,37 @@ impl SlotRing {
             })
     }
 
+    /// The global sequence (Acquire), which counts frames from 0 and is never negative. A
+    /// negative value is hostile; refusing it keeps every later difference of sequence
+    /// numbers (all then in 0..=i64::MAX) free of overflow.
+    fn global_seq(&self) -> Result<i64> {
+        let now = self.share.load_acquire(off::SEQ)?;
+        if now < 0 {
+            return Err(self
+                .share
+                .invalid(format!("global sequence {now} is negative")));
+        }
+        Ok(now)
+    }
+
+    /// The slot count as a sequence distance (validated layouts keep it far below i64::MAX).
+    fn bufs_i64(&self) -> i64 {
+        i64::try_from(self.slots.bufs).unwrap_or(i64::MAX)
+    }
+
     /// After this the next frame published is the first delivered. ptr is read before seq
     /// (spec §15.7), so no published frame is skipped.
     fn resync_newest(&mut self) -> Result<()> {
         self.pos = self.ptr()?;
-        self.last = self.share.load_acquire(off::SEQ)?;
+        self.last = self.global_seq()?;
         Ok(())
     }
 
     /// Positions at the oldest slot whose stamp is still one of the last `bufs` frames.
     fn resync_oldest(&mut self) -> Result<()> {
-        let now = self.share.load_acquire(off::SEQ)?;
-        let floor = now - self.slots.bufs as i64 + 1;
+        let now = self.global_seq()?;
+        // now ≥ 0, so this cannot overflow; saturating all the same.
+        let floor = now.saturating_sub(self.bufs_i64()).saturating_add(1);
         let mut best: Option<(i64, usize)> = None;
         for i in 0..self.slots.bufs {
             let s = self.stamp(i)?;
@@ -407,12 +426,15 @@ impl SlotRing {
     /// many frames were skipped.
     fn resync_after_overrun(&mut self) -> Result<u64> {
         let old = self.last;
+        // ptr < bufs (checked by `ptr`), so this neither overflows nor wraps.
         let newest = (self.ptr()? + self.slots.bufs - 1) % self.slots.bufs;
         let s = self.stamp(newest)?;
         if s > old {
             self.pos = newest;
             self.last = s - 1;
-            Ok((s - 1 - old) as u64)
+            // old ≥ 0 (it comes from the non-negative global sequence or a positive stamp
+            // minus 1) and s > old, so s - 1 - old is in 0..i64::MAX.
+            Ok(u64::try_from(s.saturating_sub(1).saturating_sub(old)).unwrap_or(0))
         } else {
             self.resync_newest()?;
             Ok(self.last.saturating_sub(old).max(0) as u64)
@@ -422,16 +444,18 @@ impl SlotRing {
     /// The next slot to deliver, with its sequence number, consumed (the reader moves
     /// past it); an overrun with the number of frames lost; or nothing new.
     pub(crate) fn next_slot(&mut self) -> Result<Next<(usize, u64)>> {
-        let now = self.share.load_acquire(off::SEQ)?;
+        let now = self.global_seq()?;
         if now <= self.last {
             return Ok(Next::Empty);
         }
-        if now - self.last > self.slots.bufs as i64 {
+        // Both are ≥ 0, so the difference cannot overflow; saturating all the same.
+        if now.saturating_sub(self.last) > self.bufs_i64() {
             return Ok(Next::Overrun {
                 lost: self.resync_after_overrun()?,
             });
         }
         let s = self.stamp(self.pos)?;
+        // last < now ≤ i64::MAX, so last + 1 cannot overflow.
         if s == self.last + 1 {
             let slot = self.pos;
             self.last = s;

@@ -57,10 +57,16 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 const INIT_WAIT: Duration = Duration::from_millis(500);
 /// Read attempts per value before it is reported stale (libmembus: 1000).
 const READ_ATTEMPTS: u32 = 1000;
-/// Attempts that only pause the CPU before a reader starts yielding its time slice.
+/// Attempts that only pause the CPU before a reader starts yielding its time slice. These
+/// are made even when the call's time budget is spent, so a slot that is merely busy is
+/// still read.
 const SPIN_ATTEMPTS: u32 = 64;
 /// Lock-free snapshot passes before a snapshot takes the lock instead.
 const SNAPSHOT_PASSES: u32 = 100;
+/// Time budget of the lock-free retries of one read call (`get`, `get_into`, `snapshot`'s
+/// lock-free passes, `changed_since`): past it, a slot whose seq stays odd (a writer died
+/// mid-write, or a hostile peer) is reported stale instead of stalling the caller.
+const READ_BUDGET: Duration = Duration::from_millis(1);
 
 /// Options for memkv handles. `KvOptions::new()` gives libmembus's defaults except for the
 /// creation mode, which is owner-only.
@@ -122,8 +128,9 @@ impl KvOptions {
 pub struct Value {
     /// The value bytes up to the first NUL (empty for a never-written slot).
     pub value: Vec<u8>,
-    /// True when every read attempt overlapped a write (a writer seems stuck or died
-    /// mid-write): `value` is then the last, possibly torn, copy.
+    /// True when every read attempt overlapped a write, for 1,000 attempts or about 1 ms (a
+    /// writer seems stuck or died mid-write, leaving the slot's seq odd): `value` is then
+    /// the last, possibly torn, copy.
     pub stale: bool,
 }
 
@@ -145,6 +152,10 @@ pub struct Change {
     pub epoch: i64,
     /// The value now.
     pub value: Vec<u8>,
+    /// True when every read attempt overlapped a write, until the call's read budget (about
+    /// 1 ms) was spent (a writer seems stuck or died mid-write): `value` and `epoch` are then
+    /// the last, possibly torn, copy.
+    pub stale: bool,
 }
 
 /// The slots changed since some epoch.
@@ -224,16 +235,26 @@ impl MemKv {
     /// [`max_value_len`](Self::max_value_len) reports the effective limit.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidArgument`] for a bad name or a zero limit;
-    /// [`ErrorKind::CreateFailed`] when the name exists or /dev/shm is full.
+    /// [`ErrorKind::InvalidArgument`] for a bad name, a zero limit, or a layout whose size
+    /// overflows an i64 (checked before anything is allocated);
+    /// [`ErrorKind::CreateFailed`] when the name exists or /dev/shm cannot hold the store.
     pub fn create(
         name: impl IntoShareName,
         count: usize,
         max_name_len: usize,
         max_value_len: usize,
     ) -> Result<MemKv> {
-        let names = vec![""; count];
-        Self::create_with(name, &names, max_name_len, max_value_len, &KvOptions::new())
+        // No per-slot allocation: the layout is checked first, so an absurd count is an
+        // error, never a huge allocation.
+        Self::create_inner(
+            name.into_share_name()?,
+            count,
+            &[],
+            None,
+            max_name_len,
+            max_value_len,
+            &KvOptions::new(),
+        )
     }
 
     /// Creates the store with one slot per entry of `names`, named before the store is
@@ -268,6 +289,7 @@ impl MemKv {
     ) -> Result<MemKv> {
         Self::create_inner(
             name.into_share_name()?,
+            names.len(),
             names,
             None,
             max_name_len,
@@ -276,22 +298,28 @@ impl MemKv {
         )
     }
 
-    /// Creates the store with names and, if given, initial values (one per name), both
+    /// Creates the store with `count` slots, the first `names.len()` of them named (callers
+    /// pass no names or one per slot) and, if given, initial values (one per slot), all
     /// written before the store is published; initial values form batch 1.
     pub(crate) fn create_inner(
         name: ShareName,
+        count: usize,
         names: &[&str],
         values: Option<&[&[u8]]>,
         max_name_len: usize,
         max_value_len: usize,
         opts: &KvOptions,
     ) -> Result<MemKv> {
-        let layout = KvLayout::new(
-            names.len() as u64,
-            max_name_len as u64,
-            max_value_len as u64,
-        )
-        .map_err(|e| e.with_share(name.as_str()))?;
+        let layout = KvLayout::new(count as u64, max_name_len as u64, max_value_len as u64)
+            .map_err(|e| e.with_share(name.as_str()))?;
+        if !names.is_empty() && names.len() != count {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "either no slot names or one per slot are needed",
+            )
+            .with_share(name.as_str())
+            .with_sizes(count as u64, names.len() as u64));
+        }
         for n in names {
             layout
                 .check_name(n.as_bytes())
@@ -317,7 +345,7 @@ impl MemKv {
             kv.write_name(i, n.as_bytes())?;
         }
         if let Some(values) = values {
-            if values.len() != names.len() {
+            if values.len() != count {
                 return Err(kv
                     .err(
                         ErrorKind::InvalidArgument,
@@ -327,7 +355,7 @@ impl MemKv {
                             values.len()
                         ),
                     )
-                    .with_sizes(names.len() as u64, values.len() as u64));
+                    .with_sizes(count as u64, values.len() as u64));
             }
             for (i, v) in values.iter().enumerate() {
                 kv.layout
@@ -421,7 +449,10 @@ impl MemKv {
         // `from_header` checks 128 + C·T ≤ the mapped length, which covers the header.
         let layout = KvLayout::from_header(count, n, v, seg.len())
             .map_err(|e| e.with_share(name.as_str()))?;
-        MemKv::from_segment(seg, layout, opts)
+        let kv = MemKv::from_segment(seg, layout, opts)?;
+        // Refuse lock bytes glibc would abort or block on before any call reaches glibc.
+        kv.lock.check(name.as_str())?;
+        Ok(kv)
     }
 
     /// Removes the store `name`. `Ok(false)` when it did not exist.
@@ -747,8 +778,9 @@ impl MemKv {
     }
 
     /// One lock-free seqlock read of slot `idx`: `(value bytes incl. terminator, lastEpoch,
-    /// stable)`. `buf` receives V+1 bytes.
-    fn read_slot(&self, idx: usize, buf: &mut Vec<u8>) -> Result<(i64, bool)> {
+    /// stable)`. `buf` receives V+1 bytes. Gives up (unstable) after [`READ_ATTEMPTS`]
+    /// attempts or, once the spinning attempts are done, at `deadline`.
+    fn read_slot(&self, idx: usize, buf: &mut Vec<u8>, deadline: Instant) -> Result<(i64, bool)> {
         let seq = self.slot_word(idx, SLOT_SEQ)?;
         let last = self.slot_word(idx, SLOT_LAST_EPOCH)?;
         let v = self.layout.max_value_len();
@@ -757,6 +789,9 @@ impl MemKv {
         let mut epoch = 0;
         for attempt in 0..READ_ATTEMPTS {
             if attempt >= SPIN_ATTEMPTS {
+                if Instant::now() >= deadline {
+                    break;
+                }
                 std::thread::yield_now();
             } else if attempt > 0 {
                 std::hint::spin_loop();
@@ -793,7 +828,8 @@ impl MemKv {
 
     /// Like [`get`](Self::get), reading into `out` (cleared first; its capacity is reused,
     /// so a loop of reads does not allocate). Returns `stale`: `true` when every read
-    /// attempt overlapped a write (a writer seems stuck or died mid-write), and `out` then
+    /// attempt overlapped a write, for 1,000 attempts or about 1 ms (a writer seems stuck
+    /// or died mid-write), and `out` then
     /// holds the last, possibly torn, copy.
     ///
     /// The value is read in whole words up to its terminating NUL, so short values cost
@@ -802,11 +838,15 @@ impl MemKv {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for an index out of range.
     pub fn get_into(&self, idx: usize, out: &mut Vec<u8>) -> Result<bool> {
+        let deadline = Instant::now() + READ_BUDGET;
         let seq = self.slot_word(idx, SLOT_SEQ)?;
         let v = self.layout.max_value_len();
         let src = self.slot_bytes(idx, self.layout.value_offset(), v + 1)?;
         for attempt in 0..READ_ATTEMPTS {
             if attempt >= SPIN_ATTEMPTS {
+                if Instant::now() >= deadline {
+                    break;
+                }
                 std::thread::yield_now();
             } else if attempt > 0 {
                 std::hint::spin_loop();
@@ -844,20 +884,27 @@ impl MemKv {
     /// A consistent copy of every value: all batches up to `epoch` and none after it.
     ///
     /// Lock-free while writers leave gaps; when writers keep overlapping it (after 100
-    /// passes) it takes the lock for one pass, so it always returns a consistent result.
+    /// passes or about 1 ms of attempts) it takes the lock for one pass, so it always
+    /// returns a consistent result or an error.
     ///
     /// # Errors
-    /// [`ErrorKind::LockTimeout`]/[`ErrorKind::LockFailed`] when the fallback cannot lock.
+    /// [`ErrorKind::LockTimeout`]/[`ErrorKind::LockFailed`] when the fallback cannot lock;
+    /// [`ErrorKind::InvalidLayout`] naming the slot when a slot's seq is odd while the lock
+    /// is held (a writer that does not lock, or a hostile peer).
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut buf = Vec::new();
+        let deadline = Instant::now() + READ_BUDGET;
         'pass: for pass in 0..SNAPSHOT_PASSES {
             if pass > 0 {
+                if Instant::now() >= deadline {
+                    break;
+                }
                 std::thread::yield_now();
             }
             let e1 = self.epoch();
             let mut values = Vec::with_capacity(self.count());
             for i in 0..self.count() {
-                let (last, stable) = self.read_slot(i, &mut buf)?;
+                let (last, stable) = self.read_slot(i, &mut buf, deadline)?;
                 // A slot of a later batch than e1 means the batch is not complete in this
                 // pass (its epoch store comes after all its slots).
                 if !stable || last > e1 {
@@ -880,7 +927,7 @@ impl MemKv {
         let epoch = self.header(OFF_EPOCH).load(Ordering::Relaxed);
         let mut values = Vec::with_capacity(self.count());
         for i in 0..self.count() {
-            let (_, stable) = self.read_slot(i, &mut buf)?;
+            let (_, stable) = self.read_slot(i, &mut buf, Instant::now() + READ_BUDGET)?;
             if !stable {
                 return Err(self.err(
                     ErrorKind::InvalidLayout,
@@ -900,6 +947,7 @@ impl MemKv {
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] for a corrupt mapping (not expected after attach).
     pub fn changed_since(&self, since: i64) -> Result<Changes> {
+        let deadline = Instant::now() + READ_BUDGET;
         let epoch = self.epoch();
         let mut buf = Vec::new();
         let mut changes = Vec::new();
@@ -910,11 +958,12 @@ impl MemKv {
             // with `commit`'s Release, so every slot of a batch ≤ `epoch` shows at least
             // that batch here, and later batches have lastEpoch > `epoch` for the next call.
             if self.slot_word(i, SLOT_LAST_EPOCH)?.load(Ordering::Acquire) > since {
-                let (last, _) = self.read_slot(i, &mut buf)?;
+                let (last, stable) = self.read_slot(i, &mut buf, deadline)?;
                 changes.push(Change {
                     index: i,
                     epoch: last,
                     value: until_nul(&buf).to_vec(),
+                    stale: !stable,
                 });
             }
         }

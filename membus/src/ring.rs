@@ -381,7 +381,10 @@ impl Ring {
         }
         let layout = RingLayout::from_header(kind, size_field, seg.len())
             .map_err(|e| e.with_share(name.as_str()))?;
-        Ring::from_segment(seg, layout, opts)
+        let ring = Ring::from_segment(seg, layout, opts)?;
+        // Refuse lock bytes glibc would abort or block on before any call reaches glibc.
+        ring.lock.check(name.as_str())?;
+        Ok(ring)
     }
 
     /// Attaches if the share exists, creates it otherwise (libmembus's `open(..., bCreate)`),

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use serde_json;
 
+pub mod mutate;
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A share name unique to this process and call, e.g. `/membus-test-4242-7-ring`.

@@ -8,6 +8,7 @@
 pub mod identify;
 pub mod kv;
 pub mod media;
+pub mod pthread;
 pub mod ring;
 
 /// `align_up(v, unit)`: the smallest multiple of `unit` that is ≥ `v`, or `None` on overflow.

@@ -13,9 +13,10 @@ use std::io;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout::pthread::{check_cond, check_mutex, CondProblem};
 use crate::sys::clock::realtime_deadline;
 
 /// Size of glibc's `pthread_mutex_t` on x86_64 (spec §2.1).
@@ -123,6 +124,11 @@ impl LockPair {
         if self.cond_wrefs().load(Ordering::Relaxed) & 1 == 0 {
             return;
         }
+        // Hostile condition bytes never reach glibc; foreign waiters then rely on their
+        // own timeouts.
+        if self.check_cond().is_err() {
+            return;
+        }
         // SAFETY: the cond pointer is valid (constructor contract); glibc allows a broadcast
         // without holding the associated mutex.
         let rc = unsafe { libc::pthread_cond_broadcast(self.cond.as_ptr()) };
@@ -214,6 +220,8 @@ impl LockPair {
             // The words moved (the share was repaired or re-created): try again.
             self.dead_owner.store(0, Ordering::Relaxed);
         }
+        // Hostile mutex bytes must never reach glibc (it asserts on some kinds).
+        check_mutex(&self.mutex_image()).map_err(|e| e.with_share(share))?;
         // SAFETY: the mutex pointer is valid (constructor contract); trylock never blocks.
         let mut rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
         if rc == libc::EBUSY {
@@ -267,7 +275,68 @@ impl LockPair {
         )
         .with_share(share)
     }
+
+    /// Checks the mutex and condition bytes against what glibc accepts without asserting
+    /// or blocking untimed ([`crate::layout::pthread`]). A condition whose internal lock
+    /// is held, or whose reference counts disagree, is re-checked for up to
+    /// [`COND_LOCK_GRACE`], since a live peer causes either for a moment.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] naming the share and the field.
+    pub(crate) fn check(&self, share: &str) -> Result<()> {
+        check_mutex(&self.mutex_image()).map_err(|e| e.with_share(share))?;
+        self.check_cond().map_err(|e| e.with_share(share))
+    }
+
+    /// The condition half of [`check`](Self::check).
+    fn check_cond(&self) -> Result<()> {
+        let mut started = None;
+        loop {
+            match check_cond(&self.cond_image()) {
+                Ok(()) => return Ok(()),
+                Err((CondProblem::Transient, e)) => {
+                    let t0 = *started.get_or_insert_with(Instant::now);
+                    if t0.elapsed() >= COND_LOCK_GRACE {
+                        return Err(e);
+                    }
+                    std::thread::yield_now();
+                }
+                Err((_, e)) => return Err(e),
+            }
+        }
+    }
+
+    fn mutex_image(&self) -> [u8; MUTEX_SIZE] {
+        let mut out = [0u8; MUTEX_SIZE];
+        for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
+            // SAFETY: (1) in bounds and aligned: the mutex is MUTEX_SIZE bytes, 8-aligned,
+            // in a writable mapping that outlives `self` (constructor contract), so word
+            // i < MUTEX_SIZE / 4 is inside it and 4-aligned; (2) the `&AtomicU32` lives only
+            // for this load; (3) other threads and processes change these words (glibc's
+            // own atomics, in C), so this side only ever reads them atomically.
+            let w = unsafe { AtomicU32::from_ptr(self.mutex.as_ptr().cast::<u32>().add(i)) };
+            // Relaxed: a snapshot for validation only; no data is published through it.
+            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        out
+    }
+
+    fn cond_image(&self) -> [u8; COND_SIZE] {
+        let mut out = [0u8; COND_SIZE];
+        for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
+            // SAFETY: as in `mutex_image`, for the COND_SIZE bytes of the condition
+            // (i < COND_SIZE / 4).
+            let w = unsafe { AtomicU32::from_ptr(self.cond.as_ptr().cast::<u32>().add(i)) };
+            // Relaxed: a snapshot for validation only.
+            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        out
+    }
 }
+
+/// How long a condition may look transiently wrong (internal lock held, reference counts
+/// mid-update) before it is refused.
+const COND_LOCK_GRACE: Duration = Duration::from_millis(10);
 
 /// The held mutex. Unlocks on drop. Not `Send`: a pthread mutex must be unlocked by the
 /// thread that locked it.

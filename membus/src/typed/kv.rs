@@ -241,6 +241,7 @@ impl<S: KvSchema> Kv<S> {
         let values: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
         let raw = MemKv::create_inner(
             name,
+            names.len(),
             &names,
             Some(&values),
             layout.max_name_len(),
@@ -446,6 +447,20 @@ impl<S: KvSchema> Kv<S> {
             .iter()
             .filter(|c| c.index < S::SLOTS.len() && keep(c.index))
         {
+            if c.stale {
+                let name = S::SLOTS.get(c.index).map_or("?", |d| d.field);
+                out.errors.push(
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "field `{name}` (slot {}): every read overlapped a write (a writer seems stuck)",
+                            c.index
+                        ),
+                    )
+                    .with_share(self.raw.name().as_str()),
+                );
+                continue;
+            }
             match Self::utf8(c.index, &c.value).and_then(|t| S::decode_change(c.index, t)) {
                 Ok(ev) => out.changes.push(ev),
                 Err(e) => out.errors.push(self.decode_err(&e)),
