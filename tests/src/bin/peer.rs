@@ -21,7 +21,8 @@
 //!   `i`, or a frame with vpts `i`) and wait for the parent's acknowledgement `i` on the
 //!   memmsg ACK before the next.
 //! * `create-and-wait TYPE NAME`: create a share of TYPE (`memmsg`, `memcmd`, `memkv`,
-//!   `memvid`; 4 KiB rings, a 2-slot memkv, a tiny memvid), print `created`, then wait
+//!   `memvid`, `memaud`, `mempkt`; 4 KiB rings, a 2-slot memkv, small media rings), print
+//!   `created`, then wait
 //!   for standard input to close (the test kills it with SIGKILL first).
 //! * `die-mid-write NAME`: on a memmsg, do what a libmembus writer does up to the middle of
 //!   a payload copy (seq bumped, frame header written, half the payload), then SIGKILL self.
@@ -261,6 +262,14 @@ fn main() {
                     16,
                 ))),
                 "memvid" => Box::new(membus_tests::tiny_video(name)),
+                "memaud" => Box::new(created(membus::memaud::AudioWriter::create(
+                    name,
+                    &membus_tests::small_audio_params(),
+                ))),
+                "mempkt" => Box::new(created(membus::mempkt::PacketWriter::create(
+                    name,
+                    &membus::mempkt::PacketParams::new(8, 1 << 16, 4096),
+                ))),
                 other => fail(format!("unknown share type {other}")),
             };
             say("created");
