@@ -612,6 +612,15 @@ fn sizes_take_units_and_bad_ones_are_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let tiny = unique_name("cli-tiny");
+    let _tiny = ShmGuard(tiny.clone());
+    let out = membus(&["send", &tiny, "--create", "10", "--linger", "0s", "hi"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("too small for any message") && !err.contains("(expected"),
+        "the error says why, without a meaningless suffix: {err}"
+    );
     let out = membus(&["send", &name, "--create", "4 parsecs", "x"]);
     assert!(!out.status.success());
     assert!(
