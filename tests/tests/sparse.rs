@@ -103,3 +103,50 @@ fn a_sparse_share_larger_than_free_dev_shm_is_an_error_at_attach() {
     assert_eq!(holes, len);
     assert!(free < holes);
 }
+
+/// The same with a real full /dev/shm: a private 1 MiB tmpfs mounted over it in a new mount
+/// namespace, where a `membus-peer` child makes the checks (root only; skipped, saying so,
+/// otherwise or where mounting is not allowed).
+#[test]
+fn a_full_dev_shm_is_an_error_at_create_and_attach() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_full_dev_shm_is_an_error_at_create_and_attach: needs root (mount namespace)"
+        );
+        return;
+    }
+    let peer = membus_tests::peer_bin!();
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs /dev/shm || exit 77; exec '{}' full-shm-check",
+        peer.display()
+    );
+    let out = match std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED a_full_dev_shm_is_an_error_at_create_and_attach: no unshare ({e})"
+            );
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(77) || (out.stdout.is_empty() && stderr.contains("unshare")) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_full_dev_shm_is_an_error_at_create_and_attach: cannot mount a tmpfs \
+             here: {stderr}"
+        );
+        return;
+    }
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "the checks in a full /dev/shm failed ({}): {stderr}",
+        out.status
+    );
+}
