@@ -558,11 +558,13 @@ fn check_typed(name: &str, kv: &MemKv, batch: &[(&str, &[u8])]) -> CmdResult {
         };
         let current = String::from_utf8_lossy(&current.value).into_owned();
         let new = String::from_utf8_lossy(value);
-        let ok = match shape_of(&current) {
-            Shape::Bool => new == "true" || new == "false",
-            Shape::Number => new.parse::<f64>().is_ok(),
-            Shape::Any => true,
-        };
+        // Empty is `None` for an `Option` field, which the slot's text cannot rule out.
+        let ok = new.is_empty()
+            || match shape_of(&current) {
+                Shape::Bool => new == "true" || new == "false",
+                Shape::Number => new.parse::<f64>().is_ok(),
+                Shape::Any => true,
+            };
         if !ok {
             let want = if shape_of(&current) == Shape::Bool {
                 "true or false"

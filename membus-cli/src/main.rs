@@ -224,7 +224,10 @@ enum KvOp {
     ///
     /// A store made by membus's typed API (it has a `__schema` slot) is checked first: a
     /// value that its typed readers could not parse (text where the slot holds a number or
-    /// a bool) is refused, as is writing `__schema`. --raw writes the text as given.
+    /// a bool) is refused, as is writing `__schema`. The store records its schema only as a
+    /// fingerprint, so the check goes by each slot's current text: enum names and text
+    /// fields cannot be checked, and an empty value (an Option's None) always passes.
+    /// --raw writes the text as given.
     Set {
         /// Alternating slot names and values.
         #[arg(required = true, num_args = 2.., value_names = ["KEY", "VALUE"])]

@@ -1,5 +1,6 @@
 //! The `membus` command against pymembus fixtures and live shares, run as a real binary.
 
+use std::io::Write as _;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -611,6 +612,15 @@ fn sizes_take_units_and_bad_ones_are_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let tiny = unique_name("cli-tiny");
+    let _tiny = ShmGuard(tiny.clone());
+    let out = membus(&["send", &tiny, "--create", "10", "--linger", "0s", "hi"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("too small for any message") && !err.contains("(expected"),
+        "the error says why, without a meaningless suffix: {err}"
+    );
     let out = membus(&["send", &name, "--create", "4 parsecs", "x"]);
     assert!(!out.status.success());
     assert!(
@@ -700,7 +710,11 @@ fn help_puts_each_example_on_its_own_line() {
 fn rm_stale_removes_only_the_callers_shares_unless_all_users() {
     // SAFETY: getuid has no preconditions.
     if unsafe { libc::getuid() } != 0 {
-        eprintln!("SKIPPED: giving a share to another user needs root; not run");
+        // Straight to stderr (not captured by the test harness), so a skip is always seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: giving a share to another user needs root; not run"
+        );
         return;
     }
     let tag = format!("rmuser{}", std::process::id());

@@ -101,7 +101,7 @@ impl MediaSeg {
     }
 
     /// Creates `name` with `size` bytes; an existing share of that name is replaced only when
-    /// no live membus owner holds it (W13).
+    /// no live membus owner holds it.
     pub(crate) fn create(name: &ShareName, size: usize, mode: u32) -> Result<MediaSeg> {
         // Without a live membus owner the share is stale: left by a crashed writer, or made
         // by libmembus/pymembus, whose media writers replace a share unconditionally (a
@@ -140,7 +140,17 @@ impl MediaSeg {
                     let head = m.seg.head(HEAD_LEN);
                     let detail =
                         wrong_type(&head, m.seg.len() as u64, expected).unwrap_or_else(|| {
-                            format!("not a {} share: no \"MBUS\" magic", kind.type_name())
+                            if h[0] == MAGIC {
+                                format!(
+                                    "not a {} share: its \"MBUS\" header has type word {} \
+                                     (expected {})",
+                                    kind.type_name(),
+                                    h[1],
+                                    kind.type_value()
+                                )
+                            } else {
+                                format!("not a {} share: no \"MBUS\" magic", kind.type_name())
+                            }
                         });
                     return Err(
                         Error::new(ErrorKind::InvalidLayout, detail).with_share(name.as_str())

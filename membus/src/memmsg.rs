@@ -24,9 +24,12 @@
 //! Differences from libmembus that a peer cannot observe on the wire: a message whose frame
 //! would not fit in the ring is refused at write time; a new reader starts at the
 //! current write position unless [`Start::Oldest`](crate::Start::Oldest) is asked for;
-//! exact laps and a read position at exactly the capacity are detected as overruns (W5b,
-//! W5c); waits loop over spurious wake-ups until their deadline; a peer that died
-//! holding the lock of a share membus created is recovered from.
+//! exact laps and a read position at exactly the capacity are detected as overruns; a
+//! reader from the oldest message is told how many were overwritten before it started;
+//! waits sleep on a futex (never in the share's glibc condition, where a killed waiter
+//! would block every later broadcast) and loop over spurious wake-ups until their
+//! deadline; a peer that died holding the lock of a share membus created is recovered
+//! from.
 
 use crate::error::Result;
 use crate::layout::ring::RingKind;

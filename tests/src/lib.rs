@@ -363,3 +363,9 @@ pub fn tiny_video(name: &str) -> membus::memvid::VideoWriter {
     )
     .unwrap()
 }
+
+/// Small stereo s16le memaud parameters (48 kHz, 100 buffers/s, 4 slots) for tests that need
+/// an audio source.
+pub fn small_audio_params() -> membus::memaud::AudioParams {
+    membus::memaud::AudioParams::new(2, membus::layout::media::AudioFormat::S16le, 48_000, 100, 4)
+}

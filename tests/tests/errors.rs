@@ -371,3 +371,15 @@ fn a_message_too_large_for_a_tiny_ring_says_why() {
         "{e}"
     );
 }
+
+#[test]
+fn a_media_header_with_an_unknown_type_word_says_so() {
+    let mut bytes = membus_tests::fixture_bytes("memvid_rgb24.bin");
+    bytes[8..16].copy_from_slice(&9i64.to_le_bytes());
+    let g = install_share("vid-type9", &bytes);
+    let e = membus::memvid::VideoReader::attach(g.name())
+        .err()
+        .expect("type word 9");
+    assert_eq!(e.kind(), ErrorKind::InvalidLayout);
+    assert!(e.to_string().contains("type word 9 (expected 1)"), "{e}");
+}

@@ -121,6 +121,30 @@ fn memvid_restarts_after_its_creator_is_killed() {
 }
 
 #[test]
+fn memaud_and_mempkt_restart_after_their_creator_is_killed() {
+    let ga = ShmGuard::new("restart-aud");
+    let child = creator("memaud", ga.name());
+    let e = membus::memaud::AudioWriter::create(ga.name(), &membus_tests::small_audio_params())
+        .err()
+        .expect("a live owner's share");
+    assert_live_owner_error(&e, "memaud");
+    kill(child);
+    let _a = membus::memaud::AudioWriter::create(ga.name(), &membus_tests::small_audio_params())
+        .expect("restart replaces the stale memaud");
+
+    let gp = ShmGuard::new("restart-pkt");
+    let params = membus::mempkt::PacketParams::new(8, 1 << 16, 4096);
+    let child = creator("mempkt", gp.name());
+    let e = membus::mempkt::PacketWriter::create(gp.name(), &params)
+        .err()
+        .expect("a live owner's share");
+    assert_live_owner_error(&e, "mempkt");
+    kill(child);
+    let _p = membus::mempkt::PacketWriter::create(gp.name(), &params)
+        .expect("restart replaces the stale mempkt");
+}
+
+#[test]
 fn a_libmembus_share_is_not_replaced_unless_asked() {
     for (file, create) in [
         (

@@ -5,6 +5,7 @@
 //! "/dev/shm cannot cover them" is made real without root: a sparse object much larger than
 //! the free space of /dev/shm (tmpfs lets `ftruncate` go beyond it).
 
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 
 use membus::{ErrorKind, MemMap};
@@ -63,7 +64,11 @@ fn a_read_only_attach_of_a_coverable_sparse_share_allocates_nothing() {
 #[test]
 fn a_sparse_share_larger_than_free_dev_shm_is_an_error_at_attach() {
     let Some(free) = free_bytes() else {
-        eprintln!("SKIPPED: /dev/shm has no size limit, so it cannot be outgrown safely");
+        // Straight to stderr (not captured by the test harness), so a skip is always seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: /dev/shm has no size limit, so it cannot be outgrown safely"
+        );
         return;
     };
     // Four times the free space, at least 1 GiB; tmpfs accepts it as a size.
@@ -97,4 +102,51 @@ fn a_sparse_share_larger_than_free_dev_shm_is_an_error_at_attach() {
     let (holes, free) = e.sizes().expect("holes and free space");
     assert_eq!(holes, len);
     assert!(free < holes);
+}
+
+/// The same with a real full /dev/shm: a private 1 MiB tmpfs mounted over it in a new mount
+/// namespace, where a `membus-peer` child makes the checks (root only; skipped, saying so,
+/// otherwise or where mounting is not allowed).
+#[test]
+fn a_full_dev_shm_is_an_error_at_create_and_attach() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_full_dev_shm_is_an_error_at_create_and_attach: needs root (mount namespace)"
+        );
+        return;
+    }
+    let peer = membus_tests::peer_bin!();
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs /dev/shm || exit 77; exec '{}' full-shm-check",
+        peer.display()
+    );
+    let out = match std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED a_full_dev_shm_is_an_error_at_create_and_attach: no unshare ({e})"
+            );
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(77) || (out.stdout.is_empty() && stderr.contains("unshare")) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_full_dev_shm_is_an_error_at_create_and_attach: cannot mount a tmpfs \
+             here: {stderr}"
+        );
+        return;
+    }
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "the checks in a full /dev/shm failed ({}): {stderr}",
+        out.status
+    );
 }

@@ -31,14 +31,12 @@ pub(crate) mod shm;
 
 use std::io;
 
-/// A random non-zero 64-bit session id (spec §3.1 recommends any random non-zero i64).
+/// A random non-zero 64-bit session id (the wire format recommends any random non-zero i64).
 pub(crate) fn random_session_id() -> i64 {
     loop {
         let mut buf = [0u8; 8];
-        // SAFETY: `buf` is a valid writable buffer of exactly `buf.len()` bytes for the
-        // duration of the call; getrandom writes at most that many bytes.
-        let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-        let id = if n == buf.len() as isize {
+        let n = rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::empty());
+        let id = if n.is_ok_and(|n| n == buf.len()) {
             i64::from_ne_bytes(buf)
         } else {
             // getrandom cannot fail for 8 bytes on Linux ≥ 3.17 once the pool is ready;
@@ -69,10 +67,11 @@ pub(crate) fn process_alive(id: i64) -> bool {
     if pid <= 0 {
         return false;
     }
-    // SAFETY: signal 0 only checks that the target exists and may be signalled; it sends
-    // nothing and touches no memory.
-    let rc = unsafe { libc::kill(pid, 0) };
-    if rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+    // Signal 0: only checks that the target exists and may be signalled.
+    let Some(target) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    if rustix::process::test_kill_process(target) == Err(rustix::io::Errno::SRCH) {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

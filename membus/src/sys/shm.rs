@@ -367,7 +367,23 @@ impl Segment {
     }
 
     /// Makes sure every page of the object's `len` bytes has (or can get) memory.
+    ///
+    /// The holes are measured first (two `lseek` calls for an object without any), so an
+    /// attach to an allocated share, the usual case, costs no walk over its pages.
     fn ensure_backed(fd: &OwnedFd, len: u64, writable: bool) -> Result<()> {
+        let holes = match hole_bytes(fd, len) {
+            Ok(0) => return Ok(()),
+            Ok(h) => Some(h),
+            // SEEK_HOLE unsupported: the holes cannot be measured.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::MapFailed,
+                    "looking for unallocated pages (SEEK_HOLE)",
+                )
+                .with_os_error(e))
+            }
+        };
         if writable {
             return match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len) {
                 Ok(()) => Ok(()),
@@ -389,21 +405,9 @@ impl Segment {
                 .with_os_error(e.into())),
             };
         }
-        let holes = match hole_bytes(fd, len) {
-            Ok(h) => h,
-            // SEEK_HOLE unsupported: nothing to measure.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(()),
-            Err(e) => {
-                return Err(Error::new(
-                    ErrorKind::MapFailed,
-                    "looking for unallocated pages (SEEK_HOLE)",
-                )
-                .with_os_error(e))
-            }
-        };
-        if holes == 0 {
+        let Some(holes) = holes else {
             return Ok(());
-        }
+        };
         let free = rustix::fs::fstatvfs(fd)
             .map(|v| v.f_bavail.saturating_mul(v.f_frsize))
             .unwrap_or(u64::MAX);

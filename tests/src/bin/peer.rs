@@ -21,8 +21,13 @@
 //!   `i`, or a frame with vpts `i`) and wait for the parent's acknowledgement `i` on the
 //!   memmsg ACK before the next.
 //! * `create-and-wait TYPE NAME`: create a share of TYPE (`memmsg`, `memcmd`, `memkv`,
-//!   `memvid`; 4 KiB rings, a 2-slot memkv, a tiny memvid), print `created`, then wait
+//!   `memvid`, `memaud`, `mempkt`; 4 KiB rings, a 2-slot memkv, small media rings), print
+//!   `created`, then wait
 //!   for standard input to close (the test kills it with SIGKILL first).
+//! * `full-shm-check`: run where /dev/shm is a private 1 MiB tmpfs (see the `sparse`
+//!   test): a 2 MiB create, and read-write and read-only attaches of a sparse share that the
+//!   free space cannot back, must fail with clear errors; print `ok`, or exit 1 saying what
+//!   went wrong.
 //! * `die-mid-write NAME`: on a memmsg, do what a libmembus writer does up to the middle of
 //!   a payload copy (seq bumped, frame header written, half the payload), then SIGKILL self.
 //! * `wait-read KIND NAME`: KIND is `msg`, `cmd`, `kv` or `vid`. Attach, print `ready`,
@@ -377,11 +382,23 @@ fn main() {
                     16,
                 ))),
                 "memvid" => Box::new(membus_tests::tiny_video(name)),
+                "memaud" => Box::new(created(membus::memaud::AudioWriter::create(
+                    name,
+                    &membus_tests::small_audio_params(),
+                ))),
+                "mempkt" => Box::new(created(membus::mempkt::PacketWriter::create(
+                    name,
+                    &membus::mempkt::PacketParams::new(8, 1 << 16, 4096),
+                ))),
                 other => fail(format!("unknown share type {other}")),
             };
             say("created");
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
             drop(held);
+        }
+        "full-shm-check" => {
+            full_shm_check();
+            say("ok");
         }
         "create-and-die" => {
             let _map = membus::MemMap::create(arg(&args, 2), 4096)
@@ -395,4 +412,49 @@ fn main() {
         },
         other => fail(format!("unknown role {other}")),
     }
+}
+
+/// The checks of the `full-shm-check` role, in a 1 MiB /dev/shm.
+fn full_shm_check() {
+    use membus::{ErrorKind, MemMap};
+    let expect_err = |what: &str, r: membus::Result<MemMap<membus::memmap::ReadWrite>>| match r {
+        Ok(_) => fail(format!("{what}: succeeded in a full /dev/shm")),
+        Err(e) => e,
+    };
+    let exists = |n: &str| std::path::Path::new(&format!("/dev/shm{n}")).exists();
+
+    let e = expect_err(
+        "2 MiB create",
+        MemMap::create("/membus-test-full-big", 2 << 20),
+    );
+    if e.kind() != ErrorKind::CreateFailed || e.errno() != Some(libc::ENOSPC) {
+        fail(format!("2 MiB create: wrong error {e}"));
+    }
+    if exists("/membus-test-full-big") {
+        fail("2 MiB create: the failed create left its object".into());
+    }
+
+    let sparse = "/membus-test-full-sparse";
+    let f = std::fs::File::create_new(format!("/dev/shm{sparse}"))
+        .unwrap_or_else(|e| fail(format!("create the sparse object: {e}")));
+    f.set_len(768 << 10)
+        .unwrap_or_else(|e| fail(format!("ftruncate: {e}")));
+    let filler = MemMap::create("/membus-test-full-filler", 512 << 10)
+        .unwrap_or_else(|e| fail(format!("512 KiB filler: {e}")));
+
+    let e = expect_err("read-write attach", MemMap::attach(sparse));
+    if e.kind() != ErrorKind::MapFailed || e.errno() != Some(libc::ENOSPC) {
+        fail(format!("read-write attach: wrong error {e}"));
+    }
+    match MemMap::attach_read_only(sparse) {
+        Ok(_) => fail("read-only attach: succeeded with holes /dev/shm cannot back".into()),
+        Err(e) if e.kind() == ErrorKind::MapFailed && e.to_string().contains("SIGBUS") => {}
+        Err(e) => fail(format!("read-only attach: wrong error {e}")),
+    }
+
+    drop(filler);
+    let m = MemMap::attach(sparse)
+        .unwrap_or_else(|e| fail(format!("read-write attach with room: {e}")));
+    m.write_at((768 << 10) - 4, b"last")
+        .unwrap_or_else(|e| fail(format!("write the last page: {e}")));
 }
