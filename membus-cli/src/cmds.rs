@@ -653,6 +653,19 @@ pub fn rm(names: &[String], stale: bool, all_users: bool, force: bool) -> CmdRes
                 targets.push(n.clone());
             }
         }
+        // Waiter registries (`NAME.membus-wait`) whose share is gone: membus leaves them
+        // beside shares that libmembus or pymembus made.
+        for p in all_probes() {
+            let Some(main) = p.name.strip_suffix(".membus-wait") else {
+                continue;
+            };
+            if p.name.contains(filter)
+                && (all_users || owner_uid(&p.name) == Some(me))
+                && !std::path::Path::new(&format!("/dev/shm{main}")).exists()
+            {
+                targets.push(p.name.clone());
+            }
+        }
     } else {
         if names.is_empty() {
             return Err("name the shares to remove, or use --stale".into());

@@ -736,3 +736,21 @@ fn rm_stale_removes_only_the_callers_shares_unless_all_users() {
         format!("removed {theirs}\n")
     );
 }
+
+#[test]
+fn rm_stale_removes_a_waiter_registry_whose_share_is_gone() {
+    // A membus reader of a pymembus-made share leaves the share's waiter registry
+    // (`NAME.membus-wait`) in place; once the share itself is gone, it is stale.
+    let g = install_fixture("memmsg_basic.bin");
+    let companion = format!("{}.membus-wait", g.name());
+    let _c = ShmGuard(companion.clone());
+    drop(membus::memmsg::Reader::attach(g.name()).unwrap());
+    assert!(std::path::Path::new(&format!("/dev/shm{companion}")).exists());
+    std::fs::remove_file(format!("/dev/shm{}", g.name())).unwrap();
+    let tag = g.name().trim_start_matches('/');
+    assert_eq!(
+        ok(&["rm", "--stale", tag]),
+        format!("removed {companion}\n")
+    );
+    assert!(!std::path::Path::new(&format!("/dev/shm{companion}")).exists());
+}
