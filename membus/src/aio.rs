@@ -32,7 +32,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ pub use futures_core::Stream;
 use crate::select::{Selectable, SpecParts};
 use crate::sys::futex::{self, Word};
 use crate::sys::shm::FileId;
-use crate::wait::{low_half, Entered, Registry};
+use crate::wait::{Entered, Registry};
 
 /// Re-read interval while a source's writer is known not to wake (libmembus/pymembus).
 const POLL: Duration = Duration::from_millis(1);
@@ -56,8 +56,9 @@ struct Entry {
     id: u64,
     /// The word's identity (object, offset): entries with equal keys share one futex.
     key: Option<(FileId, usize)>,
-    /// The 64-bit word whose low half is the futex word (null: time only).
-    word: *const AtomicI64,
+    /// The futex word: the low half of a 64-bit header word (null: time only). Only ever
+    /// handed to the kernel (see `run`).
+    word: *const u32,
     /// Its low half when the future registered.
     expected: u32,
     /// Re-read (and fire) no later than this; for time-only entries, fire then.
@@ -67,10 +68,8 @@ struct Entry {
     waker: Waker,
 }
 
-// SAFETY: `word` is only dereferenced by the reactor while holding the state lock, and an
-// entry is removed (under that lock) by its future's `Drop` before the handle that owns the
-// mapping can go (the future borrows the handle); the pointee is an atomic, shareable across
-// threads.
+// SAFETY: `word` is never dereferenced from Rust, by any thread: it is only handed to the
+// kernel (futex calls), which validates it. The other fields are Send.
 unsafe impl Send for Entry {}
 
 /// How an entry ended.
@@ -182,14 +181,27 @@ impl Reactor {
             let mut st = lock(&self.state);
             let now = Instant::now();
             // Fire entries whose word moved or whose deadline passed.
+            // One probe per distinct (word, expected value) this round.
+            let mut probed: Vec<((FileId, usize), u32, bool)> = Vec::new();
             let mut i = 0;
             while i < st.entries.len() {
                 let e = &st.entries[i];
-                let moved = !e.word.is_null() && {
-                    // SAFETY: see `Entry`: the entry is live, so its mapping is.
-                    let w = unsafe { &*e.word };
-                    // Relaxed: the future re-checks readiness itself after waking.
-                    (w.load(Ordering::Relaxed) as u32) != e.expected
+                // Compared by the kernel, never read from Rust: a future that was forgotten
+                // (`mem::forget`) leaves an entry whose mapping may be gone; its word then
+                // faults in the kernel and the entry is dropped like a fired one.
+                let moved = match e.key {
+                    Some(key) if !e.word.is_null() => {
+                        match probed.iter().find(|p| p.0 == key && p.1 == e.expected) {
+                            Some(p) => p.2,
+                            None => {
+                                let m = futex::probe(Word::kernel_only(e.word), e.expected)
+                                    != futex::Probe::Same;
+                                probed.push((key, e.expected, m));
+                                m
+                            }
+                        }
+                    }
+                    _ => false,
                 };
                 let due = e.deadline.is_some_and(|d| d <= now);
                 if moved || (due && e.word.is_null()) {
@@ -247,8 +259,7 @@ impl Reactor {
                     continue;
                 }
                 keys.push(key);
-                // SAFETY: see `Entry`.
-                words.push((low_half(unsafe { &*e.word }), e.expected));
+                words.push((Word::kernel_only(e.word), e.expected));
             }
             // Acquire: pairs with `poke`'s Release; a later poke changes the value, so the
             // wait below returns at once or is woken.
@@ -348,7 +359,10 @@ impl<'a> Ready<'a> {
             && (entered.is_none() || flag.is_some_and(|p| p.load(Ordering::Relaxed)));
         let (ptr, expected) = match word {
             // Relaxed: the word may lie in a read-only mapping; the fence above orders it.
-            Some(w) => (w as *const AtomicI64, w.load(Ordering::Relaxed) as u32),
+            Some(w) => (
+                w.as_ptr().cast::<u32>().cast_const(),
+                w.load(Ordering::Relaxed) as u32,
+            ),
             None => (std::ptr::null(), 0),
         };
         let id = REACTOR.add(Entry {

@@ -2,7 +2,7 @@
 //! tokio's current-thread and multi-thread runtimes; cancellation loses nothing; idle
 //! futures cost no CPU.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::pin::Pin;
@@ -279,5 +279,36 @@ fn a_dropped_future_loses_nothing() {
             got = r.read_async() => assert_eq!(got.unwrap().message().unwrap(), b"next"),
             _ = tokio::time::sleep(LONG) => panic!("the share should win"),
         }
+    });
+}
+
+/// A pending future that is forgotten (safe Rust may do that) keeps its registration, but
+/// the reactor never reads through it: after its handle and share are gone, the reactor
+/// goes on serving other futures.
+#[test]
+fn a_forgotten_future_does_not_outlive_its_share_unsafely() {
+    use std::task::{Context, Waker};
+    {
+        let g = ShmGuard::new("aio-forget");
+        let w = Writer::create(g.name(), 4096).unwrap();
+        let r = Reader::attach(g.name()).unwrap();
+        let mut fut = Box::pin(membus::aio::ready(&r));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        std::mem::forget(fut);
+        drop(r);
+        drop(w);
+    }
+    let g = ShmGuard::new("aio-after-forget");
+    let w = Writer::create(g.name(), 4096).unwrap();
+    let mut r = Reader::attach(g.name()).unwrap();
+    current().block_on(async {
+        let reader = async { r.read_async().await.unwrap().message().unwrap() };
+        let writer = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            w.write(b"still served").unwrap();
+        };
+        let (got, ()) = tokio::join!(reader, writer);
+        assert_eq!(got, b"still served");
     });
 }

@@ -32,6 +32,17 @@ impl<'a> Word<'a> {
         }
     }
 
+    /// A word that may no longer be mapped by the time the kernel looks at it. Sound because
+    /// a `Word` is only ever handed to the kernel, which reports an unmapped address as
+    /// EFAULT instead of faulting: a caller must simply expect that outcome.
+    #[cfg(feature = "async")]
+    pub(crate) fn kernel_only(addr: *const u32) -> Word<'static> {
+        Word {
+            addr,
+            _mapped: PhantomData,
+        }
+    }
+
     /// # Safety
     /// `addr` must be 4-byte aligned and point into a mapping that stays mapped for `'a`.
     pub(crate) unsafe fn from_ptr(addr: *const u32) -> Word<'a> {
@@ -72,6 +83,51 @@ pub(crate) fn wake(word: Word<'_>, n: u32) -> usize {
         )
     };
     usize::try_from(rc).unwrap_or(0)
+}
+
+/// What [`probe`] found.
+#[cfg(feature = "async")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// The word holds the expected value.
+    Same,
+    /// It holds another value.
+    Moved,
+    /// Its address is not mapped (any more), or the kernel refused it.
+    Fault,
+}
+
+/// Compares `word` with `expected` through the kernel (a FUTEX_WAIT with a zero timeout),
+/// so the word is never read from Rust: safe even if its mapping has gone.
+#[cfg(feature = "async")]
+pub(crate) fn probe(word: Word<'_>, expected: u32) -> Probe {
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: FUTEX_WAIT only reads the 4-byte word at `word.addr` (the kernel validates
+    // the address and returns EFAULT if it is not mapped) and the timespec, which is a
+    // live local; a zero relative timeout returns at once.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.addr,
+            libc::FUTEX_WAIT,
+            expected,
+            &zero as *const libc::timespec,
+            0usize,
+            0u32,
+        )
+    };
+    if rc == 0 {
+        // Woken within a zero timeout: treat it as a change.
+        return Probe::Moved;
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ETIMEDOUT | libc::EINTR) => Probe::Same,
+        Some(libc::EAGAIN) => Probe::Moved,
+        _ => Probe::Fault,
+    }
 }
 
 /// One entry of `futex_waitv` (Linux ≥ 5.16), `struct futex_waitv` of the kernel ABI.
