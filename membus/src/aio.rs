@@ -8,8 +8,8 @@
 //! share one word) plus a control word, and calls the wakers of the futures whose word
 //! moved. It registers in each share's waiter registry like any waiter, so membus writers
 //! wake it; against libmembus/pymembus writers, which wake nobody, it re-reads the words
-//! every millisecond while such a source is pending, and otherwise every 250 ms as a
-//! safety net. Idle futures therefore cost no CPU of their own: 1,000 pending reads on
+//! every millisecond while such a source is pending, and otherwise as a safety net every
+//! 50 ms (memmsg, memcmd, memkv, where a foreign writer can join) or 250 ms (media). Idle futures therefore cost no CPU of their own: 1,000 pending reads on
 //! one share are one word in one wait.
 //!
 //! ```no_run
@@ -46,7 +46,7 @@ use crate::wait::{Entered, Registry};
 
 /// Re-read interval while a source's writer is known not to wake (libmembus/pymembus).
 const POLL: Duration = Duration::from_millis(1);
-/// Safety-net re-read interval otherwise.
+/// Longest sleep of the reactor (its own safety net; each source may ask for less).
 const SAFETY: Duration = Duration::from_millis(250);
 /// The reactor thread leaves after this long without pending futures.
 const IDLE_EXIT: Duration = Duration::from_secs(5);
@@ -65,6 +65,8 @@ struct Entry {
     deadline: Option<Instant>,
     /// The writer of this source does not wake: re-read every millisecond.
     polling: bool,
+    /// Re-read at least this often otherwise (the source's safety net).
+    safety: Duration,
     waker: Waker,
 }
 
@@ -244,9 +246,7 @@ impl Reactor {
                 if let Some(d) = e.deadline {
                     wake_at = wake_at.min(d);
                 }
-                if e.polling {
-                    wake_at = wake_at.min(now + POLL);
-                }
+                wake_at = wake_at.min(now + if e.polling { POLL } else { e.safety });
                 let Some(key) = e.key else {
                     continue;
                 };
@@ -337,12 +337,14 @@ impl Future for Ready<'_> {
 impl<'a> Ready<'a> {
     fn register(&mut self, waker: &Waker) {
         let source: &'a (dyn Selectable + Sync) = self.source;
+        let mut safety = SAFETY;
         let (word, key, entered, flag, deadline) = match source.wait_spec().into_parts() {
             SpecParts::Futex(f) => {
                 let entered = f.registry.as_ref().and_then(Registry::enter);
                 // SeqCst fence: orders the registration before the load of the word below;
                 // pairs with the writer's fence in `Waker::publish`.
                 fence(Ordering::SeqCst);
+                safety = f.safety;
                 (
                     Some(f.seq),
                     Some(f.key),
@@ -372,6 +374,7 @@ impl<'a> Ready<'a> {
             expected,
             deadline,
             polling,
+            safety,
             waker: waker.clone(),
         });
         self.reg = Some(Pending {

@@ -513,6 +513,7 @@ impl SlotRing {
                 registry: self.share.registry(),
                 polling_writer: &self.polling_writer,
                 key: (self.share.seg.file_id(), off::SEQ),
+                safety: crate::select::SAFETY_MEDIA,
             }),
             // Not reachable after attach (the header was validated), but never panic.
             Err(_) => crate::select::WaitSpec::poll(),

@@ -34,9 +34,11 @@
 //!   waiters: when the condition's waiter count is non-zero they have a helper thread
 //!   broadcast it, so a broadcast that a dead foreign waiter blocks holds up nobody.
 //! - libmembus and pymembus writers wake nobody (they only broadcast the condition). A
-//!   waiter sees their data when its safety-net timeout ends (1 ms, doubling up to 250 ms
-//!   while nothing arrives) and from then on polls every millisecond, as libmembus does. A
-//!   handle attached to a share that has no live membus owner polls from the start. When
+//!   waiter sees their data when its safety-net timeout ends (1 ms, doubling up to 50 ms
+//!   for memmsg, memcmd and memkv, which a foreign writer can join, and up to 250 ms for
+//!   media rings, whose only writer is their creator) and from then on polls every
+//!   millisecond, as libmembus does. A handle attached to a share that has no live membus
+//!   owner polls from the start. When
 //!   registration is impossible (the share's mode forbids it, or 63 processes already
 //!   wait), the waiter polls too.
 //! - Several futex words are waited on at once with `futex_waitv` (Linux 5.16+); older
@@ -185,7 +187,17 @@ pub(crate) struct FutexSpec<'a> {
     /// futex for the kernel, whichever process or mapping names it).
     #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) key: (crate::sys::shm::FileId, usize),
+    /// Longest sleep while no writer is known not to wake: how late a first message from
+    /// a libmembus/pymembus writer can be seen ([`SAFETY_MULTI_WRITER`] for memmsg, memcmd
+    /// and memkv, where a foreign writer can join a membus share; [`SAFETY_MEDIA`] for media
+    /// rings, whose one writer is the creator).
+    pub(crate) safety: Duration,
 }
+
+/// Safety-net sleep of memmsg, memcmd and memkv waits.
+pub(crate) const SAFETY_MULTI_WRITER: Duration = Duration::from_millis(50);
+/// Safety-net sleep of media waits.
+pub(crate) const SAFETY_MEDIA: Duration = Duration::from_millis(250);
 
 /// Makes a handle a [`select`] source through its `$field`, which has `poll()` and
 /// `wait_spec()` (a memmsg/memcmd `RingReader`, a media `SlotRing`).
@@ -223,8 +235,6 @@ thread_local! {
 const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// Poll interval against writers that do not wake (libmembus's own interval).
 const POLL: Duration = Duration::from_millis(1);
-/// Longest safety-net sleep on a futex when the writers are known to wake.
-const FUTEX_SAFETY_MAX: Duration = Duration::from_millis(250);
 
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
@@ -292,7 +302,7 @@ fn wait_round(sources: &[&dyn Selectable], deadline: Instant, round: u32) {
                         if f.polling_writer.load(Ordering::Relaxed) {
                             shorten(POLL);
                         } else {
-                            shorten(POLL.saturating_mul(1 << round.min(8)).min(FUTEX_SAFETY_MAX));
+                            shorten(POLL.saturating_mul(1 << round.min(8)).min(f.safety));
                         }
                     }
                     None => shorten(POLL),

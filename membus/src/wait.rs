@@ -498,6 +498,7 @@ impl CondWaits {
                 self.share.0,
                 (word.as_ptr() as usize).wrapping_sub(self.share.1),
             ),
+            safety: crate::select::SAFETY_MULTI_WRITER,
         }
     }
 }
