@@ -546,6 +546,7 @@ unsafe fn fill_view(
 #[pyclass(frozen, name = "vidview", module = "pymembus.pymembus")]
 pub(crate) struct VidView {
     ex: Export,
+    size: usize,
     width: usize,
     height: usize,
     scanwidth: usize,
@@ -558,8 +559,8 @@ pub(crate) struct VidView {
 impl VidView {
     /// Payload bytes (`scanwidth × height`).
     #[getter]
-    fn size(&self) -> isize {
-        self.ex.len
+    fn size(&self) -> usize {
+        self.size
     }
     #[getter]
     fn width(&self) -> usize {
@@ -669,9 +670,11 @@ fn video_export(
         2 => shape[1] == sw,
         _ => w * bpp == sw,
     };
+    // The buffer protocol's `len` is the product of the shape (padding excluded).
+    let exported: usize = shape[..ndim as usize].iter().product();
     Export {
         ptr,
-        len: len as isize,
+        len: exported as isize,
         readonly: ro,
         itemsize: 1,
         format: c"B",
@@ -919,6 +922,7 @@ impl MemVid {
         };
         Ok(VidView {
             ex: video_export(ptr, len, ro, width, height, scanwidth, format),
+            size: len,
             width,
             height,
             scanwidth,
