@@ -4,6 +4,7 @@
 //! between members of the same enum, no ordering.
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
 use membus::layout::media::{AudioFormat, VideoFormat};
@@ -19,10 +20,6 @@ macro_rules! py_enum {
         impl $ty {
             pub(crate) const MEMBERS: &'static [(&'static str, i64)] = &[$(($member, $value)),*];
 
-            pub(crate) fn from_value(v: i64) -> Self {
-                $ty { v }
-            }
-
             pub(crate) fn value(&self) -> i64 {
                 self.v
             }
@@ -34,18 +31,38 @@ macro_rules! py_enum {
                     .map_or("???", |m| m.0)
             }
 
+            /// The member object for `v` (the class attribute itself, so returning one
+            /// allocates nothing), or a new pseudo-member for an unknown value.
+            pub(crate) fn member<'py>(py: Python<'py>, v: i64) -> PyResult<Bound<'py, $ty>> {
+                if let Some(known) = Self::cache().get(py) {
+                    if let Some(i) = Self::MEMBERS.iter().position(|m| m.1 == v) {
+                        return Ok(known[i].bind(py).clone());
+                    }
+                }
+                Bound::new(py, $ty { v })
+            }
+
             fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
                 let py = m.py();
                 m.add_class::<$ty>()?;
                 let cls = py.get_type::<$ty>();
                 let members = PyDict::new(py);
+                let mut objs = Vec::new();
                 for (name, value) in Self::MEMBERS {
                     let member = Bound::new(py, $ty { v: *value })?;
                     cls.setattr(*name, &member)?;
-                    members.set_item(*name, member)?;
+                    members.set_item(*name, &member)?;
+                    objs.push(member.unbind());
                 }
                 cls.setattr("__members__", members)?;
+                let _ = Self::cache().set(py, objs);
                 Ok(())
+            }
+
+            /// The member objects, in `MEMBERS` order, once the class is registered.
+            fn cache() -> &'static PyOnceLock<Vec<Py<$ty>>> {
+                static CACHE: PyOnceLock<Vec<Py<$ty>>> = PyOnceLock::new();
+                &CACHE
             }
         }
 
@@ -94,9 +111,6 @@ macro_rules! py_enum {
                 !self.__eq__(other)
             }
 
-            fn __getstate__(&self) -> i64 {
-                self.v
-            }
         }
     };
 }

@@ -2,6 +2,7 @@
 //! [`membus::memkv::MemKv`] (its alignment pre-check, `setAll`'s skipping, its failure
 //! values and where it leaves the last error unchanged).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,7 +16,49 @@ use crate::{errc, failed, name_arg, set_error, str_arg};
 /// pymembus `memkv`.
 #[pyclass(frozen, name = "memkv", module = "pymembus.pymembus")]
 pub(crate) struct MemKvPy {
-    kv: Mutex<Option<Arc<MemKv>>>,
+    kv: Mutex<KvState>,
+}
+
+#[derive(Default)]
+struct KvState {
+    kv: Option<Arc<MemKv>>,
+    /// Reused for value reads (no allocation per read).
+    buf: Vec<u8>,
+    /// name → slot, re-validated against the slot's current name on every use.
+    names: HashMap<Vec<u8>, usize>,
+}
+
+impl KvState {
+    fn reset(&mut self, kv: Option<MemKv>) {
+        self.kv = kv.map(Arc::new);
+        self.names.clear();
+    }
+
+    /// The slot a key names, if any (an unknown name or an out-of-range index: None).
+    fn slot(&mut self, k: &Key) -> Option<usize> {
+        let kv = self.kv.as_ref()?;
+        match k {
+            Key::Index(i) => usize::try_from(*i).ok().filter(|&i| i < kv.count()),
+            Key::Name(n) => {
+                let name = std::str::from_utf8(n).ok()?;
+                if let Some(&i) = self.names.get(n.as_slice()) {
+                    if kv.slot_name(i).is_ok_and(|s| s == name) {
+                        return Some(i);
+                    }
+                }
+                let i = kv.find(name)?;
+                self.names.insert(n.clone(), i);
+                Some(i)
+            }
+        }
+    }
+
+    /// Reads the keyed value into `buf`; returns `stale`, or None when missing/closed.
+    fn value(&mut self, k: &Key) -> Option<bool> {
+        let slot = self.slot(k)?;
+        let kv = self.kv.as_ref()?;
+        kv.get_into(slot, &mut self.buf).ok()
+    }
 }
 
 /// A slot argument: an index or a name.
@@ -37,25 +80,12 @@ fn key(obj: &Bound<'_, PyAny>) -> PyResult<Key> {
 }
 
 impl MemKvPy {
-    fn lock(&self) -> MutexGuard<'_, Option<Arc<MemKv>>> {
+    fn lock(&self) -> MutexGuard<'_, KvState> {
         self.kv.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn get(&self) -> Option<Arc<MemKv>> {
-        self.lock().clone()
-    }
-
-    /// The slot a key names, if any (an unknown name or an out-of-range index: None).
-    fn slot(kv: &MemKv, k: &Key) -> Option<usize> {
-        match k {
-            Key::Index(i) => usize::try_from(*i).ok().filter(|&i| i < kv.count()),
-            Key::Name(n) => std::str::from_utf8(n).ok().and_then(|n| kv.find(n)),
-        }
-    }
-
-    fn value_of(kv: &MemKv, k: &Key) -> Option<(Vec<u8>, bool)> {
-        let slot = Self::slot(kv, k)?;
-        kv.get(slot).ok().map(|v| (v.value, v.stale))
+        self.lock().kv.clone()
     }
 }
 
@@ -85,7 +115,7 @@ impl MemKvPy {
     #[new]
     fn new() -> Self {
         MemKvPy {
-            kv: Mutex::new(None),
+            kv: Mutex::new(KvState::default()),
         }
     }
 
@@ -101,7 +131,7 @@ impl MemKvPy {
     ) -> PyResult<bool> {
         let name = name_arg(sName)?;
         let mut st = self.lock();
-        *st = None;
+        st.reset(None);
         if !layout_is_aligned(maxNameLen, maxValueLen) {
             set_error(errc::INVALID_LAYOUT);
             return Ok(false);
@@ -134,7 +164,7 @@ impl MemKvPy {
         };
         Ok(match made {
             Ok(kv) => {
-                *st = Some(Arc::new(kv));
+                st.reset(Some(kv));
                 set_error(errc::OK);
                 true
             }
@@ -146,10 +176,10 @@ impl MemKvPy {
     fn open(&self, sName: &Bound<'_, PyAny>) -> PyResult<bool> {
         let name = name_arg(sName)?;
         let mut st = self.lock();
-        *st = None;
+        st.reset(None);
         Ok(match MemKv::attach(name.as_str()) {
             Ok(kv) => {
-                *st = Some(Arc::new(kv));
+                st.reset(Some(kv));
                 set_error(errc::OK);
                 true
             }
@@ -165,17 +195,17 @@ impl MemKvPy {
 
     /// `close() -> None`.
     fn close(&self) {
-        *self.lock() = None;
+        self.lock().reset(None);
     }
 
     /// `isOpen() -> bool`.
     fn isOpen(&self) -> bool {
-        self.lock().is_some()
+        self.lock().kv.is_some()
     }
 
     /// `existing() -> bool`.
     fn existing(&self) -> bool {
-        self.lock().as_ref().is_some_and(|kv| !kv.is_creator())
+        self.lock().kv.as_ref().is_some_and(|kv| !kv.is_creator())
     }
 
     /// `setName(idx, name) -> bool` (the last error is left unchanged).
@@ -183,7 +213,7 @@ impl MemKvPy {
         let name = str_arg(name)?;
         let st = self.lock();
         let (Some(kv), Ok(idx), Ok(name)) = (
-            st.as_ref(),
+            st.kv.as_ref(),
             usize::try_from(idx),
             std::str::from_utf8(&name),
         ) else {
@@ -195,7 +225,7 @@ impl MemKvPy {
     /// `getName(idx) -> str` (`""` out of range).
     fn getName(&self, idx: i64) -> String {
         let st = self.lock();
-        match (st.as_ref(), usize::try_from(idx)) {
+        match (st.kv.as_ref(), usize::try_from(idx)) {
             (Some(kv), Ok(i)) => kv.slot_name(i).unwrap_or_default(),
             _ => String::new(),
         }
@@ -205,7 +235,7 @@ impl MemKvPy {
     fn findName(&self, name: &Bound<'_, PyAny>) -> PyResult<i64> {
         let name = str_arg(name)?;
         let st = self.lock();
-        Ok(match (st.as_ref(), std::str::from_utf8(&name)) {
+        Ok(match (st.kv.as_ref(), std::str::from_utf8(&name)) {
             (Some(kv), Ok(n)) => kv.find(n).map_or(-1, |i| i as i64),
             _ => -1,
         })
@@ -215,24 +245,22 @@ impl MemKvPy {
     fn setValue(&self, key_or_name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
         let k = key(key_or_name)?;
         let value = str_arg(value)?;
-        let st = self.lock();
-        let Some(kv) = st.as_ref() else {
+        let mut st = self.lock();
+        if st.kv.is_none() {
             set_error(errc::NOT_OPEN);
             return Ok(false);
-        };
-        let idx = match &k {
-            Key::Index(i) => match usize::try_from(*i).ok().filter(|&i| i < kv.count()) {
-                Some(i) => i,
-                None => {
-                    set_error(errc::INVALID_ARGUMENT);
-                    return Ok(false);
-                }
-            },
+        }
+        let idx = match (&k, st.slot(&k)) {
+            (_, Some(i)) => i,
+            (Key::Index(_), None) => {
+                set_error(errc::INVALID_ARGUMENT);
+                return Ok(false);
+            }
             // An unknown name: False, the last error unchanged.
-            Key::Name(_) => match Self::slot(kv, &k) {
-                Some(i) => i,
-                None => return Ok(false),
-            },
+            (Key::Name(_), None) => return Ok(false),
+        };
+        let Some(kv) = st.kv.as_ref() else {
+            return Ok(false);
         };
         Ok(match kv.set(idx, &*value) {
             Ok(_) => {
@@ -248,7 +276,7 @@ impl MemKvPy {
     fn setAll(&self, values: &Bound<'_, PyDict>) -> PyResult<bool> {
         let mut owned: Vec<(usize, Vec<u8>)> = Vec::with_capacity(values.len());
         let st = self.lock();
-        let Some(kv) = st.as_ref() else {
+        let Some(kv) = st.kv.as_ref() else {
             set_error(errc::NOT_OPEN);
             return Ok(false);
         };
@@ -283,9 +311,9 @@ impl MemKvPy {
         key_or_name: &Bound<'_, PyAny>,
     ) -> PyResult<(Bound<'py, PyString>, bool)> {
         let k = key(key_or_name)?;
-        let st = self.lock();
-        match st.as_ref().and_then(|kv| Self::value_of(kv, &k)) {
-            Some((v, stale)) => Ok((crate::to_str(py, &v)?, stale)),
+        let mut st = self.lock();
+        match st.value(&k) {
+            Some(stale) => Ok((crate::to_str(py, &st.buf)?, stale)),
             None => Ok((PyString::new(py, ""), true)),
         }
     }
@@ -297,9 +325,9 @@ impl MemKvPy {
         key_or_name: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyString>> {
         let k = key(key_or_name)?;
-        let st = self.lock();
-        match st.as_ref().and_then(|kv| Self::value_of(kv, &k)) {
-            Some((v, _)) => crate::to_str(py, &v),
+        let mut st = self.lock();
+        match st.value(&k) {
+            Some(_) => crate::to_str(py, &st.buf),
             None => Ok(PyString::new(py, "")),
         }
     }
@@ -308,7 +336,7 @@ impl MemKvPy {
     fn getAll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         let st = self.lock();
-        if let Some(kv) = st.as_ref() {
+        if let Some(kv) = st.kv.as_ref() {
             if let (Ok(snap), Ok(names)) = (kv.snapshot(), kv.slot_names()) {
                 for (name, v) in names.into_iter().zip(snap.values) {
                     d.set_item(name, crate::to_str(py, &v)?)?;
@@ -371,22 +399,23 @@ impl MemKvPy {
 
     /// `getEpoch() -> int` (-1 when closed).
     fn getEpoch(&self) -> i64 {
-        self.lock().as_ref().map_or(-1, |kv| kv.epoch())
+        self.lock().kv.as_ref().map_or(-1, |kv| kv.epoch())
     }
 
     /// `getSessionId() -> int` (0 when closed).
     fn getSessionId(&self) -> i64 {
-        self.lock().as_ref().map_or(0, |kv| kv.session_id())
+        self.lock().kv.as_ref().map_or(0, |kv| kv.session_id())
     }
 
     /// `count() -> int` (0 when closed).
     fn count(&self) -> i64 {
-        self.lock().as_ref().map_or(0, |kv| kv.count() as i64)
+        self.lock().kv.as_ref().map_or(0, |kv| kv.count() as i64)
     }
 
     /// `maxNameLen() -> int` (0 when closed).
     fn maxNameLen(&self) -> i64 {
         self.lock()
+            .kv
             .as_ref()
             .map_or(0, |kv| kv.max_name_len() as i64)
     }
@@ -394,6 +423,7 @@ impl MemKvPy {
     /// `maxValueLen() -> int` (0 when closed).
     fn maxValueLen(&self) -> i64 {
         self.lock()
+            .kv
             .as_ref()
             .map_or(0, |kv| kv.max_value_len() as i64)
     }

@@ -147,8 +147,8 @@ pub(crate) fn poll_until(
 
 /// `last_error() -> errc`: this thread's last error.
 #[pyfunction]
-fn last_error() -> Errc {
-    Errc::from_value(i64::from(LAST_ERROR.with(Cell::get)))
+fn last_error(py: Python<'_>) -> PyResult<Bound<'_, Errc>> {
+    Errc::member(py, i64::from(LAST_ERROR.with(Cell::get)))
 }
 
 /// `last_error_message()` / `last_error_message(error: errc)`: the text of this thread's

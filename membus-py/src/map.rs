@@ -211,8 +211,22 @@ impl MemMapPy {
     /// `read_bytes(sz=-1) -> bytes`.
     #[pyo3(signature = (sz = -1))]
     fn read_bytes<'py>(&self, py: Python<'py>, sz: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let v = self.read_vec(sz)?;
-        Ok(PyBytes::new(py, &v))
+        let st = self.lock();
+        let m = st.open()?;
+        let n = match usize::try_from(sz) {
+            Ok(n) if n > 0 => n.min(m.len()),
+            _ => m.len(),
+        };
+        // Copied straight into the new bytes object (no intermediate buffer).
+        let b = PyBytes::new_with(py, n, |buf| {
+            match m {
+                Map::Rw(m) => m.read_at(0, buf),
+                Map::Ro(m) => m.read_at(0, buf),
+            }
+            .map_err(|e| crate::runtime_error(&e.to_string()))
+        })?;
+        set_error(crate::errc::OK);
+        Ok(b)
     }
 
     /// The buffer protocol: 1-D signed bytes, read-only for a read-only map.

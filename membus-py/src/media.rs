@@ -575,8 +575,8 @@ impl VidView {
         self.scanwidth
     }
     #[getter]
-    fn format(&self) -> VideoFormatEnum {
-        VideoFormatEnum::from_value(self.format)
+    fn format<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, VideoFormatEnum>> {
+        VideoFormatEnum::member(py, self.format)
     }
 
     /// The buffer protocol (see the module's notes on soundness).
@@ -623,8 +623,8 @@ impl AudView {
         self.channels
     }
     #[getter]
-    fn format(&self) -> AudioFormatEnum {
-        AudioFormatEnum::from_value(self.format)
+    fn format<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, AudioFormatEnum>> {
+        AudioFormatEnum::member(py, self.format)
     }
 
     /// The buffer protocol (see the module's notes on soundness).
@@ -1087,8 +1087,8 @@ media_class!(MemVid {
     }
 
     /// `getFormat() -> video_format` (`video_format(0)` when closed).
-    fn getFormat(&self) -> VideoFormatEnum {
-        VideoFormatEnum::from_value(self.vid_desc().map_or(0, |d| d.3))
+    fn getFormat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, VideoFormatEnum>> {
+        VideoFormatEnum::member(py, self.vid_desc().map_or(0, |d| d.3))
     }
 
     /// `getFormatName() -> str`.
@@ -1329,8 +1329,8 @@ media_class!(MemAud {
     }
 
     /// `getFormat() -> audio_format` (`audio_format(0)` when closed).
-    fn getFormat(&self) -> AudioFormatEnum {
-        AudioFormatEnum::from_value(self.aud_desc().map_or(0, |d| d.2))
+    fn getFormat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, AudioFormatEnum>> {
+        AudioFormatEnum::member(py, self.aud_desc().map_or(0, |d| d.2))
     }
 
     /// `getFormatName() -> str`.

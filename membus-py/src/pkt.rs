@@ -4,6 +4,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use membus::mempkt::{PacketParams, PacketReader, PacketWriter, PktKind, Record, RecordMeta};
 use membus::Identity;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -232,13 +233,16 @@ impl MemPkt {
             return Ok(None);
         };
         let d = PyDict::new(py);
-        d.set_item("seq", r.info.seq)?;
-        d.set_item("wcursor", r.info.wcursor)?;
-        d.set_item("pts", r.info.pts)?;
-        d.set_item("kind", PktKindEnum::from_value(r.info.kind.value()))?;
-        d.set_item("track", r.info.track)?;
-        d.set_item("len", r.info.len)?;
-        d.set_item("userlen", r.info.meta_len)?;
+        d.set_item(intern!(py, "seq"), r.info.seq)?;
+        d.set_item(intern!(py, "wcursor"), r.info.wcursor)?;
+        d.set_item(intern!(py, "pts"), r.info.pts)?;
+        d.set_item(
+            intern!(py, "kind"),
+            PktKindEnum::member(py, r.info.kind.value())?,
+        )?;
+        d.set_item(intern!(py, "track"), r.info.track)?;
+        d.set_item(intern!(py, "len"), r.info.len)?;
+        d.set_item(intern!(py, "userlen"), r.info.meta_len)?;
         Ok(Some((
             PyBytes::new(py, &r.payload),
             PyBytes::new(py, &r.meta),

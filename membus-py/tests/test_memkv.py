@@ -49,6 +49,11 @@ def test_memkv_methods(names):
     assert other.open(n) and other.existing()
     assert other.getSessionId() == kv.getSessionId() != 0
     assert other.getValue("beta") == ("2", False)
+    # a renamed slot is found under its new name (lookups are never stale)
+    assert kv.getValue("beta") == ("2", False)
+    assert kv.setName(1, "delta") and kv.setName(2, "beta")
+    assert kv.getValue("beta") == ("3", False) and kv.getValue("delta") == ("2", False)
+    assert kv.setName(1, "beta") and kv.setName(2, "gamma")
     same = pm.memkv()
     assert same.create(n, 3, 8, 14) and same.existing()
     assert not pm.memkv().create(n, 4, 8, 14) and pm.last_error() == pm.errc.size_mismatch
