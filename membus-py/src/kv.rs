@@ -67,6 +67,18 @@ enum Key {
     Name(Vec<u8>),
 }
 
+/// The slot argument of an overloaded method: positional (an int index or a str name),
+/// or the keyword `idx=` or `name=`.
+fn key_arg(idx: Option<&Bound<'_, PyAny>>, name: Option<&Bound<'_, PyAny>>) -> PyResult<Key> {
+    match (idx, name) {
+        (Some(i), None) => key(i),
+        (None, Some(n)) => Ok(Key::Name(str_arg(n)?.into_owned())),
+        _ => Err(PyTypeError::new_err(
+            "memkv: pass one slot, as an int idx or a str name",
+        )),
+    }
+}
+
 fn key(obj: &Bound<'_, PyAny>) -> PyResult<Key> {
     if obj.is_instance_of::<PyInt>() {
         return Ok(Key::Index(obj.extract()?));
@@ -242,8 +254,19 @@ impl MemKvPy {
     }
 
     /// `setValue(idx: int, value)` / `setValue(name: str, value) -> bool`.
-    fn setValue(&self, key_or_name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let k = key(key_or_name)?;
+    #[pyo3(signature = (idx = None, value = None, *, name = None))]
+    fn setValue(
+        &self,
+        idx: Option<&Bound<'_, PyAny>>,
+        value: Option<&Bound<'_, PyAny>>,
+        name: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let k = key_arg(idx, name)?;
+        let Some(value) = value else {
+            return Err(PyTypeError::new_err(
+                "setValue() missing the value argument",
+            ));
+        };
         let value = str_arg(value)?;
         let mut st = self.lock();
         if st.kv.is_none() {
@@ -305,12 +328,14 @@ impl MemKvPy {
     }
 
     /// `getValue(idx | name) -> (str, stale)`; `("", True)` when missing or closed.
+    #[pyo3(signature = (idx = None, *, name = None))]
     fn getValue<'py>(
         &self,
         py: Python<'py>,
-        key_or_name: &Bound<'_, PyAny>,
+        idx: Option<&Bound<'_, PyAny>>,
+        name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(Bound<'py, PyString>, bool)> {
-        let k = key(key_or_name)?;
+        let k = key_arg(idx, name)?;
         let mut st = self.lock();
         match st.value(&k) {
             Some(stale) => Ok((crate::to_str(py, &st.buf)?, stale)),
@@ -319,12 +344,14 @@ impl MemKvPy {
     }
 
     /// `getValueString(idx | name) -> str`.
+    #[pyo3(signature = (idx = None, *, name = None))]
     fn getValueString<'py>(
         &self,
         py: Python<'py>,
-        key_or_name: &Bound<'_, PyAny>,
+        idx: Option<&Bound<'_, PyAny>>,
+        name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyString>> {
-        let k = key(key_or_name)?;
+        let k = key_arg(idx, name)?;
         let mut st = self.lock();
         match st.value(&k) {
             Some(_) => crate::to_str(py, &st.buf),
@@ -349,18 +376,23 @@ impl MemKvPy {
     /// `getChanged(epoch)` / `getChanged(wait_ms, epoch) -> (dict, int)`: the slots
     /// changed after `epoch` and the current epoch; the two-argument form first waits up
     /// to `wait_ms` for a change (GIL released).
-    #[pyo3(signature = (*args))]
+    #[pyo3(signature = (a = None, b = None, *, wait_ms = None, epoch = None))]
     fn getChanged<'py>(
         &self,
         py: Python<'py>,
-        args: &Bound<'py, pyo3::types::PyTuple>,
+        a: Option<i64>,
+        b: Option<i64>,
+        wait_ms: Option<u64>,
+        epoch: Option<i64>,
     ) -> PyResult<(Bound<'py, PyDict>, i64)> {
-        let (wait_ms, epoch): (Option<u64>, i64) = match args.len() {
-            1 => (None, args.get_item(0)?.extract()?),
-            2 => (
-                Some(args.get_item(0)?.extract()?),
-                args.get_item(1)?.extract()?,
-            ),
+        let (wait_ms, epoch): (Option<u64>, i64) = match (a, b, wait_ms, epoch) {
+            (Some(e), None, None, None) | (None, None, None, Some(e)) => (None, e),
+            (Some(w), Some(e), None, None) | (Some(w), None, None, Some(e)) => {
+                let w = u64::try_from(w)
+                    .map_err(|_| PyTypeError::new_err("getChanged(): wait_ms must be >= 0"))?;
+                (Some(w), e)
+            }
+            (None, None, Some(w), Some(e)) => (Some(w), e),
             _ => {
                 return Err(PyTypeError::new_err(
                     "getChanged(epoch) or getChanged(wait_ms, epoch)",

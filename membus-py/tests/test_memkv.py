@@ -45,6 +45,13 @@ def test_memkv_methods(names):
     assert kv.waitForChange(0, e1) == (True, e1 + 1)
     with pytest.raises(TypeError):
         kv.getChanged()
+    # pymembus's keyword names
+    assert kv.getChanged(epoch=e1) == kv.getChanged(wait_ms=0, epoch=e1) == ({"gamma": "3"}, e1 + 1)
+    assert kv.getValue(name="alpha") == kv.getValue(idx=0) == ("1", False)
+    assert kv.getValueString(name="gamma") == kv.getValueString(idx=2) == "3"
+    assert kv.setValue(name="gamma", value="3") and kv.setValue(idx=2, value="3")
+    assert kv.waitForChange(wait_ms=0, epoch=kv.getEpoch())[0] is False
+    e1 = kv.getEpoch() - 1
     other = pm.memkv()
     assert other.open(n) and other.existing()
     assert other.getSessionId() == kv.getSessionId() != 0
