@@ -2,7 +2,6 @@
 close/reopen rules, NumPy views across processes."""
 
 import threading
-import time
 
 import numpy
 import pytest
@@ -227,9 +226,7 @@ def test_wait_for_frame_releases_gil(names):
     w, r = pm.memvid(), pm.memvid()
     assert w.open(n, True, 8, 4, VF.gray8, 30, 2) and r.open_existing(n)
     threading.Timer(0.05, lambda: w.next(1)).start()
-    start = time.monotonic()
-    assert r.waitForFrame(5000, 0)
-    assert time.monotonic() - start < 4
+    assert r.waitForFrame(5000, 0)  # woken by the other thread's next(1)
     r.close()
     w.close()
 

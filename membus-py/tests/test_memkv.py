@@ -1,7 +1,6 @@
 """memkv: every method, pymembus's rules, change waits, other processes."""
 
 import threading
-import time
 
 import pytest
 
@@ -75,9 +74,7 @@ def test_wait_for_change_releases_gil(names):
     assert kv.create(n, 1, 8, 14, True) and kv.setName(0, "k")
     e = kv.getEpoch()
     threading.Timer(0.05, lambda: kv.setValue(0, "v")).start()
-    start = time.monotonic()
-    assert kv.waitForChange(5000, e) == (True, e + 1)
-    assert time.monotonic() - start < 4
+    assert kv.waitForChange(5000, e) == (True, e + 1)  # woken, not timed out
     threading.Timer(0.05, lambda: kv.setValue(0, "w")).start()
     assert kv.getChanged(5000, e + 1) == ({"k": "w"}, e + 2)
     kv.close()
