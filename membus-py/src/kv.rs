@@ -359,14 +359,18 @@ impl MemKvPy {
         }
     }
 
-    /// `getAll() -> dict[str, str]`: a best-effort snapshot.
+    /// `getAll() -> dict[str, str]`: every slot's name and value, each read lock-free (a
+    /// best-effort snapshot, as in pymembus; for a consistent one use the Rust
+    /// `MemKv::snapshot`).
     fn getAll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        let st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         if let Some(kv) = st.kv.as_ref() {
-            if let (Ok(snap), Ok(names)) = (kv.snapshot(), kv.slot_names()) {
-                for (name, v) in names.into_iter().zip(snap.values) {
-                    d.set_item(name, crate::to_str(py, &v)?)?;
+            for i in 0..kv.count() {
+                let Ok(name) = kv.slot_name(i) else { continue };
+                if kv.get_into(i, &mut st.buf).is_ok() {
+                    d.set_item(name, crate::to_str(py, &st.buf)?)?;
                 }
             }
         }
