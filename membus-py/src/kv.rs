@@ -93,7 +93,7 @@ fn key(obj: &Bound<'_, PyAny>) -> PyResult<Key> {
 
 impl MemKvPy {
     fn lock(&self) -> MutexGuard<'_, KvState> {
-        self.kv.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.kv)
     }
 
     fn get(&self) -> Option<Arc<MemKv>> {

@@ -99,6 +99,27 @@ pub(crate) fn to_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, 
     }
 }
 
+/// Locks a handle's mutex without ever blocking while attached to the interpreter.
+///
+/// A blocking call (a read that waits) holds its handle's mutex with the GIL released; a
+/// second thread that blocked on that mutex while holding the GIL would keep the first
+/// from re-attaching when its wait ends: a deadlock. So a contended lock is waited for
+/// detached, then taken again attached.
+pub(crate) fn lock<T: Send>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    loop {
+        match m.try_lock() {
+            Ok(g) => return g,
+            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        Python::attach(|py| {
+            py.detach(|| {
+                let _free = m.lock();
+            })
+        });
+    }
+}
+
 /// `RuntimeError(msg)`.
 pub(crate) fn runtime_error(msg: &str) -> PyErr {
     PyRuntimeError::new_err(msg.to_owned())

@@ -72,7 +72,7 @@ static STRIDES_1: [isize; 1] = [1];
 
 impl MemMapPy {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.state)
     }
 }
 

@@ -256,7 +256,7 @@ impl Media {
     }
 
     fn lock(&self) -> MutexGuard<'_, MediaState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.state)
     }
 
     /// Refuses to reopen while views exist; otherwise closes the current handle.

@@ -67,7 +67,7 @@ pub(crate) struct MemPkt {
 
 impl MemPkt {
     fn lock(&self) -> MutexGuard<'_, Option<Pkt>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.state)
     }
 
     fn with<T>(&self, closed: T, f: impl FnOnce(&Pkt) -> T) -> T {

@@ -182,7 +182,7 @@ pub(crate) struct MemMsg {
 
 impl MemMsg {
     fn lock(&self) -> MutexGuard<'_, MsgState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.state)
     }
 
     fn with_read<'py, T>(
@@ -340,7 +340,7 @@ pub(crate) struct MemCmdPy {
 
 impl MemCmdPy {
     fn lock(&self) -> MutexGuard<'_, CmdState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.state)
     }
 
     fn with_read<'py, T>(

@@ -152,3 +152,24 @@ def test_cross_process_both_ways(names, peer, cls):
     assert [r.read(1000) for _ in range(3)] == [f"rust-{i}" for i in range(3)]
     r.close()
     h.close()
+
+
+@pytest.mark.parametrize("cls", ["memmsg", "memcmd"])
+def test_same_handle_from_two_threads_while_one_blocks(names, cls):
+    """A second thread using the handle a blocked read holds must not deadlock."""
+    n = names()
+    w, r = getattr(pm, cls)(), getattr(pm, cls)()
+    if cls == "memmsg":
+        assert w.open(n, 4096, True, True) and r.open(n, 4096, False, False)
+    else:
+        assert w.open(n, 4096, True, True) and r.open(n, 4096, True, False)
+    got = []
+    t = threading.Thread(target=lambda: got.append(r.read_bytes(3000)))
+    t.start()
+    time.sleep(0.05)
+    threading.Timer(0.2, lambda: w.write_bytes(b"done")).start()
+    sid = r.getSessionId()  # waits for the handle while the read blocks, GIL released
+    t.join(10)
+    assert not t.is_alive() and got == [b"done"] and sid == w.getSessionId()
+    r.close()
+    w.close()
