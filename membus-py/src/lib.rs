@@ -91,12 +91,8 @@ pub(crate) fn name_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
 /// A `str` from bytes with strict UTF-8 decoding (UnicodeDecodeError otherwise), as
 /// pybind11 converts a returned `std::string`.
 pub(crate) fn to_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(PyString::new(py, s)),
-        Err(e) => Err(PyErr::from_value(
-            pyo3::exceptions::PyUnicodeDecodeError::new_utf8(py, bytes, e)?.into_any(),
-        )),
-    }
+    // CPython decodes strictly and raises UnicodeDecodeError itself.
+    PyString::from_bytes(py, bytes)
 }
 
 /// Locks a handle's mutex without ever blocking while attached to the interpreter.
