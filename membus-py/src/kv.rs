@@ -41,13 +41,13 @@ impl KvState {
             Key::Index(i) => usize::try_from(*i).ok().filter(|&i| i < kv.count()),
             Key::Name(n) => {
                 let name = std::str::from_utf8(n).ok()?;
-                if let Some(&i) = self.names.get(n.as_slice()) {
+                if let Some(&i) = self.names.get(n.as_ref()) {
                     if kv.slot_name(i).is_ok_and(|s| s == name) {
                         return Some(i);
                     }
                 }
                 let i = kv.find(name)?;
-                self.names.insert(n.clone(), i);
+                self.names.insert(n.to_vec(), i);
                 Some(i)
             }
         }
@@ -62,29 +62,32 @@ impl KvState {
 }
 
 /// A slot argument: an index or a name.
-enum Key {
+enum Key<'a> {
     Index(i64),
-    Name(Vec<u8>),
+    Name(std::borrow::Cow<'a, [u8]>),
 }
 
 /// The slot argument of an overloaded method: positional (an int index or a str name),
 /// or the keyword `idx=` or `name=`.
-fn key_arg(idx: Option<&Bound<'_, PyAny>>, name: Option<&Bound<'_, PyAny>>) -> PyResult<Key> {
+fn key_arg<'a>(
+    idx: Option<&'a Bound<'_, PyAny>>,
+    name: Option<&'a Bound<'_, PyAny>>,
+) -> PyResult<Key<'a>> {
     match (idx, name) {
         (Some(i), None) => key(i),
-        (None, Some(n)) => Ok(Key::Name(str_arg(n)?.into_owned())),
+        (None, Some(n)) => Ok(Key::Name(str_arg(n)?)),
         _ => Err(PyTypeError::new_err(
             "memkv: pass one slot, as an int idx or a str name",
         )),
     }
 }
 
-fn key(obj: &Bound<'_, PyAny>) -> PyResult<Key> {
+fn key<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
     if obj.is_instance_of::<PyInt>() {
         return Ok(Key::Index(obj.extract()?));
     }
     if obj.is_instance_of::<PyString>() || obj.cast::<pyo3::types::PyBytes>().is_ok() {
-        return Ok(Key::Name(str_arg(obj)?.into_owned()));
+        return Ok(Key::Name(str_arg(obj)?));
     }
     Err(PyTypeError::new_err(
         "memkv: the key must be an int index or a str name",
