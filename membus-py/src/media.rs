@@ -8,6 +8,7 @@
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use membus::layout::media::{AudioFormat, FrameLayout, VideoFormat};
 use membus::memaud::{AudioParams, AudioReader, AudioWriter};
@@ -44,6 +45,8 @@ trait Handle: Send {
     fn fourcc(&self) -> u32;
     fn guid(&self) -> [u8; 16];
     fn meta(&self) -> Vec<u8>;
+    /// Readers: waits (futex) until the global sequence exceeds `last`; writers: None.
+    fn wait_seq_above(&self, last: u64, timeout: Duration) -> Option<bool>;
 }
 
 /// The writer-only operations.
@@ -119,6 +122,9 @@ macro_rules! writer_impl {
             }
             fn meta(&self) -> Vec<u8> {
                 self.identity.meta.clone()
+            }
+            fn wait_seq_above(&self, _last: u64, _timeout: Duration) -> Option<bool> {
+                None
             }
         }
     };
@@ -198,6 +204,9 @@ macro_rules! reader_impl {
             }
             fn meta(&self) -> Vec<u8> {
                 <$r>::meta(self).unwrap_or_default()
+            }
+            fn wait_seq_above(&self, last: u64, timeout: Duration) -> Option<bool> {
+                Some(<$r>::wait_seq_above(self, last, timeout))
             }
         }
     };
@@ -314,13 +323,37 @@ impl Media {
     }
 
     fn wait_for_frame(&self, py: Python<'_>, wait_ms: u64, last_seq: i64) -> bool {
-        if self.lock().h.is_none() {
-            set_error(errc::NOT_OPEN);
-            return false;
-        }
-        let ok = poll_until(py, wait_ms, || {
-            self.with(false, |h| h.seq() as i64 > last_seq)
-        });
+        let is_reader = {
+            let mut st = self.lock();
+            match st.h.as_deref_mut() {
+                None => {
+                    set_error(errc::NOT_OPEN);
+                    return false;
+                }
+                Some(h) => h.writer().is_none(),
+            }
+        };
+        let ok = if is_reader && last_seq >= 0 && wait_ms > 0 {
+            // Event-driven: sleep on the share's futex, in slices so that other threads
+            // using this handle wait for its lock at most one slice.
+            let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            py.detach(|| loop {
+                let slice = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(10));
+                let done = self.with(Some(false), |h| h.wait_seq_above(last_seq as u64, slice));
+                match done {
+                    Some(true) => break true,
+                    _ if Instant::now() >= deadline => break false,
+                    Some(false) => {}
+                    None => break false,
+                }
+            })
+        } else {
+            poll_until(py, wait_ms, || {
+                self.with(false, |h| h.seq() as i64 > last_seq)
+            })
+        };
         set_error(if ok { errc::OK } else { errc::TIMEOUT });
         ok
     }

@@ -1,6 +1,7 @@
 //! `mempkt`: the variable-length record ring, with libmembus's random access by index.
 
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use membus::mempkt::{PacketParams, PacketReader, PacketWriter, PktKind, Record, RecordMeta};
 use membus::Identity;
@@ -279,13 +280,37 @@ impl MemPkt {
 
     /// `waitForFrame(wait_ms, lastSeq) -> bool` (GIL released while waiting).
     fn waitForFrame(&self, py: Python<'_>, wait_ms: u64, lastSeq: i64) -> bool {
-        if self.lock().is_none() {
-            set_error(errc::NOT_OPEN);
-            return false;
-        }
-        let ok = poll_until(py, wait_ms, || {
-            self.with(false, |h| h.seq() as i64 > lastSeq)
-        });
+        let is_reader = match self.lock().as_ref() {
+            None => {
+                set_error(errc::NOT_OPEN);
+                return false;
+            }
+            Some(h) => matches!(h, Pkt::Reader(_)),
+        };
+        let ok = if is_reader && lastSeq >= 0 && wait_ms > 0 {
+            // Event-driven (the share's futex), in slices so other threads using this
+            // handle wait for its lock at most one slice.
+            let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            py.detach(|| loop {
+                let slice = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(10));
+                let done = self.with(false, |h| match h {
+                    Pkt::Reader(r) => r.wait_seq_above(lastSeq as u64, slice),
+                    Pkt::Writer { .. } => false,
+                });
+                if done {
+                    break true;
+                }
+                if Instant::now() >= deadline || self.lock().is_none() {
+                    break false;
+                }
+            })
+        } else {
+            poll_until(py, wait_ms, || {
+                self.with(false, |h| h.seq() as i64 > lastSeq)
+            })
+        };
         set_error(if ok { errc::OK } else { errc::TIMEOUT });
         ok
     }

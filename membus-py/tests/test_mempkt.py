@@ -79,3 +79,17 @@ def test_cross_process_both_ways(names, peer):
         r.close()
     finally:
         stop(proc)
+
+
+def test_reader_wait_for_frame_wakes_and_releases_gil(names):
+    import threading
+
+    n = names()
+    w, r = pm.mempkt(), pm.mempkt()
+    assert w.open(n, True, 4, 1024, 128) and r.open_existing(n)
+    assert not r.waitForFrame(10, 0) and pm.last_error() == pm.errc.timeout
+    threading.Timer(0.05, lambda: w.write(b"wake")).start()
+    assert r.waitForFrame(5000, 0) and pm.last_error() == pm.errc.ok
+    assert r.getRecord(0)[0] == b"wake"
+    r.close()
+    w.close()

@@ -611,3 +611,35 @@ impl SlotWriter {
         Ok(self.share.word(at)?.load(Ordering::Relaxed))
     }
 }
+
+/// "The global sequence exceeds `last`" as a [`select`](crate::select) source: libmembus's
+/// `waitForFrame(ms, lastSeq)` condition, slept on with the ring's futex (woken by membus
+/// writers; bounded polling against libmembus writers).
+pub(crate) struct SeqAbove<'a> {
+    pub(crate) ring: &'a SlotRing,
+    pub(crate) last: i64,
+}
+
+impl crate::select::sealed::Sealed for SeqAbove<'_> {}
+
+impl crate::select::Selectable for SeqAbove<'_> {
+    fn is_ready(&self) -> bool {
+        self.ring
+            .share
+            .load_acquire(off::SEQ)
+            .is_ok_and(|s| s > self.last)
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        self.ring.wait_spec()
+    }
+}
+
+impl SlotRing {
+    /// Blocks until the global sequence exceeds `last` or `timeout` passes; returns
+    /// whether it does.
+    pub(crate) fn wait_seq_above(&self, last: u64, timeout: Duration) -> bool {
+        let last = i64::try_from(last).unwrap_or(i64::MAX);
+        crate::select::wait_ready(&SeqAbove { ring: self, last }, timeout)
+    }
+}

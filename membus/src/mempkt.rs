@@ -649,6 +649,15 @@ impl PacketReader {
         record_at(&self.ring.share, &self.layout, slot)
     }
 
+    /// Blocks until the global publish counter ([`seq`](Self::seq)) exceeds `last` or
+    /// `timeout` passes, and returns whether it does: libmembus's `waitForFrame(ms,
+    /// lastSeq)`, independent of this reader's own position. Sleeps on the share's futex
+    /// like [`wait_ready`](Self::wait_ready) (membus writers wake it; against a libmembus
+    /// writer it polls every millisecond).
+    pub fn wait_seq_above(&self, last: u64, timeout: std::time::Duration) -> bool {
+        self.ring.wait_seq_above(last, timeout)
+    }
+
     /// The header's write pointer: the descriptor the writer fills next.
     ///
     /// # Errors

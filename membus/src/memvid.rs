@@ -732,6 +732,15 @@ impl FrameMut<'_> {
 /// libmembus's slot-index API on the reader: the header's write pointer and raw payload
 /// pointers (pymembus's `getPtr`, `getBuf(idx)`).
 impl VideoReader {
+    /// Blocks until the global publish counter ([`seq`](Self::seq)) exceeds `last` or
+    /// `timeout` passes, and returns whether it does: libmembus's `waitForFrame(ms,
+    /// lastSeq)`, independent of this reader's own position. Sleeps on the share's futex
+    /// like [`wait_ready`](Self::wait_ready) (membus writers wake it; against a libmembus
+    /// writer it polls every millisecond).
+    pub fn wait_seq_above(&self, last: u64, timeout: std::time::Duration) -> bool {
+        self.ring.wait_seq_above(last, timeout)
+    }
+
     /// The header's write pointer: the slot the writer fills next (the newest published
     /// frame is one before it).
     ///

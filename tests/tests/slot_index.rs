@@ -198,3 +198,42 @@ fn memmsg_reader_reports_creation() {
     assert!(!w.is_creator());
     assert!(!Reader::attach(g.name()).unwrap().is_creator());
 }
+
+#[test]
+fn readers_wait_for_the_global_sequence() {
+    let g = ShmGuard::new("slot-wait");
+    let mut w =
+        VideoWriter::create(g.name(), &VideoParams::new(8, 4, VideoFormat::Gray8, 30, 2)).unwrap();
+    let r = VideoReader::attach(g.name()).unwrap();
+    assert!(!r.wait_seq_above(0, std::time::Duration::ZERO));
+    assert!(!r.wait_seq_above(0, std::time::Duration::from_millis(10)));
+    let publisher = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        w.publish().unwrap();
+        w
+    });
+    // Woken by the publish (the 60 s timeout is only a bound for a broken wake-up).
+    assert!(r.wait_seq_above(0, std::time::Duration::from_secs(60)));
+    assert_eq!(r.seq(), 1);
+    let _w = publisher.join().unwrap();
+    assert!(r.wait_seq_above(0, std::time::Duration::ZERO));
+    assert!(!r.wait_seq_above(1, std::time::Duration::ZERO));
+
+    let gp = ShmGuard::new("slot-wait-pkt");
+    let mut pw = PacketWriter::create(gp.name(), &PacketParams::new(4, 256, 64)).unwrap();
+    let pr = PacketReader::attach(gp.name()).unwrap();
+    assert!(!pr.wait_seq_above(0, std::time::Duration::ZERO));
+    pw.write(b"x", &RecordMeta::default()).unwrap();
+    assert!(pr.wait_seq_above(0, std::time::Duration::from_secs(60)));
+
+    let ga = ShmGuard::new("slot-wait-aud");
+    let mut aw = AudioWriter::create(
+        ga.name(),
+        &AudioParams::new(1, AudioFormat::U8, 8000, 10, 2),
+    )
+    .unwrap();
+    let ar = AudioReader::attach(ga.name()).unwrap();
+    assert!(!ar.wait_seq_above(0, std::time::Duration::ZERO));
+    aw.publish().unwrap();
+    assert!(ar.wait_seq_above(0, std::time::Duration::from_secs(60)));
+}
