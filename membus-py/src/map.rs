@@ -60,7 +60,8 @@ impl State {
 #[pyclass(frozen, name = "memmap", module = "pymembus.pymembus")]
 pub(crate) struct MemMapPy {
     state: Mutex<State>,
-    /// Live buffer exports.
+    /// Live buffer exports. Every access happens with `state` locked, so the mutex orders
+    /// them; the atomic only lets the count live outside the guarded state.
     exports: AtomicUsize,
     /// The exported shape (the mapped size); stable while exports exist, since `open` is
     /// refused then.
@@ -99,6 +100,8 @@ impl MemMapPy {
     ) -> PyResult<bool> {
         let name = name_arg(sName)?;
         let mut st = self.lock();
+        // Acquire: pairs with the AcqRel updates in __getbuffer__/__releasebuffer__ (all
+        // under the same lock, which already orders them).
         if self.exports.load(Ordering::Acquire) > 0 {
             return Err(crate::runtime_error(
                 "cannot reopen memmap while exported buffer views or aliases exist",
@@ -132,6 +135,7 @@ impl MemMapPy {
         };
         match opened {
             Ok(m) => {
+                // Relaxed: written and read only with `state` locked (the mutex orders it).
                 self.shape.store(m.len() as isize, Ordering::Relaxed);
                 st.map = Some(m);
                 st.name = name;
@@ -151,6 +155,7 @@ impl MemMapPy {
     /// `close() -> None`: unmaps now, or when the last buffer export is released.
     fn close(&self) {
         let mut st = self.lock();
+        // Acquire: pairs with the AcqRel updates of the export count (all under the lock).
         if self.exports.load(Ordering::Acquire) > 0 {
             st.closed = true;
         } else {
@@ -256,7 +261,9 @@ impl MemMapPy {
         if readonly && flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
             return Err(PyBufferError::new_err("Object is not writable"));
         }
+        // AcqRel: pairs with the Acquire loads in open/close (all under the lock).
         me.exports.fetch_add(1, Ordering::AcqRel);
+        // Relaxed: set by `open` with the lock held, which is held here too.
         let len = me.shape.load(Ordering::Relaxed);
         drop(st);
         // SAFETY: `view` is non-null and CPython hands it to us to fill for this call.
@@ -297,6 +304,7 @@ impl MemMapPy {
     /// Called by CPython once per successful `__getbuffer__`.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
         let mut st = self.lock();
+        // AcqRel: pairs with the Acquire loads in open/close (all under the lock).
         if self.exports.fetch_sub(1, Ordering::AcqRel) == 1 && st.closed {
             *st = State::default();
         }

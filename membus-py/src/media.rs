@@ -270,6 +270,9 @@ impl Media {
 
     /// Refuses to reopen while views exist; otherwise closes the current handle.
     fn prepare_reopen(&self, st: &mut MediaState) -> PyResult<()> {
+        // Acquire: pairs with the AcqRel increment in `ViewGuard::new` (made under the same
+        // lock, held here) and the decrement in its Drop: a view released on another
+        // thread is seen released.
         if self.views.load(Ordering::Acquire) > 0 {
             return Err(crate::runtime_error(&format!(
                 "cannot reopen {} while exported buffer views exist",
@@ -283,6 +286,7 @@ impl Media {
 
     fn close(&self) -> PyResult<()> {
         let mut st = self.lock();
+        // Acquire: as in `prepare_reopen`.
         if self.views.load(Ordering::Acquire) > 0 {
             return Err(crate::runtime_error(&format!(
                 "cannot close {} while exported buffer views exist",
@@ -495,6 +499,7 @@ impl ViewGuard {
 
 impl Drop for ViewGuard {
     fn drop(&mut self) {
+        // AcqRel: pairs with the Acquire loads in close/reopen.
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
