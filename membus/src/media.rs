@@ -608,6 +608,7 @@ impl SlotWriter {
     /// Slot `slot`'s stamp (0 = never published or being rewritten).
     pub(crate) fn stamp(&self, slot: usize) -> Result<i64> {
         let at = checked_slot(&self.slots, slot)? + self.slots.stamp_at;
+        // Relaxed: this writer is the only one storing stamps; it reads back its own.
         Ok(self.share.word(at)?.load(Ordering::Relaxed))
     }
 }

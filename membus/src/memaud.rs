@@ -648,6 +648,7 @@ impl AudioWriter {
 impl AudioBufMut<'_> {
     fn load(&self, field: usize) -> i64 {
         let at = self.writer.layout.frames.slot(self.slot()) + field;
+        // Relaxed: the writer reads back slot fields that only it stores.
         self.writer
             .w
             .share

@@ -690,6 +690,7 @@ impl VideoWriter {
 impl FrameMut<'_> {
     fn load(&self, field: usize) -> i64 {
         let at = self.writer.layout.frames.slot(self.slot()) + field;
+        // Relaxed: the writer reads back slot fields that only it stores.
         self.writer
             .w
             .share
