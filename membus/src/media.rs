@@ -629,3 +629,96 @@ pub(crate) fn check_params(
     )
     .with_share(name.as_str()))
 }
+
+/// libmembus's slot-index API (spec §8.5, §9.5): reads of the header's write pointer and of
+/// any slot's stamp, for readers and writers alike.
+impl SlotRing {
+    /// The header's write pointer (Acquire; pairs with the writer's Release store of ptr in
+    /// `SlotWriter::publish`), checked to lie in `0..bufs`.
+    pub(crate) fn write_ptr(&self) -> Result<usize> {
+        self.ptr()
+    }
+
+    /// `slot`'s offset, or `InvalidArgument` when `slot` ≥ bufs.
+    pub(crate) fn checked_slot(&self, slot: usize) -> Result<usize> {
+        checked_slot(&self.slots, slot)
+    }
+}
+
+/// `slot`'s offset in `slots`, or `InvalidArgument` when `slot` ≥ bufs.
+pub(crate) fn checked_slot(slots: &Slots, slot: usize) -> Result<usize> {
+    if slot >= slots.bufs {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("slot {slot} ≥ bufs {}", slots.bufs),
+        ));
+    }
+    Ok(slots.slot(slot))
+}
+
+/// libmembus's write-pointer control on the writer (`setPtr`, `next(inc)`).
+impl SlotWriter {
+    /// Moves the write pointer to `slot` (< bufs) and stores it in the header, as
+    /// libmembus's `setPtr` does. Nothing is published.
+    pub(crate) fn set_ptr(&mut self, slot: usize) -> Result<()> {
+        checked_slot(&self.slots, slot)?;
+        // Release: pairs with the reader's Acquire load of ptr (`SlotRing::ptr`).
+        self.share
+            .word(off::PTR)?
+            .store(slot as i64, Ordering::Release);
+        self.ptr = slot;
+        Ok(())
+    }
+
+    /// Publishes the current slot like [`publish`](Self::publish), then moves the write
+    /// pointer by `inc` slots (any sign; 0 republishes the same slot next time) instead of
+    /// one. Returns the new write pointer.
+    pub(crate) fn publish_advance(&mut self, inc: i64) -> Result<usize> {
+        let bufs = self.slots.bufs as i64;
+        let next = (self.ptr as i64 + inc.rem_euclid(bufs)).rem_euclid(bufs) as usize;
+        self.publish()?;
+        if next != self.ptr {
+            self.set_ptr(next)?;
+        }
+        Ok(self.ptr)
+    }
+
+    /// Slot `slot`'s stamp (0 = never published or being rewritten).
+    pub(crate) fn stamp(&self, slot: usize) -> Result<i64> {
+        let at = checked_slot(&self.slots, slot)? + self.slots.stamp_at;
+        // Relaxed: this writer is the only one storing stamps; it reads back its own.
+        Ok(self.share.word(at)?.load(Ordering::Relaxed))
+    }
+}
+
+/// "The global sequence exceeds `last`" as a [`select`](crate::select) source: libmembus's
+/// `waitForFrame(ms, lastSeq)` condition, slept on with the ring's futex (woken by membus
+/// writers; bounded polling against libmembus writers).
+pub(crate) struct SeqAbove<'a> {
+    pub(crate) ring: &'a SlotRing,
+    pub(crate) last: i64,
+}
+
+impl crate::select::sealed::Sealed for SeqAbove<'_> {}
+
+impl crate::select::Selectable for SeqAbove<'_> {
+    fn is_ready(&self) -> bool {
+        self.ring
+            .share
+            .load_acquire(off::SEQ)
+            .is_ok_and(|s| s > self.last)
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        self.ring.wait_spec()
+    }
+}
+
+impl SlotRing {
+    /// Blocks until the global sequence exceeds `last` or `timeout` passes; returns
+    /// whether it does.
+    pub(crate) fn wait_seq_above(&self, last: u64, timeout: Duration) -> bool {
+        let last = i64::try_from(last).unwrap_or(i64::MAX);
+        crate::select::wait_ready(&SeqAbove { ring: self, last }, timeout)
+    }
+}

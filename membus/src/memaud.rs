@@ -153,7 +153,10 @@ impl AudioWriter {
     /// still looking at this slot's previous buffer sees it as overwritten.
     pub fn buffer(&mut self) -> AudioBufMut<'_> {
         self.w.begin();
-        AudioBufMut { writer: self }
+        AudioBufMut {
+            slot: self.w.ptr,
+            writer: self,
+        }
     }
 
     /// Publishes the current buffer: stamp, write pointer, then global sequence, each a
@@ -199,12 +202,13 @@ fn slots(l: &AudLayout) -> Slots {
 /// The writer's current slot. Dropping it does not publish; call
 /// [`AudioWriter::publish`].
 pub struct AudioBufMut<'a> {
+    slot: usize,
     writer: &'a mut AudioWriter,
 }
 
 impl AudioBufMut<'_> {
     fn slot(&self) -> usize {
-        self.writer.w.ptr
+        self.slot
     }
 
     fn payload_at(&self) -> usize {
@@ -586,6 +590,160 @@ impl AudioBuf<'_> {
     /// being rewritten) since `next` returned it.
     pub fn is_intact(&self) -> bool {
         self.reader.ring.still(self.slot, self.seq)
+    }
+}
+
+/// libmembus's slot-index API on the writer (pymembus's `getBuf(idx)`, `setPts(idx)`,
+/// `getPtr`, `setPtr`, `next(inc)`): any slot, not only the current one.
+impl AudioWriter {
+    /// The write pointer: the slot [`buffer`](Self::buffer) fills and
+    /// [`publish`](Self::publish) publishes next.
+    pub fn ptr(&self) -> usize {
+        self.w.ptr
+    }
+
+    /// Moves the write pointer to `slot` (libmembus's `setPtr`); nothing is published.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
+    pub fn set_ptr(&mut self, slot: usize) -> Result<()> {
+        self.w.set_ptr(slot)
+    }
+
+    /// Publishes the current slot as [`publish`](Self::publish) does, then moves the
+    /// write pointer by `inc` slots instead of one (libmembus's `next(inc)`: 0 stays on
+    /// the slot, negative values go back). Returns the new write pointer.
+    ///
+    /// # Errors
+    /// As for [`publish`](Self::publish).
+    pub fn publish_advance(&mut self, inc: i64) -> Result<usize> {
+        self.w.publish_advance(inc)
+    }
+
+    /// Slot `slot` as it is now, to read or change in place. Unlike
+    /// [`buffer`](Self::buffer), its stamp is left alone (as libmembus's `getBuf(idx)`
+    /// does), so a reader cannot tell that it is being rewritten.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
+    pub fn slot_mut(&mut self, slot: usize) -> Result<AudioBufMut<'_>> {
+        crate::media::checked_slot(&self.w.slots, slot)?;
+        Ok(AudioBufMut { slot, writer: self })
+    }
+
+    /// Slot `slot`'s publish stamp: the sequence number of the frame it holds, 0 if none
+    /// was published there (or it is being rewritten).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
+    pub fn slot_seq(&self, slot: usize) -> Result<u64> {
+        Ok(self.w.stamp(slot)?.max(0) as u64)
+    }
+
+    /// A raw pointer to slot `slot`'s payload ([`layout().frames.payload`](crate::layout::media::AudLayout) bytes), for
+    /// exporting it to code that cannot borrow (a Python buffer, a GPU upload).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
+    ///
+    /// # Safety
+    /// The pointer is valid for reads and writes of `layout().frames.payload` bytes only
+    /// while this writer is alive (dropping it unmaps the share); the caller must not use it
+    /// afterwards. The bytes are shared with other processes, which may read and write them
+    /// at any time: the caller must not create Rust references to them except to types for
+    /// which any bit pattern is valid and concurrent changes are acceptable (`u8` and other
+    /// bytemuck `Pod` types), and must not rely on them staying unchanged.
+    pub unsafe fn payload_ptr(&self, slot: usize) -> Result<*mut u8> {
+        crate::media::checked_slot(&self.w.slots, slot)?;
+        self.w.share.bytes(
+            self.layout.frames.payload_at(slot),
+            self.layout.frames.payload,
+        )
+    }
+}
+
+/// Reads of the slot's fields, for the slot-index API ([`AudioWriter::slot_mut`]).
+impl AudioBufMut<'_> {
+    fn load(&self, field: usize) -> i64 {
+        let at = self.writer.layout.frames.slot(self.slot()) + field;
+        // Relaxed: the writer reads back slot fields that only it stores.
+        self.writer
+            .w
+            .share
+            .word(at)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+
+    /// The slot's index in the ring.
+    pub fn index(&self) -> usize {
+        self.slot()
+    }
+
+    /// The slot's publish stamp (0 = never published, or marked in progress).
+    pub fn seq(&self) -> u64 {
+        self.load(S_SEQ).max(0) as u64
+    }
+
+    /// The buffer's timestamp.
+    pub fn pts(&self) -> i64 {
+        self.load(S_PTS)
+    }
+
+    /// The per-frame user data (its recorded length, clamped to the buffer).
+    pub fn user_data(&self) -> Vec<u8> {
+        let fx = self.writer.layout.frames.frameextra;
+        let len = usize::try_from(self.load(S_USERLEN)).unwrap_or(0).min(fx);
+        self.writer
+            .w
+            .share
+            .meta(self.writer.layout.frames.user_at(self.slot()), len)
+            .unwrap_or_default()
+    }
+}
+
+/// libmembus's slot-index API on the reader: the header's write pointer and raw payload
+/// pointers (pymembus's `getPtr`, `getBuf(idx)`).
+impl AudioReader {
+    /// Blocks until the global publish counter ([`seq`](Self::seq)) exceeds `last` or
+    /// `timeout` passes, and returns whether it does: libmembus's `waitForFrame(ms,
+    /// lastSeq)`, independent of this reader's own position. Sleeps on the share's futex
+    /// like [`wait_ready`](Self::wait_ready) (membus writers wake it; against a libmembus
+    /// writer it polls every millisecond).
+    pub fn wait_seq_above(&self, last: u64, timeout: std::time::Duration) -> bool {
+        self.ring.wait_seq_above(last, timeout)
+    }
+
+    /// The header's write pointer: the slot the writer fills next (the newest published
+    /// frame is one before it).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] when the header's pointer is outside `0..bufs`.
+    pub fn write_ptr(&self) -> Result<usize> {
+        self.ring.write_ptr()
+    }
+
+    /// A raw read-only pointer to slot `slot`'s payload
+    /// ([`layout().frames.payload`](crate::layout::media::AudLayout) bytes), for exporting it to code that cannot
+    /// borrow (a Python buffer).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
+    ///
+    /// # Safety
+    /// The pointer is valid for reads of `layout().frames.payload` bytes only while this
+    /// reader is alive (dropping it unmaps the share); the mapping is read-only, so writing
+    /// through it faults. The writer may change the bytes at any time: the caller must not
+    /// create Rust references to them except to types for which any bit pattern is valid
+    /// (`u8` and other bytemuck `Pod` types), and must not rely on them staying unchanged.
+    pub unsafe fn payload_ptr(&self, slot: usize) -> Result<*const u8> {
+        self.ring.checked_slot(slot)?;
+        self.ring
+            .share
+            .bytes(
+                self.layout.frames.payload_at(slot),
+                self.layout.frames.payload,
+            )
+            .map(|p| p.cast_const())
     }
 }
 

@@ -303,3 +303,20 @@ impl<A: MapAccess> MemMap<A> {
         Ok(v)
     }
 }
+
+/// Raw access for exporting the block to code that cannot borrow (a Python buffer).
+impl<A: MapAccess> MemMap<A> {
+    /// A raw pointer to the block's first byte; [`len`](Self::len) bytes follow.
+    ///
+    /// # Safety
+    /// The pointer is valid only while this handle is alive (dropping it unmaps the block);
+    /// the caller must not use it afterwards. Writing through it is allowed only for a
+    /// [`ReadWrite`] handle (a read-only mapping faults). Other processes may read and
+    /// write the bytes at any time: the caller must not create Rust references to them
+    /// except to types for which any bit pattern is valid and concurrent changes are
+    /// acceptable (`u8` and other bytemuck `Pod` types), and must not rely on them staying
+    /// unchanged.
+    pub unsafe fn as_ptr(&self) -> *mut u8 {
+        self.seg.base()
+    }
+}

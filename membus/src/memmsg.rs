@@ -228,4 +228,13 @@ impl Reader {
     }
 }
 
+/// Ownership, as on the writer.
+impl Reader {
+    /// True if this handle created the share ([`open_or_create`](Self::open_or_create)
+    /// found none) and removes it on drop.
+    pub fn is_creator(&self) -> bool {
+        self.reader.ring.is_creator()
+    }
+}
+
 crate::select::impl_selectable!(Reader, reader);

@@ -577,6 +577,156 @@ impl PacketReader {
     }
 }
 
+/// A record copied out of the ring by index ([`PacketReader::record_at`],
+/// [`PacketWriter::record_at`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The descriptor's fields (`seq` is its stamp).
+    pub info: RecordInfo,
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// The record's metadata bytes.
+    pub meta: Vec<u8>,
+}
+
+/// Random access to descriptor `slot` (libmembus's `getRecord(idx)`): a seqlock read of the
+/// descriptor, a copy of its bytes, then a re-check of its stamp and of the arena cursor
+/// (the lap check). `None` when the slot was never published, is being rewritten, was torn
+/// while copied, points outside the arena, or its bytes were overwritten by a later lap.
+fn record_at(share: &MediaSeg, l: &PktLayout, slot: usize) -> Result<Option<Record>> {
+    crate::media::checked_slot(&slots(l), slot)?;
+    let desc = l.desc(slot);
+    // Acquire: pairs with the writer's Release store of the stamp in `SlotWriter::publish`
+    // (the descriptor fields and arena bytes written before it are visible).
+    let s1 = share.load_acquire(desc + D_SEQ)?;
+    if s1 <= 0 {
+        return Ok(None);
+    }
+    let w = |f: usize| share.load(desc + f);
+    let (offset, len, wcursor, pts, kind, track, userlen) = (
+        w(D_OFFSET)?,
+        w(D_LEN)?,
+        w(D_WCURSOR)?,
+        w(D_PTS)?,
+        w(D_KIND)?,
+        w(D_TRACK)?,
+        w(D_USERLEN)?,
+    );
+    let fits = offset >= 0
+        && len >= 0
+        && userlen >= 0
+        && offset
+            .checked_add(userlen)
+            .and_then(|x| x.checked_add(len))
+            .is_some_and(|end| end <= l.arenasz as i64);
+    if !fits {
+        return Ok(None);
+    }
+    let at = l.arenaoffset + offset as usize;
+    let mut meta = Vec::new();
+    let mut payload = Vec::new();
+    share.copy_out_vec(at, userlen as usize, &mut meta)?;
+    share.copy_out_vec(at + userlen as usize, len as usize, &mut payload)?;
+    // Acquire fence: pairs with the writer's Release fence after zeroing a descriptor
+    // (`SlotWriter::begin`) and its Release store of the reservation cursor (`write`): if
+    // the copies above saw any byte of a newer record, one of the checks below fails.
+    fence(Ordering::Acquire);
+    let same = share.load(desc + D_SEQ).is_ok_and(|s| s == s1);
+    let cursor = share.load(H_WCURSOR).unwrap_or(i64::MAX);
+    if !same || cursor.saturating_sub(wcursor) > l.arenasz as i64 {
+        return Ok(None);
+    }
+    Ok(Some(Record {
+        info: RecordInfo {
+            seq: s1 as u64,
+            wcursor,
+            pts,
+            kind: PktKind::from_value(kind),
+            track,
+            len: len as usize,
+            meta_len: userlen as usize,
+        },
+        payload,
+        meta,
+    }))
+}
+
+/// libmembus's index API on the writer (pymembus's `getRecord(idx)`, `getPtr`,
+/// `getFrameSeq(idx)`, `getSeq`, `getWcursor` on a writer handle).
+impl PacketWriter {
+    /// The record in descriptor `slot`, copied out, or `None` (see
+    /// [`PacketReader::record_at`]).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
+    pub fn record_at(&self, slot: usize) -> Result<Option<Record>> {
+        record_at(&self.w.share, &self.layout, slot)
+    }
+
+    /// The write pointer: the descriptor the next [`write`](Self::write) fills.
+    pub fn ptr(&self) -> usize {
+        self.w.ptr
+    }
+
+    /// Records written so far (the global sequence).
+    pub fn seq(&self) -> u64 {
+        self.w.seq()
+    }
+
+    /// Descriptor `slot`'s stamp: the sequence number of the record it holds (0 = none).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
+    pub fn slot_seq(&self, slot: usize) -> Result<u64> {
+        Ok(self.w.stamp(slot)?.max(0) as u64)
+    }
+
+    /// The arena cursor: bytes reserved so far, wrap padding included.
+    pub fn wcursor(&self) -> i64 {
+        self.wcursor
+    }
+}
+
+/// libmembus's index API on the reader (pymembus's `getRecord(idx)`, `getPtr`,
+/// `getFrameSeq(idx)`): random access that does not move the reader's cursor.
+impl PacketReader {
+    /// The record in descriptor `slot`, copied out, or `None` when the slot was never
+    /// published, is being rewritten, was torn while copied, points outside the arena
+    /// (a hostile descriptor), or its bytes were overwritten by a later lap of the arena.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
+    pub fn record_at(&self, slot: usize) -> Result<Option<Record>> {
+        record_at(&self.ring.share, &self.layout, slot)
+    }
+
+    /// Blocks until the global publish counter ([`seq`](Self::seq)) exceeds `last` or
+    /// `timeout` passes, and returns whether it does: libmembus's `waitForFrame(ms,
+    /// lastSeq)`, independent of this reader's own position. Sleeps on the share's futex
+    /// like [`wait_ready`](Self::wait_ready) (membus writers wake it; against a libmembus
+    /// writer it polls every millisecond).
+    pub fn wait_seq_above(&self, last: u64, timeout: std::time::Duration) -> bool {
+        self.ring.wait_seq_above(last, timeout)
+    }
+
+    /// The header's write pointer: the descriptor the writer fills next.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] when the header's pointer is outside `0..bufs`.
+    pub fn write_ptr(&self) -> Result<usize> {
+        self.ring.write_ptr()
+    }
+
+    /// Descriptor `slot`'s stamp (0 = none).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
+    pub fn slot_seq(&self, slot: usize) -> Result<u64> {
+        self.ring.checked_slot(slot)?;
+        Ok(self.ring.stamp(slot)?.max(0) as u64)
+    }
+}
+
 /// A record in the arena, borrowed from its reader (see [`PacketReader::next_view`]).
 pub struct RecordView<'a> {
     reader: &'a PacketReader,

@@ -138,17 +138,26 @@ pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
 /// Every aligned 8-byte word that overlaps `src..src + len` must lie inside one live
 /// mapping for the duration of the call (bytes outside the range are loaded but ignored).
 pub(crate) unsafe fn read_cstr_from_shared(src: *const u8, len: usize, out: &mut Vec<u8>) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
     let start = src as usize;
     let end = start + len;
+    out.reserve(len);
     let mut w = start & !7;
     while w < end {
         // SAFETY: `w` is 8-aligned and overlaps the range, so the caller guarantees the
         // word is mapped; an atomic load tolerates concurrent writers.
-        let word = unsafe { AtomicU64::from_ptr(w as *mut u64) }
-            .load(Ordering::Relaxed)
-            .to_ne_bytes();
+        let x = unsafe { AtomicU64::from_ptr(w as *mut u64) }.load(Ordering::Relaxed);
         let lo = start.saturating_sub(w);
         let hi = (end - w).min(8);
+        // A whole word inside the range with no 0 byte (the classic has-zero-byte test,
+        // exact as a yes/no): append it at once.
+        if lo == 0 && hi == 8 && x.wrapping_sub(ONES) & !x & HIGHS == 0 {
+            out.extend_from_slice(&x.to_ne_bytes());
+            w += 8;
+            continue;
+        }
+        let word = x.to_ne_bytes();
         let bytes = &word[lo..hi];
         if let Some(z) = bytes.iter().position(|&b| b == 0) {
             out.extend_from_slice(&bytes[..z]);
@@ -479,6 +488,32 @@ mod tests {
         // SAFETY: as above.
         unsafe { copy_from_shared(base.add(100), &mut back) };
         assert!(back.iter().all(|&b| b == 0xab));
+    }
+
+    #[test]
+    fn cstr_reads_handle_every_byte_value_next_to_the_nul() {
+        // High bytes (0x80..=0xff) and 0x01 around a NUL must neither hide the NUL nor fake
+        // one in the whole-word fast path.
+        let mut backing = vec![0u64; 16];
+        let base = backing.as_mut_ptr().cast::<u8>();
+        for start in 0..8 {
+            for fill in [0x01u8, 0x7f, 0x80, 0x81, 0xfe, 0xff] {
+                for n in 0..40 {
+                    let text: Vec<u8> = (0..n)
+                        .map(|i| fill.wrapping_add((i % 3) as u8).max(1))
+                        .collect();
+                    // SAFETY: start + n + 1 ≤ 48 < 128 bytes of `backing`.
+                    unsafe {
+                        copy_to_shared(base.add(start), &text);
+                        copy_to_shared(base.add(start + n), &[0]);
+                    }
+                    let mut out = Vec::new();
+                    // SAFETY: the covering words lie inside `backing`.
+                    assert!(unsafe { read_cstr_from_shared(base.add(start), n + 1, &mut out) });
+                    assert_eq!(out, text, "start {start} fill {fill:#x} len {n}");
+                }
+            }
+        }
     }
 
     #[test]
