@@ -230,3 +230,272 @@ fn memkv_late_joiner_gets_snapshot_then_whole_batches() {
     let fin = final_line(&lines, dst.name());
     assert_eq!(field(fin, "lost"), 0, "{fin}");
 }
+
+fn checksum(b: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for c in b.chunks_exact(8) {
+        h = (h ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+#[test]
+fn memvid_300_frames_with_checksums_and_counted_skips() {
+    use membus::layout::media::VideoFormat;
+    use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+    use membus::{Identity, Next};
+
+    let src = ShmGuard::new("bridge-vid-src");
+    let dst = ShmGuard::new("bridge-vid-dst");
+    let ns = unique_namespace();
+    let mut params = VideoParams::new(640, 480, VideoFormat::Rgb24, 30, 4);
+    params.frameextra = 16;
+    params.identity = Identity {
+        fourcc: u32::from_le_bytes(*b"RGB3"),
+        guid: [0xab; 16],
+        meta: b"camera-7".to_vec(),
+    };
+    let mut writer = VideoWriter::create(src.name(), &params).unwrap();
+    let port = free_port();
+    let mut exp = exporter("exp", &ns, port, &[src.name()]);
+    exp.wait_line(&["export memvid", src.name()], START);
+    let mut imp = importer("imp", &ns, port, &format!("{}={}", src.name(), dst.name()));
+    imp.wait_line(&["ready", dst.name()], START);
+    let mut reader = VideoReader::attach(dst.name()).unwrap();
+    assert_eq!(reader.fourcc(), params.identity.fourcc);
+    assert_eq!(reader.guid(), params.identity.guid);
+    assert_eq!(reader.meta().unwrap(), b"camera-7");
+    assert_eq!(
+        reader.layout(),
+        writer.layout(),
+        "mirror has the same geometry"
+    );
+
+    const N: u64 = 300;
+    let len = 640 * 3 * 480;
+    let mut buf = vec![0u8; len];
+    let (mut ok, mut torn, mut overrun) = (0u64, 0u64, 0u64);
+    let mut last_index = None;
+    let mut drain = |reader: &mut VideoReader, last: &mut Option<u64>| loop {
+        match reader.next().unwrap() {
+            Next::Frame(f) => {
+                f.copy_to(&mut buf).unwrap();
+                let user = f.user_data();
+                let vpts = f.vpts();
+                if !f.is_intact() {
+                    torn += 1;
+                    continue;
+                }
+                assert_eq!(user.len(), 16);
+                let i = u64::from_le_bytes(user[..8].try_into().unwrap());
+                let sum = u64::from_le_bytes(user[8..].try_into().unwrap());
+                assert_eq!(checksum(&buf), sum, "frame {i}: checksum");
+                assert_eq!(buf[0], i as u8, "frame {i}: first pixel");
+                assert_eq!(vpts, 1000 + i as i64);
+                assert!(last.is_none_or(|l| i > l), "frame {i} after {last:?}");
+                *last = Some(i);
+                ok += 1;
+            }
+            Next::Overrun { lost } => overrun += lost,
+            Next::Empty => break,
+        }
+    };
+    for i in 0..N {
+        {
+            let mut f = writer.frame();
+            let bytes = f.bytes_mut().unwrap();
+            for (y, row) in bytes.chunks_exact_mut(640 * 3).enumerate() {
+                row.fill((i as usize + y) as u8);
+            }
+            let sum = checksum(bytes);
+            let mut user = [0u8; 16];
+            user[..8].copy_from_slice(&i.to_le_bytes());
+            user[8..].copy_from_slice(&sum.to_le_bytes());
+            f.set_user_data(&user).unwrap();
+            f.set_vpts(1000 + i as i64);
+        }
+        writer.publish().unwrap();
+        drain(&mut reader, &mut last_index);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while last_index != Some(N - 1) {
+        assert!(
+            Instant::now() < deadline,
+            "last frame never arrived ({last_index:?})"
+        );
+        reader.wait_ready(Duration::from_millis(100));
+        drain(&mut reader, &mut last_index);
+    }
+    let lines = imp.stop();
+    let exp_lines = exp.stop();
+    let fin = final_line(&lines, dst.name());
+    let (skipped, lost) = (field(fin, "skipped"), field(fin, "lost"));
+    assert_eq!(field(fin, "malformed"), 0, "{fin}");
+    assert_eq!(
+        ok + torn + overrun + skipped + lost,
+        N,
+        "every frame delivered or counted: ok {ok} torn {torn} overrun {overrun} skipped {skipped} lost {lost}"
+    );
+    let efin = final_line(&exp_lines, src.name());
+    assert_eq!(
+        field(efin, "skipped"),
+        skipped,
+        "skips counted at the source: {efin}"
+    );
+    eprintln!("frames: ok {ok} torn {torn} mirror overrun {overrun} skipped {skipped} lost {lost}");
+}
+
+#[test]
+fn exporter_killed_marks_mirror_stale_then_resumes_without_duplicates() {
+    let src = ShmGuard::new("bridge-kill-src");
+    let dst = ShmGuard::new("bridge-kill-dst");
+    let ns = unique_namespace();
+    let writer = Writer::create(src.name(), 1 << 16).unwrap();
+    let port = free_port();
+    let mut exp = exporter("exp", &ns, port, &[src.name()]);
+    exp.wait_line(&["export memmsg", src.name()], START);
+    let mut imp = importer("imp", &ns, port, &format!("{}={}", src.name(), dst.name()));
+    imp.wait_line(&["ready", dst.name()], START);
+    let mut reader = Reader::attach(dst.name()).unwrap();
+    let read_n = |reader: &mut Reader, n: usize, tag: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = Vec::new();
+        while got.len() < n {
+            assert!(Instant::now() < deadline, "{tag}: only {got:?}");
+            match reader.read(Duration::from_millis(100)).unwrap() {
+                Received::Message { payload, .. } => got.push(String::from_utf8(payload).unwrap()),
+                Received::Timeout => {}
+                Received::Overrun { lost } => panic!("{tag}: overrun {lost}"),
+            }
+        }
+        got
+    };
+    for i in 0..5 {
+        writer.write(format!("one-{i}").as_bytes()).unwrap();
+    }
+    assert_eq!(read_n(&mut reader, 5, "before")[4], "one-4");
+
+    // SIGKILL: no chance to say goodbye.
+    exp.child.kill().unwrap();
+    exp.child.wait().unwrap();
+    imp.wait_line(&["mirror stale", dst.name()], Duration::from_secs(20));
+    imp.signal(libc::SIGUSR1);
+    imp.wait_line(&["status:", dst.name(), "[stale]"], START);
+
+    // A new exporter session on the same endpoint: the mirror follows it again.
+    let mut exp2 = exporter("exp2", &ns, port, &[src.name()]);
+    exp2.wait_line(&["export memmsg", src.name()], START);
+    imp.wait_line(&["is back", dst.name()], Duration::from_secs(30));
+    // Messages written while no exporter ran are not replayed (no duplicates); new ones
+    // arrive. Retry until the importer has the new exporter's data path.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    let first = loop {
+        assert!(Instant::now() < deadline, "nothing from the new exporter");
+        writer.write(format!("two-{i}").as_bytes()).unwrap();
+        i += 1;
+        if let Received::Message { payload, .. } = reader.read(Duration::from_millis(200)).unwrap()
+        {
+            break String::from_utf8(payload).unwrap();
+        }
+    };
+    assert!(
+        first.starts_with("two-"),
+        "replayed an old message: {first}"
+    );
+    let lines = imp.stop();
+    exp2.stop();
+    let fin = final_line(&lines, dst.name());
+    assert_eq!(field(fin, "duplicates"), 0, "{fin}");
+    assert!(field(fin, "resyncs") >= 1, "{fin}");
+}
+
+#[test]
+fn malformed_frames_are_counted_and_skipped() {
+    use zenoh::Wait;
+
+    let src = ShmGuard::new("bridge-bad-src");
+    let dst = ShmGuard::new("bridge-bad-dst");
+    let ns = unique_namespace();
+    let writer = Writer::create(src.name(), 1 << 16).unwrap();
+    let (port, port2) = (free_port(), free_port());
+    let mut exp = exporter("exp", &ns, port, &[src.name()]);
+    exp.wait_line(&["export memmsg", src.name()], START);
+    let (ep, ep2) = (endpoint(port), endpoint(port2));
+    let spec = format!("{}={}", src.name(), dst.name());
+    let mut imp = Proc::spawn(
+        "imp",
+        &[
+            "import",
+            &spec,
+            "--connect",
+            &ep,
+            "--listen",
+            &ep2,
+            "--namespace",
+            &ns,
+        ],
+    );
+    imp.wait_line(&["ready", dst.name()], START);
+    let mut reader = Reader::attach(dst.name()).unwrap();
+
+    // A hostile peer on the importer's endpoint.
+    let net = membus_bridge::NetOptions {
+        connect: vec![ep2.clone()],
+        ..Default::default()
+    };
+    let session = membus_bridge::net::open_session(&net).unwrap();
+    let keys = membus_bridge::Keys::new(Some(&ns), src.name()).unwrap();
+    let mut good_header = Vec::new();
+    membus_bridge::wire::Header {
+        kind: membus_bridge::wire::Kind::Video,
+        session: 1,
+        seq: 1,
+        skipped: 0,
+        stamp: 0,
+    }
+    .write(&mut good_header);
+    let bad: Vec<Vec<u8>> = vec![
+        vec![],
+        b"garbage".to_vec(),
+        vec![0xff; 100],
+        good_header[..20].to_vec(),
+        good_header.clone(), // a video frame on a memmsg share
+    ];
+    // Wait until the hostile peer's puts reach the importer: repeat the batch until the
+    // importer reports malformed frames (bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "importer never saw the malformed frames"
+        );
+        for b in &bad {
+            session.put(keys.data.clone(), b.clone()).wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        imp.signal(libc::SIGUSR1);
+        let l = imp.wait_line(&["status:", dst.name()], START);
+        imp.seen.retain(|s| !s.starts_with("status:"));
+        if field(&l, "malformed") >= bad.len() as u64 {
+            break;
+        }
+    }
+    session.close().wait().unwrap();
+    // Nothing bogus reached the mirror, and the real stream still flows.
+    writer.write(b"real").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "real message did not arrive");
+        match reader.read(Duration::from_millis(100)).unwrap() {
+            Received::Message { payload, .. } => {
+                assert_eq!(payload, b"real", "a malformed frame reached the mirror");
+                break;
+            }
+            Received::Timeout => {}
+            Received::Overrun { lost } => panic!("overrun {lost}"),
+        }
+    }
+    imp.stop();
+    exp.stop();
+}
