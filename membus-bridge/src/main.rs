@@ -151,7 +151,11 @@ fn serve(cfg: BridgeConfig, every: Option<Duration>) -> Result<(), String> {
     }
     let report: membus_bridge::Report = Arc::new(|line: String| say(&line));
     let bridge = Bridge::start(&cfg, report).map_err(|e| e.to_string())?;
-    say(&format!("membus-bridge: running, zid {}", bridge.zid()));
+    say(&format!(
+        "membus-bridge: running, pid {}, zid {}",
+        std::process::id(),
+        bridge.zid()
+    ));
     let mut next = every.map(|d| Instant::now() + d);
     // Relaxed: see the handlers.
     while !STOP.load(Ordering::Relaxed) {
