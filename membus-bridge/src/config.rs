@@ -28,6 +28,10 @@ pub enum ShareType {
     Kv,
     /// memvid.
     Vid,
+    /// memaud.
+    Aud,
+    /// mempkt.
+    Pkt,
 }
 
 impl ShareType {
@@ -38,6 +42,8 @@ impl ShareType {
             ShareType::Cmd => "memcmd",
             ShareType::Kv => "memkv",
             ShareType::Vid => "memvid",
+            ShareType::Aud => "memaud",
+            ShareType::Pkt => "mempkt",
         }
     }
 
@@ -47,6 +53,8 @@ impl ShareType {
             "memcmd" => ShareType::Cmd,
             "memkv" => ShareType::Kv,
             "memvid" => ShareType::Vid,
+            "memaud" => ShareType::Aud,
+            "mempkt" => ShareType::Pkt,
             _ => return None,
         })
     }
@@ -57,8 +65,8 @@ impl ShareType {
 pub struct ExportSpec {
     /// The local share name.
     pub name: String,
-    /// Its type; `None`: recognised when the share is opened (memvid by its magic, memkv by
-    /// its header, otherwise memmsg). memcmd must be named (`memcmd:/name`): its header is
+    /// Its type; `None`: recognised when the share is opened (memvid, memaud and mempkt
+    /// by their magic and type, memkv by its header, otherwise memmsg). memcmd must be named (`memcmd:/name`): its header is
     /// not told apart from memmsg's reliably.
     pub kind: Option<ShareType>,
 }
@@ -73,7 +81,7 @@ impl ExportSpec {
             Some((t, n)) => (
                 Some(ShareType::parse(t).ok_or_else(|| {
                     BridgeError::Config(format!(
-                        "{s:?}: unknown share type {t:?} (memmsg, memcmd, memkv, memvid)"
+                        "{s:?}: unknown share type {t:?} (memmsg, memcmd, memkv, memvid, memaud, mempkt)"
                     ))
                 })?),
                 n,

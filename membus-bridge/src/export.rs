@@ -3,9 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use membus::memaud::AudioReader;
 use membus::memcmd::MemCmd;
 use membus::memkv::MemKv;
 use membus::memmsg::Reader;
+use membus::mempkt::PacketReader;
 use membus::memvid::VideoReader;
 use membus::{Next, QueueOptions, Received, Start};
 use zenoh::handlers::{FifoChannel, FifoChannelHandler};
@@ -17,7 +19,10 @@ use zenoh::Wait;
 
 use crate::config::ShareType;
 use crate::stats::{ShareStats, State};
-use crate::wire::{self, Header, Info, Kind, KvBatch, VideoInfo, HEADER_LEN};
+use crate::wire::{
+    self, AudioBuffer, AudioInfo, Header, Info, Kind, KvBatch, PacketInfo, PacketRecord, VideoInfo,
+    HEADER_LEN,
+};
 use crate::{random_id, BridgeError, Ctx, Result};
 
 /// How long a worker blocks on its local share before it looks at queries and the stop flag.
@@ -46,6 +51,8 @@ pub(crate) fn run(ctx: Ctx, name: String, kind: Option<ShareType>) {
             ShareType::Cmd => export_cmd(&ctx, &name),
             ShareType::Kv => export_kv(&ctx, &name),
             ShareType::Vid => export_vid(&ctx, &name),
+            ShareType::Aud => export_aud(&ctx, &name),
+            ShareType::Pkt => export_pkt(&ctx, &name),
         };
         match r {
             Ok(()) => break,
@@ -68,6 +75,12 @@ pub(crate) fn run(ctx: Ctx, name: String, kind: Option<ShareType>) {
 fn detect(name: &str) -> membus::Result<ShareType> {
     if VideoReader::attach(name).is_ok() {
         return Ok(ShareType::Vid);
+    }
+    if AudioReader::attach(name).is_ok() {
+        return Ok(ShareType::Aud);
+    }
+    if PacketReader::attach(name).is_ok() {
+        return Ok(ShareType::Pkt);
     }
     if MemKv::attach(name).is_ok() {
         return Ok(ShareType::Kv);
@@ -400,6 +413,128 @@ fn export_vid(ctx: &Ctx, name: &str) -> Result<()> {
             ShareStats::add(&ctx.stats.skipped, skipped);
             skipped = 0;
             ep.put(out, &ctx.stats)?;
+        }
+    }
+    Ok(())
+}
+
+fn export_aud(ctx: &Ctx, name: &str) -> Result<()> {
+    let mut reader = AudioReader::attach(name)?;
+    let l = reader.layout().clone();
+    let info = AudioInfo {
+        channels: l.channels as u32,
+        format: l.format.value(),
+        sample_rate: l.sample_rate.clamp(0, i64::from(u32::MAX)) as u32,
+        fps: l.fps.clamp(0, i64::from(u32::MAX)) as u32,
+        bufs: l.frames.bufs as u32,
+        align: l.frames.align as u64,
+        frameextra: l.frames.frameextra as u64,
+        payload: l.frames.payload as u64,
+        fourcc: reader.fourcc(),
+        guid: reader.guid(),
+        meta: reader.meta()?,
+    };
+    let mut ep = Endpoint::declare(ctx)?;
+    announce(
+        ctx,
+        name,
+        "memaud",
+        format!(
+            "{} ch format {} at {} Hz, {} bytes per buffer",
+            info.channels, info.format, info.sample_rate, info.payload
+        ),
+    );
+    let describe = || Ok(Info::Audio(info.clone()));
+    let mut pcm = vec![0u8; l.frames.payload];
+    while !ctx.stopped() {
+        ep.answer(ctx, describe)?;
+        if !reader.wait_ready(POLL) {
+            continue;
+        }
+        // Audio is never skipped on purpose: every buffer is sent (Block), in order.
+        loop {
+            let (pts, src_seq, user) = match reader.next()? {
+                Next::Frame(b) => {
+                    b.copy_to(&mut pcm)?;
+                    let meta = (b.pts(), b.seq(), b.user_data());
+                    if !b.is_intact() {
+                        // Overwritten while copied: lost at the source.
+                        ep.seq += 1;
+                        ShareStats::add(&ctx.stats.lost, 1);
+                        continue;
+                    }
+                    meta
+                }
+                Next::Overrun { lost } => {
+                    ep.seq += lost;
+                    ShareStats::add(&ctx.stats.lost, lost);
+                    continue;
+                }
+                Next::Empty => break,
+            };
+            let mut out = ep.start_item(Kind::Audio, 0, pcm.len() + 64);
+            AudioBuffer {
+                pts,
+                src_seq,
+                user: &user,
+                payload: &pcm,
+            }
+            .write(&mut out);
+            ep.put(out, &ctx.stats)?;
+        }
+    }
+    Ok(())
+}
+
+fn export_pkt(ctx: &Ctx, name: &str) -> Result<()> {
+    let mut reader = PacketReader::attach(name)?;
+    let l = reader.layout().clone();
+    let info = PacketInfo {
+        bufs: l.bufs as u32,
+        arenasz: l.arenasz as u64,
+        maxrec: l.maxrec as u64,
+        align: l.align as u64,
+        fourcc: reader.fourcc(),
+        guid: reader.guid(),
+        meta: reader.meta()?,
+    };
+    let mut ep = Endpoint::declare(ctx)?;
+    announce(
+        ctx,
+        name,
+        "mempkt",
+        format!(
+            "{} descriptors, arena {}, records up to {}",
+            info.bufs, info.arenasz, info.maxrec
+        ),
+    );
+    let describe = || Ok(Info::Packet(info.clone()));
+    let (mut payload, mut meta) = (Vec::new(), Vec::new());
+    while !ctx.stopped() {
+        ep.answer(ctx, describe)?;
+        if !reader.wait_ready(POLL) {
+            continue;
+        }
+        loop {
+            match reader.next_into(&mut payload, &mut meta)? {
+                Next::Frame(r) => {
+                    let mut out = ep.start_item(Kind::Packet, 0, payload.len() + meta.len() + 48);
+                    PacketRecord {
+                        kind: r.kind.value(),
+                        track: r.track,
+                        pts: r.pts,
+                        meta: &meta,
+                        payload: &payload,
+                    }
+                    .write(&mut out);
+                    ep.put(out, &ctx.stats)?;
+                }
+                Next::Overrun { lost } => {
+                    ep.seq += lost;
+                    ShareStats::add(&ctx.stats.lost, lost);
+                }
+                Next::Empty => break,
+            }
         }
     }
     Ok(())

@@ -4,10 +4,13 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use membus::layout::media::AudioFormat;
 use membus::layout::media::VideoFormat;
+use membus::memaud::{AudioParams, AudioWriter};
 use membus::memcmd::MemCmd;
 use membus::memkv::{KvOptions, MemKv};
 use membus::memmsg::Writer;
+use membus::mempkt::{PacketParams, PacketWriter, PktKind, RecordMeta};
 use membus::memvid::{VideoParams, VideoWriter};
 use membus::{ErrorKind, Identity, QueueOptions, Received};
 use zenoh::handlers::{FifoChannel, FifoChannelHandler};
@@ -18,7 +21,7 @@ use zenoh::Wait;
 
 use crate::export::malformed;
 use crate::stats::{ShareStats, State};
-use crate::wire::{self, Header, Info, Kind, KvBatch, VideoFrame};
+use crate::wire::{self, AudioBuffer, Header, Info, Kind, KvBatch, PacketRecord, VideoFrame};
 use crate::{random_id, BridgeError, Ctx, Result};
 
 const POLL: Duration = Duration::from_millis(50);
@@ -99,6 +102,8 @@ pub(crate) fn run(ctx: Ctx, local: String) {
             Info::Cmd { capacity } => w.cmd(capacity),
             Info::Kv { .. } => w.kv(h, info),
             Info::Video(v) => w.vid(v),
+            Info::Audio(a) => w.aud(a),
+            Info::Packet(p) => w.pkt(p),
         };
         match r {
             Ok(()) => break,
@@ -548,6 +553,112 @@ impl Worker<'_> {
             }
             writer.publish()?;
             ShareStats::add(&self.ctx.stats.received, 1);
+        }
+        Ok(())
+    }
+
+    fn aud(&mut self, a: wire::AudioInfo) -> Result<()> {
+        let format = AudioFormat::from_value(a.format).ok_or_else(|| {
+            BridgeError::Config(format!(
+                "exporter describes unknown audio format {}",
+                a.format
+            ))
+        })?;
+        let mut params = AudioParams::new(a.channels, format, a.sample_rate, a.fps, a.bufs);
+        params.align = usize::try_from(a.align).unwrap_or(usize::MAX);
+        params.frameextra = usize::try_from(a.frameextra).unwrap_or(usize::MAX);
+        params.payload_size = usize::try_from(a.payload).unwrap_or(usize::MAX);
+        params.identity = Identity {
+            fourcc: a.fourcc,
+            guid: a.guid,
+            meta: a.meta.clone(),
+        };
+        let mut writer = AudioWriter::create(self.local, &params)?;
+        let l = writer.layout().clone();
+        if l.frames.payload as u64 != a.payload {
+            return Err(BridgeError::Config(format!(
+                "exporter's audio buffers are {} bytes, these parameters give {}",
+                a.payload, l.frames.payload
+            )));
+        }
+        let sub = self.subscribe(1024)?;
+        self.sync()?;
+        self.ready(format!(
+            "{} ch format {} at {} Hz",
+            a.channels, a.format, a.sample_rate
+        ));
+        while !self.ctx.stopped() {
+            let Some((_, body)) = self.next(&sub, Kind::Audio)? else {
+                continue;
+            };
+            let b = match AudioBuffer::parse(&body, l.frames.payload, l.frames.frameextra) {
+                Ok(b) => b,
+                Err(e) => {
+                    malformed(self.ctx, e.to_string());
+                    continue;
+                }
+            };
+            {
+                let mut slot = writer.buffer();
+                slot.bytes_mut()?.copy_from_slice(b.payload);
+                slot.set_pts(b.pts);
+                slot.set_user_data(b.user)?;
+            }
+            writer.publish()?;
+            ShareStats::add(&self.ctx.stats.received, 1);
+        }
+        Ok(())
+    }
+
+    fn pkt(&mut self, p: wire::PacketInfo) -> Result<()> {
+        let mut params = PacketParams::new(
+            p.bufs,
+            usize::try_from(p.arenasz).unwrap_or(usize::MAX),
+            usize::try_from(p.maxrec).unwrap_or(usize::MAX),
+        );
+        params.align = usize::try_from(p.align).unwrap_or(usize::MAX);
+        params.identity = Identity {
+            fourcc: p.fourcc,
+            guid: p.guid,
+            meta: p.meta.clone(),
+        };
+        let mut writer = PacketWriter::create(self.local, &params)?;
+        let maxrec = writer.layout().maxrec;
+        let sub = self.subscribe(8192)?;
+        self.sync()?;
+        self.ready(format!(
+            "{} descriptors, arena {}, records up to {maxrec}",
+            p.bufs, p.arenasz
+        ));
+        while !self.ctx.stopped() {
+            let Some((_, body)) = self.next(&sub, Kind::Packet)? else {
+                continue;
+            };
+            let r = match PacketRecord::parse(&body, maxrec) {
+                Ok(r) => r,
+                Err(e) => {
+                    malformed(self.ctx, e.to_string());
+                    continue;
+                }
+            };
+            let meta = RecordMeta {
+                kind: PktKind::from_value(r.kind),
+                track: r.track,
+                pts: r.pts,
+                meta: r.meta,
+            };
+            match writer.write(r.payload, &meta) {
+                Ok(_) => ShareStats::add(&self.ctx.stats.received, 1),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::MessageTooLarge | ErrorKind::InvalidArgument
+                    ) =>
+                {
+                    malformed(self.ctx, e.to_string())
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }

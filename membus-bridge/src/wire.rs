@@ -38,6 +38,10 @@ pub enum Kind {
     Cmd = 4,
     /// A share description (reply to an info query).
     Info = 5,
+    /// One memaud buffer.
+    Audio = 6,
+    /// One mempkt record.
+    Packet = 7,
 }
 
 impl Kind {
@@ -48,6 +52,8 @@ impl Kind {
             3 => Kind::Video,
             4 => Kind::Cmd,
             5 => Kind::Info,
+            6 => Kind::Audio,
+            7 => Kind::Packet,
             _ => return None,
         })
     }
@@ -320,6 +326,56 @@ pub enum Info {
     },
     /// memvid geometry and identity.
     Video(VideoInfo),
+    /// memaud geometry and identity.
+    Audio(AudioInfo),
+    /// mempkt geometry and identity.
+    Packet(PacketInfo),
+}
+
+/// A memaud share's parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioInfo {
+    /// Interleaved channels.
+    pub channels: u32,
+    /// Format value (spec's numbering).
+    pub format: i64,
+    /// Samples per second per channel.
+    pub sample_rate: u32,
+    /// Buffers per second.
+    pub fps: u32,
+    /// Slots.
+    pub bufs: u32,
+    /// Payload alignment.
+    pub align: u64,
+    /// Per-buffer user bytes.
+    pub frameextra: u64,
+    /// Buffer size in bytes.
+    pub payload: u64,
+    /// fourcc.
+    pub fourcc: u32,
+    /// GUID.
+    pub guid: [u8; 16],
+    /// Main user buffer.
+    pub meta: Vec<u8>,
+}
+
+/// A mempkt share's parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// Descriptors.
+    pub bufs: u32,
+    /// Arena bytes.
+    pub arenasz: u64,
+    /// Largest record (payload + meta).
+    pub maxrec: u64,
+    /// Record alignment.
+    pub align: u64,
+    /// fourcc.
+    pub fourcc: u32,
+    /// GUID.
+    pub guid: [u8; 16],
+    /// Main user buffer.
+    pub meta: Vec<u8>,
 }
 
 /// A memvid share's parameters.
@@ -392,6 +448,30 @@ impl Info {
                 out.extend_from_slice(&v.guid);
                 put_blob(out, &v.meta);
             }
+            Info::Audio(a) => {
+                out.push(5);
+                out.extend_from_slice(&a.channels.to_le_bytes());
+                out.extend_from_slice(&a.format.to_le_bytes());
+                out.extend_from_slice(&a.sample_rate.to_le_bytes());
+                out.extend_from_slice(&a.fps.to_le_bytes());
+                out.extend_from_slice(&a.bufs.to_le_bytes());
+                out.extend_from_slice(&a.align.to_le_bytes());
+                out.extend_from_slice(&a.frameextra.to_le_bytes());
+                out.extend_from_slice(&a.payload.to_le_bytes());
+                out.extend_from_slice(&a.fourcc.to_le_bytes());
+                out.extend_from_slice(&a.guid);
+                put_blob(out, &a.meta);
+            }
+            Info::Packet(p) => {
+                out.push(6);
+                out.extend_from_slice(&p.bufs.to_le_bytes());
+                out.extend_from_slice(&p.arenasz.to_le_bytes());
+                out.extend_from_slice(&p.maxrec.to_le_bytes());
+                out.extend_from_slice(&p.align.to_le_bytes());
+                out.extend_from_slice(&p.fourcc.to_le_bytes());
+                out.extend_from_slice(&p.guid);
+                put_blob(out, &p.meta);
+            }
         }
     }
 
@@ -460,6 +540,52 @@ impl Info {
                     meta,
                 })
             }
+            5 => {
+                let channels = c.u32()?;
+                let format = c.i64()?;
+                let sample_rate = c.u32()?;
+                let fps = c.u32()?;
+                let bufs = c.u32()?;
+                let align = c.u64()?;
+                let frameextra = c.u64()?;
+                let payload = c.u64()?;
+                let fourcc = c.u32()?;
+                let mut guid = [0u8; 16];
+                guid.copy_from_slice(c.bytes(16)?);
+                let meta = c.blob(MAX_META, "audio meta")?.to_vec();
+                Info::Audio(AudioInfo {
+                    channels,
+                    format,
+                    sample_rate,
+                    fps,
+                    bufs,
+                    align,
+                    frameextra,
+                    payload,
+                    fourcc,
+                    guid,
+                    meta,
+                })
+            }
+            6 => {
+                let bufs = c.u32()?;
+                let arenasz = c.u64()?;
+                let maxrec = c.u64()?;
+                let align = c.u64()?;
+                let fourcc = c.u32()?;
+                let mut guid = [0u8; 16];
+                guid.copy_from_slice(c.bytes(16)?);
+                let meta = c.blob(MAX_META, "packet meta")?.to_vec();
+                Info::Packet(PacketInfo {
+                    bufs,
+                    arenasz,
+                    maxrec,
+                    align,
+                    fourcc,
+                    guid,
+                    meta,
+                })
+            }
             t => return Err(bad(format!("unknown share type {t} in description"))),
         };
         c.finish("description")?;
@@ -473,6 +599,8 @@ impl Info {
             Info::Cmd { .. } => "memcmd",
             Info::Kv { .. } => "memkv",
             Info::Video(_) => "memvid",
+            Info::Audio(_) => "memaud",
+            Info::Packet(_) => "mempkt",
         }
     }
 }
@@ -530,6 +658,105 @@ impl<'a> VideoFrame<'a> {
             apts,
             src_seq,
             user,
+            payload,
+        })
+    }
+}
+
+/// One memaud buffer; the payload follows its metadata in the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioBuffer<'a> {
+    /// Timestamp.
+    pub pts: i64,
+    /// The source share's sequence number for this buffer.
+    pub src_seq: u64,
+    /// Per-buffer user data.
+    pub user: &'a [u8],
+    /// The samples.
+    pub payload: &'a [u8],
+}
+
+impl<'a> AudioBuffer<'a> {
+    /// Appends the body.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.pts.to_le_bytes());
+        out.extend_from_slice(&self.src_seq.to_le_bytes());
+        put_blob(out, self.user);
+        put_blob(out, self.payload);
+    }
+
+    /// Decodes a body whose payload must be exactly `payload_len` bytes.
+    ///
+    /// # Errors
+    /// On a wrong payload size, oversized user data, or trailing bytes.
+    pub fn parse(
+        body: &'a [u8],
+        payload_len: usize,
+        max_user: usize,
+    ) -> Result<AudioBuffer<'a>, WireError> {
+        let mut c = Cursor::new(body);
+        let pts = c.i64()?;
+        let src_seq = c.u64()?;
+        let user = c.blob(max_user, "buffer user data")?;
+        let payload = c.blob(usize::MAX, "buffer payload")?;
+        if payload.len() != payload_len {
+            return Err(bad(format!(
+                "audio payload of {} bytes, share buffers are {payload_len}",
+                payload.len()
+            )));
+        }
+        c.finish("audio buffer")?;
+        Ok(AudioBuffer {
+            pts,
+            src_seq,
+            user,
+            payload,
+        })
+    }
+}
+
+/// One mempkt record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacketRecord<'a> {
+    /// Record kind value.
+    pub kind: i64,
+    /// Track.
+    pub track: i64,
+    /// Timestamp.
+    pub pts: i64,
+    /// Per-record metadata.
+    pub meta: &'a [u8],
+    /// Payload.
+    pub payload: &'a [u8],
+}
+
+impl<'a> PacketRecord<'a> {
+    /// Appends the body.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.kind.to_le_bytes());
+        out.extend_from_slice(&self.track.to_le_bytes());
+        out.extend_from_slice(&self.pts.to_le_bytes());
+        put_blob(out, self.meta);
+        put_blob(out, self.payload);
+    }
+
+    /// Decodes a body whose payload plus metadata are at most `maxrec` bytes.
+    ///
+    /// # Errors
+    /// On oversized parts or trailing bytes.
+    pub fn parse(body: &'a [u8], maxrec: usize) -> Result<PacketRecord<'a>, WireError> {
+        let mut c = Cursor::new(body);
+        let kind = c.i64()?;
+        let track = c.i64()?;
+        let pts = c.i64()?;
+        let meta = c.blob(maxrec, "record meta")?;
+        let payload = c.blob(maxrec - meta.len(), "record payload")?;
+        c.finish("record")?;
+        Ok(PacketRecord {
+            kind,
+            track,
+            pts,
+            meta,
             payload,
         })
     }
@@ -601,6 +828,28 @@ mod tests {
                 guid: [5; 16],
                 meta: b"meta".to_vec(),
             }),
+            Info::Audio(AudioInfo {
+                channels: 2,
+                format: 1,
+                sample_rate: 48_000,
+                fps: 100,
+                bufs: 8,
+                align: 64,
+                frameextra: 0,
+                payload: 1920,
+                fourcc: 0,
+                guid: [1; 16],
+                meta: Vec::new(),
+            }),
+            Info::Packet(PacketInfo {
+                bufs: 64,
+                arenasz: 1 << 16,
+                maxrec: 4096,
+                align: 8,
+                fourcc: 7,
+                guid: [2; 16],
+                meta: b"m".to_vec(),
+            }),
         ];
         for info in infos {
             let mut v = Vec::new();
@@ -649,6 +898,32 @@ mod tests {
     }
 
     #[test]
+    fn audio_and_packet_bodies() {
+        let a = AudioBuffer {
+            pts: 5,
+            src_seq: 6,
+            user: b"",
+            payload: &[1; 8],
+        };
+        let mut v = Vec::new();
+        a.write(&mut v);
+        assert_eq!(AudioBuffer::parse(&v, 8, 0).unwrap(), a);
+        assert!(AudioBuffer::parse(&v, 9, 0).is_err());
+        let p = PacketRecord {
+            kind: 1,
+            track: 2,
+            pts: 3,
+            meta: b"mm",
+            payload: b"ppp",
+        };
+        let mut v = Vec::new();
+        p.write(&mut v);
+        assert_eq!(PacketRecord::parse(&v, 5).unwrap(), p);
+        assert!(PacketRecord::parse(&v, 4).is_err());
+        assert!(PacketRecord::parse(&v, 1).is_err());
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         // A deterministic pseudo-random sweep (xorshift) over lengths and contents.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -662,12 +937,14 @@ mod tests {
             }
             // Give some inputs a valid type tag so the deeper paths run.
             if let Some(b) = buf.first_mut() {
-                *b = (len % 5) as u8;
+                *b = (len % 7) as u8;
             }
             let _ = Header::parse(&buf);
             let _ = Info::parse(&buf);
             let _ = KvBatch::parse(&buf, 16, 64);
             let _ = VideoFrame::parse(&buf, 16, 16);
+            let _ = AudioBuffer::parse(&buf, 16, 16);
+            let _ = PacketRecord::parse(&buf, 64);
         }
     }
 }

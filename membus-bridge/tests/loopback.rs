@@ -499,3 +499,134 @@ fn malformed_frames_are_counted_and_skipped() {
     imp.stop();
     exp.stop();
 }
+
+#[test]
+fn memaud_buffers_arrive_in_order_and_are_never_skipped() {
+    use membus::layout::media::AudioFormat;
+    use membus::memaud::{AudioParams, AudioReader, AudioWriter};
+    use membus::Next;
+
+    let src = ShmGuard::new("bridge-aud-src");
+    let dst = ShmGuard::new("bridge-aud-dst");
+    let ns = unique_namespace();
+    let mut params = AudioParams::new(2, AudioFormat::S16le, 48_000, 100, 64);
+    params.frameextra = 8;
+    params.identity.guid = [3; 16];
+    let mut writer = AudioWriter::create(src.name(), &params).unwrap();
+    let port = free_port();
+    let mut exp = exporter("exp", &ns, port, &[src.name()]);
+    exp.wait_line(&["export memaud", src.name()], START);
+    let mut imp = importer("imp", &ns, port, &format!("{}={}", src.name(), dst.name()));
+    imp.wait_line(&["ready", dst.name()], START);
+    let mut reader = AudioReader::attach(dst.name()).unwrap();
+    assert_eq!(reader.layout(), writer.layout());
+    assert_eq!(reader.guid(), [3; 16]);
+    const N: i64 = 400;
+    let mut buf = vec![0u8; writer.layout().frames.payload];
+    let (mut ok, mut overrun, mut next_pts) = (0i64, 0u64, 0i64);
+    let mut drain = |reader: &mut AudioReader, next_pts: &mut i64| loop {
+        match reader.next().unwrap() {
+            Next::Frame(b) => {
+                b.copy_to(&mut buf).unwrap();
+                let (pts, user) = (b.pts(), b.user_data());
+                assert!(b.is_intact());
+                assert!(pts >= *next_pts, "buffer {pts} after {next_pts}");
+                assert!(buf.iter().all(|&x| x == pts as u8), "buffer {pts} content");
+                assert_eq!(user, pts.to_le_bytes());
+                *next_pts = pts + 1;
+                ok += 1;
+            }
+            Next::Overrun { lost } => overrun += lost,
+            Next::Empty => break,
+        }
+    };
+    for i in 0..N {
+        {
+            let mut b = writer.buffer();
+            b.fill(i as u8).unwrap();
+            b.set_pts(i);
+            b.set_user_data(&i.to_le_bytes()).unwrap();
+        }
+        writer.publish().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        drain(&mut reader, &mut next_pts);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next_pts < N {
+        assert!(
+            Instant::now() < deadline,
+            "last buffer never arrived ({next_pts})"
+        );
+        reader.wait_ready(Duration::from_millis(100));
+        drain(&mut reader, &mut next_pts);
+    }
+    let lines = imp.stop();
+    let exp_lines = exp.stop();
+    let fin = final_line(&lines, dst.name());
+    assert_eq!(field(fin, "skipped"), 0, "audio is never skipped: {fin}");
+    assert_eq!(field(final_line(&exp_lines, src.name()), "skipped"), 0);
+    assert_eq!(ok as u64 + overrun + field(fin, "lost"), N as u64, "{fin}");
+}
+
+#[test]
+fn mempkt_records_keep_kind_track_pts_and_meta() {
+    use membus::mempkt::{PacketParams, PacketReader, PacketWriter, PktKind, RecordMeta};
+    use membus::Next;
+
+    let src = ShmGuard::new("bridge-pkt-src");
+    let dst = ShmGuard::new("bridge-pkt-dst");
+    let ns = unique_namespace();
+    let mut params = PacketParams::new(4096, 4 << 20, 4096);
+    params.identity.fourcc = 42;
+    params.identity.meta = b"pkt-meta".to_vec();
+    let mut writer = PacketWriter::create(src.name(), &params).unwrap();
+    let port = free_port();
+    let mut exp = exporter("exp", &ns, port, &[src.name()]);
+    exp.wait_line(&["export mempkt", src.name()], START);
+    let mut imp = importer("imp", &ns, port, &format!("{}={}", src.name(), dst.name()));
+    imp.wait_line(&["ready", dst.name()], START);
+    let mut reader = PacketReader::attach(dst.name()).unwrap();
+    assert_eq!(reader.fourcc(), 42);
+    assert_eq!(reader.meta().unwrap(), b"pkt-meta");
+    const N: i64 = 2000;
+    for i in 0..N {
+        let payload = vec![i as u8; 1 + (i as usize % 700)];
+        let meta = i.to_le_bytes();
+        let rec = RecordMeta {
+            kind: if i % 2 == 0 {
+                PktKind::Video
+            } else {
+                PktKind::Other(9)
+            },
+            track: i % 3,
+            pts: 10 * i,
+            meta: &meta,
+        };
+        writer.write(&payload, &rec).unwrap();
+    }
+    let (mut payload, mut meta) = (Vec::new(), Vec::new());
+    let mut i = 0i64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while i < N {
+        assert!(Instant::now() < deadline, "only {i} records within 60 s");
+        match reader.next_into(&mut payload, &mut meta).unwrap() {
+            Next::Frame(r) => {
+                assert_eq!(r.pts, 10 * i, "record order");
+                assert_eq!(r.track, i % 3);
+                assert_eq!(r.kind.value(), if i % 2 == 0 { 1 } else { 9 });
+                assert_eq!(meta, i.to_le_bytes());
+                assert_eq!(payload, vec![i as u8; 1 + (i as usize % 700)]);
+                i += 1;
+            }
+            Next::Overrun { lost } => panic!("mirror overrun {lost} at {i}"),
+            Next::Empty => {
+                reader.wait_ready(Duration::from_millis(100));
+            }
+        }
+    }
+    let lines = imp.stop();
+    exp.stop();
+    let fin = final_line(&lines, dst.name());
+    assert_eq!(field(fin, "lost"), 0, "{fin}");
+    assert_eq!(field(fin, "received"), N as u64, "{fin}");
+}
