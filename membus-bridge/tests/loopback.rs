@@ -630,3 +630,67 @@ fn mempkt_records_keep_kind_track_pts_and_meta() {
     assert_eq!(field(fin, "lost"), 0, "{fin}");
     assert_eq!(field(fin, "received"), N as u64, "{fin}");
 }
+
+#[test]
+fn run_config_bridges_both_ways_and_namespaces_keep_systems_apart() {
+    let src = ShmGuard::new("bridge-cfg-src");
+    let dst = ShmGuard::new("bridge-cfg-dst");
+    let other = ShmGuard::new("bridge-cfg-other");
+    let ns = unique_namespace();
+    let writer = Writer::create(src.name(), 1 << 16).unwrap();
+    let port = free_port();
+    // One process exports and imports its own share back under another name.
+    // Inside the build directory (CARGO_TARGET_TMPDIR): tests never read outside the repository.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("membus-bridge-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bridge.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = [\"{}\"]\nnamespace = \"{ns}\"\nstats_every = \"1s\"\nexport = [\"memmsg:{}\"]\nimport = [\"{}={}\"]\n",
+            endpoint(port),
+            src.name(),
+            src.name(),
+            dst.name()
+        ),
+    )
+    .unwrap();
+    let mut run = Proc::spawn("run", &["run", "--config", file.to_str().unwrap()]);
+    run.wait_line(&["ready", dst.name()], START);
+    // A second system on the same network under another namespace: it must not see the
+    // first system's share.
+    let ns2 = unique_namespace();
+    let mut stranger = importer(
+        "stranger",
+        &ns2,
+        port,
+        &format!("{}={}", src.name(), other.name()),
+    );
+    stranger.wait_line(&["waiting for the exporter"], START);
+
+    let mut reader = Reader::attach(dst.name()).unwrap();
+    writer.write(b"over the loop").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "message did not come back");
+        if let Received::Message { payload, .. } = reader.read(Duration::from_millis(100)).unwrap()
+        {
+            assert_eq!(payload, b"over the loop");
+            break;
+        }
+    }
+    // Periodic status lines.
+    run.wait_line(&["status:", dst.name(), "received 1"], START);
+    let lines = stranger.stop();
+    assert!(
+        !lines.iter().any(|l| l.contains("ready")),
+        "a bridge in another namespace mirrored the share: {lines:#?}"
+    );
+    assert!(
+        membus::has_live_owner(other.name()).is_err(),
+        "stranger created a mirror"
+    );
+    run.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
