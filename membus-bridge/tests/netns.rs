@@ -36,14 +36,18 @@ fn main() {
     }
     if let Some(why) = cannot_run() {
         println!("netns: skipped: {why}");
-        println!("test result: ok. 0 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out");
+        println!("test result: ok. 0 passed; 0 failed; 4 ignored; 0 measured; 0 filtered out");
         return;
     }
     let net = Net::create();
-    let cases: [(&str, fn(&Net)); 3] = [
+    let cases: [(&str, fn(&Net)); 4] = [
         ("memmsg_20000_across_hosts_without_loss", memmsg_case),
         ("memvid_300_frames_throttled_link_counts_skips", memvid_case),
         ("exporter_host_killed_marks_mirror_stale", kill_case),
+        (
+            "full_dev_shm_on_importer_names_the_share_others_flow",
+            full_shm_case,
+        ),
     ];
     let mut failed = 0;
     for (name, case) in cases {
@@ -61,7 +65,7 @@ fn main() {
     println!(
         "test result: {}. {} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out",
         if failed == 0 { "ok" } else { "FAILED" },
-        3 - failed
+        cases.len() - failed
     );
     if failed > 0 {
         std::process::exit(1);
@@ -163,10 +167,23 @@ impl Net {
     /// `bridge_args` in the background, then the helper `role` in the foreground; when the
     /// helper ends, the bridge gets SIGTERM and its exit is awaited.
     fn host(&self, label: &str, ns: &str, bridge_args: &[String], role: &str, arg: &str) -> Host {
+        self.host_sized(label, ns, bridge_args, role, arg, "256m")
+    }
+
+    /// [`host`](Self::host) with a /dev/shm of `size` (tmpfs syntax).
+    fn host_sized(
+        &self,
+        label: &str,
+        ns: &str,
+        bridge_args: &[String],
+        role: &str,
+        arg: &str,
+        size: &str,
+    ) -> Host {
         let me = std::env::current_exe().expect("current exe");
         let quoted: Vec<String> = bridge_args.iter().map(|a| format!("'{a}'")).collect();
         let script = format!(
-            "mount -t tmpfs -o size=256m membus-test /dev/shm || exit 97\n\
+            "mount -t tmpfs -o size={size} membus-test /dev/shm || exit 97\n\
              '{BRIDGE}' {} &\n\
              BP=$!\n\
              '{}'\n\
@@ -393,6 +410,41 @@ fn kill_case(net: &Net) {
     assert!(final_of(&lb).contains("[stale]"), "{:?}", final_of(&lb));
 }
 
+fn full_shm_case(net: &Net) {
+    let port = 17450;
+    let big = format!("memmsg:{SHARE}-big");
+    let small = format!("memmsg:{SHARE}-small");
+    let args = vec![
+        "export".to_string(),
+        big,
+        small,
+        "--listen".into(),
+        format!("tcp/{}:{port}", net.ip_a),
+    ];
+    let mut a = net.host("host-a", &net.a, &args, "two-writers", "");
+    a.0.wait_line(&["helper: created"], T);
+    a.0.wait_line(&["export memmsg", "-small"], T);
+    a.0.wait_line(&["export memmsg", "-big"], T);
+    let args = vec![
+        "import".to_string(),
+        format!("{SHARE}-big"),
+        format!("{SHARE}-small"),
+        "--connect".into(),
+        format!("tcp/{}:{port}", net.ip_a),
+    ];
+    // 1 MiB of /dev/shm on the importer: the 4 MiB mirror cannot be created.
+    let mut b = net.host_sized("host-b", &net.b, &args, "small-reader", "", "1m");
+    let err = b.0.wait_line(&["import", "-big:", "retrying"], T);
+    assert!(err.contains(&format!("{SHARE}-big")), "{err}");
+    b.0.wait_line(&["ready", "-small"], T);
+    b.0.wait_line(&["helper: attached"], T);
+    a.tell("go");
+    let ok = b.0.wait_line(&["helper: result"], Duration::from_secs(60));
+    assert!(ok.contains("helper: result ok"), "{ok}");
+    b.finish();
+    a.finish();
+}
+
 // ---- helpers that run inside a host ----
 
 fn helper(role: &str, _arg: &str) {
@@ -521,6 +573,38 @@ fn helper(role: &str, _arg: &str) {
             drop(w);
         }
         "none" => wait_eof(),
+        "two-writers" => {
+            let _big = Writer::create(format!("{SHARE}-big"), 4 << 20).expect("create big");
+            let small = Writer::create(format!("{SHARE}-small"), 1 << 16).expect("create small");
+            println!("helper: created");
+            wait_go();
+            for i in 0..100u64 {
+                small.write(&i.to_le_bytes()).expect("write");
+            }
+            wait_eof();
+        }
+        "small-reader" => {
+            let mut r = attach_retry(|| Reader::attach(format!("{SHARE}-small")));
+            println!("helper: attached");
+            let end = Instant::now() + Duration::from_secs(30);
+            let mut got = 0u64;
+            while got < 100 {
+                if Instant::now() > end {
+                    println!("helper: result FAIL only {got}");
+                    return;
+                }
+                if let Received::Message { payload, .. } =
+                    r.read(Duration::from_millis(100)).expect("read")
+                {
+                    if payload != got.to_le_bytes() {
+                        println!("helper: result FAIL message {got}");
+                        return;
+                    }
+                    got += 1;
+                }
+            }
+            println!("helper: result ok received {got}");
+        }
         other => panic!("unknown role {other}"),
     }
 }
