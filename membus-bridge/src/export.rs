@@ -488,7 +488,7 @@ fn export_aud(ctx: &Ctx, name: &str) -> Result<()> {
 
 fn export_pkt(ctx: &Ctx, name: &str) -> Result<()> {
     let mut reader = PacketReader::attach(name)?;
-    let l = reader.layout().clone();
+    let l = *reader.layout();
     let info = PacketInfo {
         bufs: l.bufs as u32,
         arenasz: l.arenasz as u64,

@@ -23,6 +23,9 @@ use membus::memmsg::{Reader, Writer};
 use membus::memvid::{VideoParams, VideoReader, VideoWriter};
 use membus::{Next, Received};
 
+/// A named scenario.
+type Case = (&'static str, fn(&Net));
+
 const ROLE: &str = "MEMBUS_NETNS_ROLE";
 const SHARE: &str = "/membus-test-netns-share";
 const N_MSG: u64 = 20_000;
@@ -40,7 +43,7 @@ fn main() {
         return;
     }
     let net = Net::create();
-    let cases: [(&str, fn(&Net)); 4] = [
+    let cases: [Case; 4] = [
         ("memmsg_20000_across_hosts_without_loss", memmsg_case),
         ("memvid_300_frames_throttled_link_counts_skips", memvid_case),
         ("exporter_host_killed_marks_mirror_stale", kill_case),
