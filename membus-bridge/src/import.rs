@@ -244,14 +244,14 @@ impl Worker<'_> {
         &mut self,
         sub: &Subscriber<FifoChannelHandler<Sample>>,
         kind: Kind,
-    ) -> Result<Option<(Header, Vec<u8>)>> {
+    ) -> Result<Option<(Header, Sample)>> {
         self.watch_liveness();
         let sample = match sub.recv_timeout(POLL) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(None),
             Err(e) => return Err(net_err("subscriber", e)),
         };
-        let bytes = sample.payload().to_bytes().into_owned();
+        let bytes = sample.payload().to_bytes();
         let h = match Header::parse(&bytes) {
             Ok((h, _)) if h.kind == kind => h,
             Ok((h, _)) => {
@@ -286,9 +286,8 @@ impl Worker<'_> {
         self.expected = h.seq + 1;
         st.lag_ns
             .store(wire::now_ns().saturating_sub(h.stamp), Ordering::Relaxed);
-        let mut body = bytes;
-        body.drain(..wire::HEADER_LEN);
-        Ok(Some((h, body)))
+        drop(bytes);
+        Ok(Some((h, sample)))
     }
 
     fn msg(&mut self, capacity: u64) -> Result<()> {
@@ -299,10 +298,12 @@ impl Worker<'_> {
         self.sync()?;
         self.ready(format!("capacity {capacity}"));
         while !self.ctx.stopped() {
-            let Some((_, body)) = self.next(&sub, Kind::Msg)? else {
+            let Some((_, sample)) = self.next(&sub, Kind::Msg)? else {
                 continue;
             };
-            match writer.write(&body) {
+            let frame = sample.payload().to_bytes();
+            let body = &frame[wire::HEADER_LEN..];
+            match writer.write(body) {
                 Ok(_) => ShareStats::add(&self.ctx.stats.received, 1),
                 Err(e)
                     if matches!(
@@ -398,9 +399,11 @@ impl Worker<'_> {
         };
         self.ready(format!("{count} slots, snapshot at epoch {applied}"));
         while !self.ctx.stopped() {
-            let Some((h, body)) = self.next(&sub, Kind::KvBatch)? else {
+            let Some((h, sample)) = self.next(&sub, Kind::KvBatch)? else {
                 continue;
             };
+            let frame = sample.payload().to_bytes();
+            let body = &frame[wire::HEADER_LEN..];
             if h.session == self.rejected_session {
                 malformed(self.ctx, "batch from a store of another geometry".into());
                 continue;
@@ -419,7 +422,7 @@ impl Worker<'_> {
                     continue;
                 }
             }
-            let batch = match KvBatch::parse(&body, count, kv.max_value_len()) {
+            let batch = match KvBatch::parse(body, count, kv.max_value_len()) {
                 Ok(b) => b,
                 Err(e) => {
                     malformed(self.ctx, e.to_string());
@@ -534,10 +537,12 @@ impl Worker<'_> {
             v.width, v.height, v.format, v.bufs
         ));
         while !self.ctx.stopped() {
-            let Some((_, body)) = self.next(&sub, Kind::Video)? else {
+            let Some((_, sample)) = self.next(&sub, Kind::Video)? else {
                 continue;
             };
-            let f = match VideoFrame::parse(&body, payload_len, max_user) {
+            let frame = sample.payload().to_bytes();
+            let body = &frame[wire::HEADER_LEN..];
+            let f = match VideoFrame::parse(body, payload_len, max_user) {
                 Ok(f) => f,
                 Err(e) => {
                     malformed(self.ctx, e.to_string());
@@ -588,10 +593,12 @@ impl Worker<'_> {
             a.channels, a.format, a.sample_rate
         ));
         while !self.ctx.stopped() {
-            let Some((_, body)) = self.next(&sub, Kind::Audio)? else {
+            let Some((_, sample)) = self.next(&sub, Kind::Audio)? else {
                 continue;
             };
-            let b = match AudioBuffer::parse(&body, l.frames.payload, l.frames.frameextra) {
+            let frame = sample.payload().to_bytes();
+            let body = &frame[wire::HEADER_LEN..];
+            let b = match AudioBuffer::parse(body, l.frames.payload, l.frames.frameextra) {
                 Ok(b) => b,
                 Err(e) => {
                     malformed(self.ctx, e.to_string());
@@ -631,10 +638,12 @@ impl Worker<'_> {
             p.bufs, p.arenasz
         ));
         while !self.ctx.stopped() {
-            let Some((_, body)) = self.next(&sub, Kind::Packet)? else {
+            let Some((_, sample)) = self.next(&sub, Kind::Packet)? else {
                 continue;
             };
-            let r = match PacketRecord::parse(&body, maxrec) {
+            let frame = sample.payload().to_bytes();
+            let body = &frame[wire::HEADER_LEN..];
+            let r = match PacketRecord::parse(body, maxrec) {
                 Ok(r) => r,
                 Err(e) => {
                     malformed(self.ctx, e.to_string());
