@@ -694,3 +694,60 @@ fn run_config_bridges_both_ways_and_namespaces_keep_systems_apart() {
     run.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn typed_kv_bridges_with_its_schema_check() {
+    use membus::{Kv, MemKv as DeriveMemKv};
+
+    #[derive(DeriveMemKv, Debug, Clone, PartialEq)]
+    #[memkv(max_len = 16)]
+    struct Camera {
+        exposure_us: u32,
+        label: String,
+    }
+    #[derive(DeriveMemKv, Debug, Clone, PartialEq)]
+    struct Other {
+        exposure_us: u64,
+        label: u8,
+    }
+
+    let src = ShmGuard::new("bridge-typed-src");
+    let dst = ShmGuard::new("bridge-typed-dst");
+    let ns = unique_namespace();
+    let kv = Kv::create(
+        src.name(),
+        &Camera {
+            exposure_us: 100,
+            label: "front".into(),
+        },
+    )
+    .unwrap();
+    let port = free_port();
+    let mut exp = exporter("exp", &ns, port, &[src.name()]);
+    exp.wait_line(&["export memkv", src.name()], START);
+    let mut imp = importer("imp", &ns, port, &format!("{}={}", src.name(), dst.name()));
+    imp.wait_line(&["ready", dst.name()], START);
+    let mirror = Kv::<Camera>::attach(dst.name()).expect("typed attach passes the schema check");
+    assert_eq!(mirror.snapshot().unwrap().label, "front");
+    let err = Kv::<Other>::attach(dst.name())
+        .err()
+        .expect("another schema is refused");
+    assert!(err.to_string().contains("schema mismatch"), "{err}");
+    kv.update(|b| {
+        b.set(Camera::EXPOSURE_US, 2000)
+            .set(Camera::LABEL, "rear".to_string());
+    })
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mirror.snapshot().unwrap().exposure_us != 2000 {
+        assert!(Instant::now() < deadline, "typed update did not arrive");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        mirror.snapshot().unwrap().label,
+        "rear",
+        "batch arrived whole"
+    );
+    imp.stop();
+    exp.stop();
+}
