@@ -96,6 +96,7 @@ pub(crate) fn run(ctx: Ctx, local: String) {
             was_stale: false,
             snapshot_session: 0,
             rejected_session: 0,
+            info: info.clone(),
         };
         let r = match info {
             Info::Msg { capacity } => w.msg(capacity),
@@ -179,8 +180,10 @@ struct Worker<'a> {
     was_stale: bool,
     /// memkv: the exporter session whose snapshot the mirror holds.
     snapshot_session: u64,
-    /// memkv: an exporter session whose store no longer matches the mirror (skipped).
+    /// An exporter session whose share no longer matches the mirror (its items are skipped).
     rejected_session: u64,
+    /// The description the mirror was made from.
+    info: Info,
 }
 
 impl Worker<'_> {
@@ -263,6 +266,34 @@ impl Worker<'_> {
                 return Ok(None);
             }
         };
+        if h.session == self.rejected_session {
+            malformed(
+                self.ctx,
+                "item from an exporter whose share no longer matches the mirror".into(),
+            );
+            return Ok(None);
+        }
+        if h.session != self.cur_session && kind != Kind::KvBatch {
+            // A new exporter session: its share must still be the one mirrored (memkv
+            // checks its own snapshot instead).
+            if let Some((h2, info2)) = describe(self.ctx)? {
+                if h2.session == h.session && info2 != self.info {
+                    self.rejected_session = h.session;
+                    malformed(
+                        self.ctx,
+                        format!(
+                            "exporter's share is now a {} of another geometry or identity; its items are skipped",
+                            info2.type_name()
+                        ),
+                    );
+                    self.ctx.say(format!(
+                        "import {}: the exporter of {} now has a share of another type or geometry; skipping its items (restart the import to follow it)",
+                        self.local, self.ctx.keys.base
+                    ));
+                    return Ok(None);
+                }
+            }
+        }
         let st = &self.ctx.stats;
         if h.session != self.cur_session {
             if self.cur_session != 0 {

@@ -751,3 +751,64 @@ fn typed_kv_bridges_with_its_schema_check() {
     imp.stop();
     exp.stop();
 }
+
+#[test]
+fn geometry_change_of_a_new_exporter_is_reported_and_skipped() {
+    use membus::layout::media::VideoFormat;
+    use membus::memvid::{VideoParams, VideoReader, VideoWriter};
+    use membus::Next;
+
+    let src = ShmGuard::new("bridge-geo-src");
+    let dst = ShmGuard::new("bridge-geo-dst");
+    let ns = unique_namespace();
+    let mut w = VideoWriter::create(
+        src.name(),
+        &VideoParams::new(64, 32, VideoFormat::Rgb24, 30, 4),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut exp = exporter("exp", &ns, port, &[src.name()]);
+    exp.wait_line(&["export memvid", src.name()], START);
+    let mut imp = importer("imp", &ns, port, &format!("{}={}", src.name(), dst.name()));
+    imp.wait_line(&["ready", dst.name()], START);
+    let mut reader = VideoReader::attach(dst.name()).unwrap();
+    let before = reader.layout().clone();
+    exp.child.kill().unwrap();
+    exp.child.wait().unwrap();
+    drop(w);
+    // Same byte count per frame, another geometry.
+    w = VideoWriter::create(
+        src.name(),
+        &VideoParams::new(32, 64, VideoFormat::Rgb24, 30, 4),
+    )
+    .unwrap();
+    let mut exp2 = exporter("exp2", &ns, port, &[src.name()]);
+    exp2.wait_line(&["export memvid", src.name()], START);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the change was never reported");
+        w.frame().fill(1).unwrap();
+        w.publish().unwrap();
+        if imp
+            .seen
+            .iter()
+            .any(|l| l.contains("another type or geometry"))
+        {
+            break;
+        }
+        let _ = imp.wait_line_for(&["another type or geometry"], Duration::from_millis(100));
+    }
+    for _ in 0..5 {
+        w.frame().fill(2).unwrap();
+        w.publish().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        matches!(reader.next().unwrap(), Next::Empty),
+        "a frame of the other geometry reached the mirror"
+    );
+    assert_eq!(reader.layout(), &before);
+    let lines = imp.stop();
+    exp2.stop();
+    assert!(field(final_line(&lines, dst.name()), "malformed") >= 1);
+}

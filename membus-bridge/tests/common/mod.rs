@@ -113,6 +113,27 @@ impl Proc {
         }
     }
 
+    /// Like [`wait_line`](Self::wait_line) but `None` instead of a panic on timeout.
+    pub fn wait_line_for(&mut self, parts: &[&str], timeout: Duration) -> Option<String> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self
+                .seen
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return Some(l.clone());
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            if let Ok(l) = self.lines.recv_timeout(left) {
+                self.seen.push(l);
+            }
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory-safety obligations.
         unsafe { libc::kill(self.child.id() as i32, sig) };
