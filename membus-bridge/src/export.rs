@@ -95,6 +95,9 @@ fn net_err(what: &str, e: impl std::fmt::Display) -> BridgeError {
 /// What every export declares: the description queryable, the liveliness token and the
 /// data publisher (blocking congestion control: never dropped silently).
 struct Endpoint {
+    /// The local share, its type and the session id of the object this export mapped.
+    share: (String, ShareType, i64),
+    last_check: std::time::Instant,
     queries: Queryable<FifoChannelHandler<Query>>,
     _token: LivelinessToken,
     publisher: Publisher<'static>,
@@ -103,7 +106,7 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn declare(ctx: &Ctx) -> Result<Endpoint> {
+    fn declare(ctx: &Ctx, name: &str, kind: ShareType, ours: i64) -> Result<Endpoint> {
         let queries = ctx
             .session
             .declare_queryable(ctx.keys.info.clone())
@@ -123,6 +126,8 @@ impl Endpoint {
             .wait()
             .map_err(|e| net_err("declaring the liveliness token", e))?;
         Ok(Endpoint {
+            share: (name.to_owned(), kind, ours),
+            last_check: std::time::Instant::now(),
             queries,
             _token: token,
             publisher,
@@ -155,8 +160,30 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Answers pending description queries with `describe()`'s body.
-    fn answer(&self, ctx: &Ctx, describe: impl Fn() -> Result<Info>) -> Result<()> {
+    /// Answers pending description queries with `describe()`'s body. About once a second
+    /// it also checks that the name still refers to the object being exported: a share
+    /// removed or re-created by its owner ends this export (the worker then attaches to
+    /// the new one, under a new bridge session).
+    fn answer(&mut self, ctx: &Ctx, describe: impl Fn() -> Result<Info>) -> Result<()> {
+        if self.last_check.elapsed() >= Duration::from_secs(1) {
+            self.last_check = std::time::Instant::now();
+            let (name, kind, ours) = &self.share;
+            match current_session(name, *kind) {
+                Ok(id) if id == *ours => {}
+                Ok(_) => {
+                    return Err(BridgeError::Config(format!(
+                        "local share {name} was re-created; re-attaching"
+                    )))
+                }
+                Err(e) if e.kind() == membus::ErrorKind::OpenFailed => {
+                    return Err(BridgeError::Config(format!(
+                        "local share {name} was removed; waiting for it"
+                    )))
+                }
+                // Anything else (a share being created right now): look again later.
+                Err(_) => {}
+            }
+        }
         while let Ok(Some(q)) = self.queries.try_recv() {
             let info = describe()?;
             let mut out = Vec::new();
@@ -178,6 +205,20 @@ impl Endpoint {
     }
 }
 
+/// The session id of the object `name` refers to now.
+fn current_session(name: &str, kind: ShareType) -> membus::Result<i64> {
+    Ok(match kind {
+        ShareType::Msg => Reader::attach(name)?.session_id(),
+        ShareType::Cmd => {
+            MemCmd::attach_with(name, &QueueOptions::new().register_reader(false))?.session_id()
+        }
+        ShareType::Kv => MemKv::attach(name)?.session_id(),
+        ShareType::Vid => VideoReader::attach(name)?.session_id(),
+        ShareType::Aud => AudioReader::attach(name)?.session_id(),
+        ShareType::Pkt => PacketReader::attach(name)?.session_id(),
+    })
+}
+
 fn announce(ctx: &Ctx, name: &str, kind: &str, detail: String) {
     ctx.stats.set_state(State::Live);
     ctx.say(format!(
@@ -189,7 +230,7 @@ fn announce(ctx: &Ctx, name: &str, kind: &str, detail: String) {
 fn export_msg(ctx: &Ctx, name: &str) -> Result<()> {
     let mut reader = Reader::attach_with(name, &QueueOptions::new().start(Start::Latest))?;
     let capacity = reader.capacity() as u64;
-    let mut ep = Endpoint::declare(ctx)?;
+    let mut ep = Endpoint::declare(ctx, name, ShareType::Msg, reader.session_id())?;
     announce(ctx, name, "memmsg", format!("capacity {capacity}"));
     let describe = || Ok(Info::Msg { capacity });
     let mut buf = Vec::new();
@@ -223,7 +264,7 @@ fn export_cmd(ctx: &Ctx, name: &str) -> Result<()> {
     let cmd = MemCmd::attach_with(name, &QueueOptions::new().register_reader(false))?;
     let capacity = cmd.capacity() as u64;
     let max = cmd.max_message_len();
-    let ep = Endpoint::declare(ctx)?;
+    let mut ep = Endpoint::declare(ctx, name, ShareType::Cmd, cmd.session_id())?;
     let sub = ctx
         .session
         .declare_subscriber(ctx.keys.cmd.clone())
@@ -294,7 +335,7 @@ fn export_kv(ctx: &Ctx, name: &str) -> Result<()> {
     let names = kv.slot_names()?;
     let max_name = kv.max_name_len() as u32;
     let max_value = kv.max_value_len() as u32;
-    let mut ep = Endpoint::declare(ctx)?;
+    let mut ep = Endpoint::declare(ctx, name, ShareType::Kv, kv.session_id())?;
     announce(
         ctx,
         name,
@@ -358,7 +399,7 @@ fn export_vid(ctx: &Ctx, name: &str) -> Result<()> {
         meta: reader.meta()?,
     };
     let payload_len = l.video.scanwidth * l.video.height;
-    let mut ep = Endpoint::declare(ctx)?;
+    let mut ep = Endpoint::declare(ctx, name, ShareType::Vid, reader.session_id())?;
     announce(
         ctx,
         name,
@@ -434,7 +475,7 @@ fn export_aud(ctx: &Ctx, name: &str) -> Result<()> {
         guid: reader.guid(),
         meta: reader.meta()?,
     };
-    let mut ep = Endpoint::declare(ctx)?;
+    let mut ep = Endpoint::declare(ctx, name, ShareType::Aud, reader.session_id())?;
     announce(
         ctx,
         name,
@@ -498,7 +539,7 @@ fn export_pkt(ctx: &Ctx, name: &str) -> Result<()> {
         guid: reader.guid(),
         meta: reader.meta()?,
     };
-    let mut ep = Endpoint::declare(ctx)?;
+    let mut ep = Endpoint::declare(ctx, name, ShareType::Pkt, reader.session_id())?;
     announce(
         ctx,
         name,
