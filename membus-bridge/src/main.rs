@@ -57,8 +57,8 @@ impl NetArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Publish local shares: NAME, or TYPE:NAME (memmsg, memcmd, memkv, memvid; memcmd
-    /// must be named so).
+    /// Publish local shares: NAME, or TYPE:NAME (memmsg, memcmd, memkv, memvid, memaud,
+    /// mempkt; memcmd must be named so, the others are recognised).
     Export {
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
@@ -123,6 +123,20 @@ fn serve(cfg: BridgeConfig, every: Option<Duration>) -> Result<(), String> {
     ] {
         install(sig, h).map_err(|e| format!("installing signal handler {sig}: {e}"))?;
     }
+    let ns = cfg.net.namespace.as_deref();
+    let mut plan = Vec::new();
+    for e in &cfg.exports {
+        let k = membus_bridge::Keys::new(ns, &e.name).map_err(|e| e.to_string())?;
+        let t = e
+            .kind
+            .map(|k| k.as_str())
+            .unwrap_or("(type from the share)");
+        plan.push(format!("bridging: export {t} {} -> {}", e.name, k.base));
+    }
+    for i in &cfg.imports {
+        let k = membus_bridge::Keys::new(ns, &i.remote).map_err(|e| e.to_string())?;
+        plan.push(format!("bridging: import {} <- {}", i.local, k.base));
+    }
     say(&format!(
         "membus-bridge {}: {} export(s), {} import(s); listen {:?} connect {:?}{}",
         env!("CARGO_PKG_VERSION"),
@@ -136,18 +150,8 @@ fn serve(cfg: BridgeConfig, every: Option<Duration>) -> Result<(), String> {
             .map(|n| format!(" namespace {n}"))
             .unwrap_or_default()
     ));
-    let ns = cfg.net.namespace.as_deref();
-    for e in &cfg.exports {
-        let k = membus_bridge::Keys::new(ns, &e.name).map_err(|e| e.to_string())?;
-        let t = e
-            .kind
-            .map(|k| k.as_str())
-            .unwrap_or("(type from the share)");
-        say(&format!("bridging: export {t} {} -> {}", e.name, k.base));
-    }
-    for i in &cfg.imports {
-        let k = membus_bridge::Keys::new(ns, &i.remote).map_err(|e| e.to_string())?;
-        say(&format!("bridging: import {} <- {}", i.local, k.base));
+    for line in &plan {
+        say(line);
     }
     let report: membus_bridge::Report = Arc::new(|line: String| say(&line));
     let bridge = Bridge::start(&cfg, report).map_err(|e| e.to_string())?;
