@@ -555,6 +555,11 @@ impl PacketReader {
         self.ring.share.fourcc()
     }
 
+    /// GUID bytes (all zero = none).
+    pub fn guid(&self) -> [u8; 16] {
+        self.ring.share.guid()
+    }
+
     /// The main user buffer.
     ///
     /// # Errors
