@@ -231,6 +231,29 @@ fn poke_media<R>(
             }
         }
     }
+    // Size and slot-count words at the extremes: validated at attach.
+    raw.put_i64(SEQ, 1);
+    raw.put_i64(PTR, 0);
+    for at in [24usize, 56] {
+        let orig = raw.get_i64(at);
+        for v in [
+            i64::MIN,
+            -1,
+            0,
+            i64::MAX,
+            orig.wrapping_add(1),
+            orig.wrapping_mul(2),
+        ] {
+            raw.put_i64(at, v);
+            for from in [ReadFrom::Oldest, ReadFrom::Newest] {
+                if let Err(e) = attach(from) {
+                    assert_eq!(e.kind(), ErrorKind::InvalidLayout, "word {at} = {v}: {e}");
+                }
+                outcomes += 1;
+            }
+        }
+        raw.put_i64(at, orig);
+    }
     // Negative global sequences are refused with a clear error.
     raw.put_i64(SEQ, i64::MIN);
     raw.put_i64(PTR, 0);

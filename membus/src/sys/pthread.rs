@@ -366,6 +366,9 @@ impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: this thread holds the mutex for as long as the guard exists.
         let rc = unsafe { libc::pthread_mutex_unlock(self.pair.mutex.as_ptr()) };
-        debug_assert_eq!(rc, 0, "pthread_mutex_unlock");
+        // Not asserted: a peer that rewrites the lock bytes while this thread holds the
+        // mutex makes glibc refuse the unlock (EINVAL, EPERM); nothing can be done about it
+        // here, and a hostile peer must not be able to make this process panic.
+        let _ = rc;
     }
 }

@@ -141,8 +141,83 @@ fn check_pristine(
     bad
 }
 
+/// `membus-mutant live FIXTURE MILLIS SEED`: three threads drive every accessor of the
+/// fixture's share in a loop while the main thread overwrites random words of its header,
+/// lock bytes and slots with extreme values for MILLIS ms. Prints `live done CALLS`.
+fn live(args: &[String]) -> ExitCode {
+    let (Some(file), Some(ms), Some(seed)) = (
+        args.get(2),
+        args.get(3).and_then(|v| v.parse::<u64>().ok()),
+        args.get(4).and_then(|v| v.parse::<u64>().ok()),
+    ) else {
+        eprintln!("usage: membus-mutant live FIXTURE MILLIS SEED");
+        return ExitCode::from(2);
+    };
+    let entry = fixture_entry(file);
+    let Some(ty) = entry["type"].as_str().and_then(ShareType::parse) else {
+        return ExitCode::from(2);
+    };
+    let image = fixture_bytes(file);
+    let name = unique_name("live");
+    if std::fs::write(format!("/dev/shm{name}"), &image).is_err() {
+        return ExitCode::from(3);
+    }
+    println!("start 0 {name} live scribbling");
+    let lim = Limits {
+        lock: Duration::from_millis(50),
+        wait: Duration::from_millis(2),
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let regions = membus_tests::mutate::regions(ty, &image);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut t = Timer::new(lim.lock + Duration::from_secs(1));
+                    exercise(ty, &name, lim, &mut t);
+                    calls.fetch_add(t.calls, std::sync::atomic::Ordering::Relaxed);
+                    for (call, dt) in &t.slow {
+                        println!("slow 0 {call} {}", dt.as_millis());
+                    }
+                }
+            });
+        }
+        let raw = membus_tests::RawShare::open(&name).expect("map the share");
+        let mut rng = Rng::new(seed);
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_millis(ms) {
+            let (_, r) = &regions[rng.below(regions.len())];
+            if r.len() >= 8 {
+                let at = (r.start + rng.below(r.len() - 7)) & !7;
+                let v = match rng.below(5) {
+                    0 => i64::MIN,
+                    1 => i64::MAX,
+                    2 => -1,
+                    3 => 0,
+                    _ => rng.next_u64() as i64,
+                };
+                if at + 8 <= raw.len() {
+                    raw.put_i64(at, v);
+                }
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let _ = membus::remove(name.as_str());
+    println!(
+        "live done {}",
+        calls.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("live") {
+        return live(&args);
+    }
     let parsed = (|| {
         Some((
             args.get(1)?.clone(),
