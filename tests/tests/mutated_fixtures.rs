@@ -235,15 +235,13 @@ fn live_scribbling_on_media_shares_never_crashes_hangs_or_stalls() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The same on memmsg, memcmd and memkv. Ignored: while a reader sleeps inside
-/// `pthread_cond_timedwait`, a peer that rewrites the lock bytes can make glibc block
+/// The same on memmsg, memcmd and memkv. A reader sleeping inside
+/// `pthread_cond_timedwait` while a peer rewrites the lock bytes could make glibc block
 /// untimed (the condition's internal lock in `__condvar_cancel_waiting`, or the mutex
 /// re-lock in `__pthread_mutex_cond_lock`) or abort (`__pthread_mutex_cond_lock`:
-/// assertion `mutex->__data.__owner == 0`). No validation before the call can prevent
-/// that; waiters that do not sleep in the glibc condition (the waiting half of the same
-/// issue) can.
+/// assertion `mutex->__data.__owner == 0`); membus waiters sleep on futex words instead
+/// and never call glibc's condition wait, so none of that can happen.
 #[test]
-#[ignore = "glibc's condition wait blocks or aborts on bytes rewritten during the wait; fixed by the waiter redesign"]
 fn live_scribbling_on_lock_based_shares_never_crashes_hangs_or_stalls() {
     let mut problems = Vec::new();
     for seed in 1..=4 {
