@@ -164,7 +164,7 @@ enum Msg {
     Writer {
         w: Writer,
         /// A writer handle reads too (pymembus): its own cursor, made on first use.
-        r: Option<Reader>,
+        r: Option<Box<Reader>>,
     },
     Reader(Reader),
 }
@@ -202,12 +202,12 @@ impl MemMsg {
             Some(Msg::Writer { w, r }) => {
                 if r.is_none() {
                     match oldest_reader(w) {
-                        Ok(x) => *r = Some(x),
+                        Ok(x) => *r = Some(Box::new(x)),
                         Err(e) => record(&e),
                     }
                 }
                 match r {
-                    Some(r) => read_queue(py, r, &mut st.buf, wait),
+                    Some(r) => read_queue(py, &mut **r, &mut st.buf, wait),
                     None => Got::Failed,
                 }
             }
@@ -300,9 +300,9 @@ queue_class!(MemMsg {
             Some(Msg::Reader(r)) => r.poll(),
             Some(Msg::Writer { w, r }) => {
                 if r.is_none() {
-                    *r = oldest_reader(w).ok();
+                    *r = oldest_reader(w).ok().map(Box::new);
                 }
-                r.as_ref().is_some_and(Reader::poll)
+                r.as_ref().is_some_and(|r| r.poll())
             }
             None => false,
         }
