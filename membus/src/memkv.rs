@@ -838,13 +838,16 @@ impl MemKv {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for an index out of range.
     pub fn get_into(&self, idx: usize, out: &mut Vec<u8>) -> Result<bool> {
-        let deadline = Instant::now() + READ_BUDGET;
+        // The time budget starts only once the spinning attempts are spent, so an
+        // uncontended read never reads the clock.
+        let mut deadline = None;
         let seq = self.slot_word(idx, SLOT_SEQ)?;
         let v = self.layout.max_value_len();
         let src = self.slot_bytes(idx, self.layout.value_offset(), v + 1)?;
         for attempt in 0..READ_ATTEMPTS {
             if attempt >= SPIN_ATTEMPTS {
-                if Instant::now() >= deadline {
+                let now = Instant::now();
+                if now >= *deadline.get_or_insert(now + READ_BUDGET) {
                     break;
                 }
                 std::thread::yield_now();

@@ -121,10 +121,40 @@ fn invalid(field: &str, detail: String) -> Error {
 /// [`ErrorKind::InvalidLayout`] naming the field (`mutex __kind`, `mutex __lock`,
 /// `mutex __count` or `mutex __owner`) and the value found.
 pub fn check_mutex(image: &[u8; MUTEX_SIZE]) -> Result<()> {
-    let kind = u32_at(image, mutex_off::KIND);
-    let lock = u32_at(image, mutex_off::LOCK);
-    let count = u32_at(image, mutex_off::COUNT);
-    let owner = u32_at(image, mutex_off::OWNER);
+    check_mutex_words(MutexWords {
+        kind: u32_at(image, mutex_off::KIND),
+        lock: u32_at(image, mutex_off::LOCK),
+        count: u32_at(image, mutex_off::COUNT),
+        owner: u32_at(image, mutex_off::OWNER),
+    })
+}
+
+/// The four words of a `pthread_mutex_t` that [`check_mutex`] looks at (the others never
+/// steer glibc into an assertion for the kinds it accepts).
+#[derive(Clone, Copy, Debug)]
+pub struct MutexWords {
+    /// `__kind`.
+    pub kind: u32,
+    /// `__lock`, the futex word.
+    pub lock: u32,
+    /// `__count`.
+    pub count: u32,
+    /// `__owner`.
+    pub owner: u32,
+}
+
+/// [`check_mutex`] on the four words it needs, read one by one (the lock path's check).
+///
+/// # Errors
+/// As for [`check_mutex`].
+#[inline]
+pub fn check_mutex_words(w: MutexWords) -> Result<()> {
+    let MutexWords {
+        kind,
+        lock,
+        count,
+        owner,
+    } = w;
     let robust = match kind {
         KIND_PSHARED => false,
         KIND_PSHARED_ROBUST => true,

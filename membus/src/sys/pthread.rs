@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::pthread::{check_cond, check_mutex, CondProblem};
+use crate::layout::pthread::{
+    check_cond, check_mutex, check_mutex_words, mutex_off, CondProblem, MutexWords,
+};
 use crate::sys::clock::realtime_deadline;
 
 /// Size of glibc's `pthread_mutex_t` on x86_64 (spec §2.1).
@@ -220,8 +222,9 @@ impl LockPair {
             // The words moved (the share was repaired or re-created): try again.
             self.dead_owner.store(0, Ordering::Relaxed);
         }
-        // Hostile mutex bytes must never reach glibc (it asserts on some kinds).
-        check_mutex(&self.mutex_image()).map_err(|e| e.with_share(share))?;
+        // Hostile mutex bytes must never reach glibc (it asserts on some kinds). Only the
+        // four words the check needs are read, on this hot path.
+        check_mutex_words(self.mutex_words()).map_err(|e| e.with_share(share))?;
         // SAFETY: the mutex pointer is valid (constructor contract); trylock never blocks.
         let mut rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
         if rc == libc::EBUSY {
@@ -303,6 +306,18 @@ impl LockPair {
                 }
                 Err((_, e)) => return Err(e),
             }
+        }
+    }
+
+    /// The words [`check_mutex_words`] needs, each an atomic load.
+    fn mutex_words(&self) -> MutexWords {
+        // Relaxed: a snapshot for validation only.
+        let w = |off| self.mutex_word(off).load(Ordering::Relaxed) as u32;
+        MutexWords {
+            kind: w(mutex_off::KIND),
+            lock: w(mutex_off::LOCK),
+            count: w(mutex_off::COUNT),
+            owner: w(mutex_off::OWNER),
         }
     }
 
