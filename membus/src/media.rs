@@ -587,11 +587,12 @@ impl SlotWriter {
         self.share
             .word(off::PTR)?
             .store(next as i64, Ordering::Release);
-        // Last, with Release semantics: a reader that sees seq s also sees stamp s and the
-        // new ptr (pairs with the Acquire load in `SlotRing::next_slot`). Then wakes
-        // registered waiters (`Waker::publish` issues the SeqCst fence of the handshake).
+        // Last, a SeqCst swap: a release store (a reader that sees seq s also sees stamp s
+        // and the new ptr; pairs with the Acquire load in `SlotRing::next_slot`) and the
+        // SeqCst half of the waiter handshake in `Waker::publish`, which wakes registered
+        // waiters.
         let seq_word = self.share.word(off::SEQ)?;
-        seq_word.store(s, Ordering::Release);
+        seq_word.swap(s, Ordering::SeqCst);
         self.waker
             .publish(low_half(seq_word), self.share.registry().as_ref());
         self.seq = s;

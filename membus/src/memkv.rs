@@ -707,9 +707,10 @@ impl MemKv {
     /// With the lock held: publish epoch `e`. The caller wakes waiters once it has released
     /// the lock ([`CondWaits::after_write`]).
     fn commit(&self, _guard: &LockGuard<'_>, e: i64) {
-        // Release: pairs with the Acquire loads of the epoch in `epoch`, `snapshot` and
-        // `changed_since`: whoever sees epoch `e` sees every slot of batch `e`.
-        self.header(OFF_EPOCH).store(e, Ordering::Release);
+        // SeqCst swap: a release store that pairs with the Acquire loads of the epoch in
+        // `epoch`, `snapshot` and `changed_since` (whoever sees epoch `e` sees every slot of
+        // batch `e`), and the SeqCst half of the waiter handshake in `Waker::publish`.
+        self.header(OFF_EPOCH).swap(e, Ordering::SeqCst);
     }
 
     /// Sets the value of slot `idx` as one batch; returns the new epoch.

@@ -574,11 +574,13 @@ impl Ring {
         // SAFETY: `dst` is bounds-checked for msg.len() bytes inside the writable mapping.
         unsafe { copy_to_shared(dst, msg) };
         self.seq_word().store(seq, Ordering::Relaxed);
-        // Release: pairs with the Acquire load in `has_data`, so a lock-free poll that sees
-        // the new write offset also sees the new seq. The frame bytes themselves are read
-        // under the mutex, which orders them.
+        // SeqCst swap: a release store that pairs with the Acquire load in `has_data` (a
+        // lock-free poll that sees the new write offset also sees the new seq; the frame
+        // bytes themselves are read under the mutex, which orders them), and the SeqCst
+        // half of the waiter handshake in `Waker::publish` (the last store a waiter's
+        // condition depends on).
         self.write_word()
-            .store((at + stride) as i64, Ordering::Release);
+            .swap((at + stride) as i64, Ordering::SeqCst);
         self.ring_word(at + stride)?.store(0, Ordering::Relaxed);
         drop(guard);
         // Waiters sleep on the global seq, stored above; wake them now that the mutex is free

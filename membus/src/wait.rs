@@ -45,7 +45,7 @@
 //! helper thread hangs; the writer never waits for it, later writes coalesce into the
 //! pending broadcast, and membus readers are unaffected.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -106,7 +106,7 @@ impl<'a> Registry<'a> {
             self.claim(me)
         })?;
         // SeqCst: the registration must precede, in the single total order, the waiter's
-        // fence and its load of the futex word; pairs with the writer's SeqCst fence before
+        // fence and its load of the futex word; pairs with the writer's SeqCst swap and
         // its load of `active` in `Waker::publish`.
         self.active.fetch_or(1 << slot, Ordering::SeqCst);
         table.push(LocalEntry {
@@ -148,9 +148,9 @@ impl<'a> Registry<'a> {
         freed
     }
 
-    /// Whether any process is registered. Callers issue a SeqCst fence first.
+    /// Whether any process is registered (SeqCst: see [`Waker::publish`]).
     fn anyone(&self) -> bool {
-        self.active.load(Ordering::Relaxed) != 0
+        self.active.load(Ordering::SeqCst) != 0
     }
 }
 
@@ -208,18 +208,21 @@ pub(crate) struct Waker {
 }
 
 impl Waker {
-    /// Call after the last store a waiter's condition depends on (the futex word among
-    /// them): wakes every waiter sleeping on `word` if any process is registered.
+    /// Call after the last store a waiter's condition depends on, which must be a SeqCst
+    /// read-modify-write (the writers use `swap(_, SeqCst)`), with the futex word changed
+    /// at or before it: wakes every waiter sleeping on `word` if any process is registered.
     ///
-    /// The SeqCst fence here and the waiter's SeqCst registration plus fence (see
-    /// [`Registry::enter`]) make a Dekker pair: either this load sees the waiter's bit, or
-    /// the waiter's later load of the futex word sees this writer's store (and the kernel's
-    /// compare in the wait refuses to sleep on the old value).
+    /// That SeqCst swap, this SeqCst load of the bitmap, and the waiter's SeqCst
+    /// registration plus SeqCst fence (see [`Registry::enter`]) make a Dekker pair: in the
+    /// single total order either this load comes after the waiter's registration and sees
+    /// its bit, or the swap comes before the waiter's fence and the waiter's loads after it
+    /// see every store up to the swap (its condition then holds, or the futex word moved
+    /// and the kernel's compare refuses to sleep on the old value). The swap costs what a
+    /// fence would, and serves as the release store the writer needs anyway.
     pub(crate) fn publish(&self, word: Word<'_>, reg: Option<&Registry<'_>>) {
         let Some(reg) = reg else {
             return;
         };
-        fence(Ordering::SeqCst);
         if !reg.anyone() {
             return;
         }
@@ -480,9 +483,10 @@ impl CondWaits {
         self.companion.as_ref().and_then(Companion::registry)
     }
 
-    /// After a write whose last change to `word` (the futex word's 64-bit home) is done,
-    /// with the share's mutex released: wakes membus waiters, and has libmembus/pymembus
-    /// waiters woken off this thread.
+    /// After a write whose last predicate store was a SeqCst swap (see [`Waker::publish`])
+    /// and whose change to `word` (the futex word's 64-bit home) came at or before it, with
+    /// the share's mutex released: wakes membus waiters, and has libmembus/pymembus waiters
+    /// woken off this thread.
     pub(crate) fn after_write(&self, word: &AtomicI64) {
         self.waker.publish(low_half(word), self.registry().as_ref());
         self.foreign.after_write();
