@@ -478,8 +478,8 @@ impl Media {
         // creates, which counts itself in `views` (before the lock is released), and while
         // that count is non-zero the handle is neither closed nor replaced; readers' views
         // are exported read-only; Python accesses the bytes only as plain memory.
-        let (ptr, ro) =
-            unsafe { h.payload(slot) }.map_err(|_| crate::runtime_error("std::exception"))?;
+        let got = unsafe { h.payload(slot) };
+        let (ptr, ro) = got.map_err(|_| crate::runtime_error("std::exception"))?;
         let guard = ViewGuard::new(self.views.clone());
         Ok((ptr as usize, f.payload, ro, st.desc, guard))
     }
