@@ -70,6 +70,7 @@ pub mod memmap;
 pub mod memmsg;
 pub mod mempkt;
 pub mod memvid;
+pub mod mirror;
 mod name;
 pub mod pixel;
 mod ring;
