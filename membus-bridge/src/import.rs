@@ -190,6 +190,28 @@ fn describe(ctx: &Ctx) -> Result<Option<(Header, Info)>> {
     Ok(None)
 }
 
+/// Asks the exporter only how far it has published (a stall probe, see
+/// [`Worker::check_stall`]): its session and last sequence number. `Ok(None)`: no answer.
+fn probe(ctx: &Ctx) -> Result<Option<Header>> {
+    let replies = ctx
+        .session()
+        .get(format!("{}?{}=1", ctx.keys.info, wire::PROBE_PARAM))
+        .timeout(Duration::from_secs(2))
+        .wait()
+        .map_err(|e| net_err("probing the exporter", e))?;
+    while let Ok(reply) = replies.recv() {
+        let Ok(sample) = reply.into_result() else {
+            continue;
+        };
+        match Header::parse(&sample.payload().to_bytes()) {
+            Ok((h, _)) if h.kind == Kind::Info => return Ok(Some(h)),
+            Ok((h, _)) => malformed(ctx, format!("{:?} frame as a probe answer", h.kind)),
+            Err(e) => malformed(ctx, format!("probe answer: {e}")),
+        }
+    }
+    Ok(None)
+}
+
 /// Creates the mirror; a leftover of the same name without a live membus owner (a bridge
 /// that crashed) is replaced.
 fn create_fresh<T>(local: &str, mut make: impl FnMut() -> membus::Result<T>) -> Result<T> {
@@ -452,7 +474,7 @@ impl Worker<'_> {
             return Ok(());
         }
         self.last_probe = Instant::now();
-        let what = match describe(self.ctx)? {
+        let what = match probe(self.ctx)? {
             None => {
                 let since = *self.unanswered_since.get_or_insert_with(Instant::now);
                 if since.elapsed() < UNANSWERED_FOR {
@@ -463,7 +485,7 @@ impl Worker<'_> {
                     since.elapsed().as_secs_f64()
                 )
             }
-            Some((h, _)) => {
+            Some(h) => {
                 self.unanswered_since = None;
                 let undelivered = if h.session == self.cur_session {
                     h.seq >= self.expected
@@ -573,7 +595,9 @@ impl Worker<'_> {
                     seq += lost;
                     ShareStats::add(&self.ctx.stats.lost, lost);
                 }
-                Received::Timeout => {}
+                // Commands flow the other way, so only unanswered probes tell a wedged
+                // link here.
+                Received::Timeout => self.check_stall()?,
             }
         }
         Ok(())
