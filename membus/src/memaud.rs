@@ -34,6 +34,7 @@ use crate::media::{check_params, Identity, MediaSeg, Next, ReadFrom, SlotRing, S
 use crate::name::{IntoShareName, ShareName};
 use crate::pixel::Sample;
 use crate::sys::copy::fill_shared;
+use crate::sys::shm::Access;
 
 /// Slot header field offsets.
 const S_PTS: usize = 8;
@@ -147,6 +148,51 @@ impl AudioWriter {
             w: SlotWriter::new(share, slots),
             layout,
         })
+    }
+
+    /// Attaches read-write to an existing share and continues it, as
+    /// [`VideoWriter::attach`](crate::memvid::VideoWriter::attach) does for memvid: the
+    /// header is validated exactly as [`AudioReader::attach_with`] validates it, `params`
+    /// must match it, publishing continues from the header's write pointer and global
+    /// sequence, and the owner lock is never taken (only the creator removes the share;
+    /// a second live writer is allowed but not coordinated with).
+    ///
+    /// # Errors
+    /// [`ErrorKind::OpenFailed`]/[`ErrorKind::MapFailed`] from the OS
+    /// ([`ErrorKind::AccessDenied`] when the share's mode forbids writing);
+    /// [`ErrorKind::InvalidLayout`] for a header that is not a valid memaud header or
+    /// whose write pointer or sequence is out of range; [`ErrorKind::SizeMismatch`] naming
+    /// every parameter that differs from `params`; [`ErrorKind::InvalidArgument`] for
+    /// invalid `params`.
+    pub fn attach(name: impl IntoShareName, params: &AudioParams) -> Result<AudioWriter> {
+        let name = name.into_share_name()?;
+        let (share, h) = MediaSeg::attach(&name, MediaKind::Aud, Access::ReadWrite)?;
+        let layout =
+            AudLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
+        check_expected(&name, &layout, params)?;
+        let slots = slots(&layout);
+        Ok(AudioWriter {
+            w: SlotWriter::resume(share, slots)?,
+            layout,
+        })
+    }
+
+    /// fourcc (0 = none), as stored in the share.
+    pub fn fourcc(&self) -> u32 {
+        self.w.share.fourcc()
+    }
+
+    /// GUID bytes (all zero = none), as stored in the share.
+    pub fn guid(&self) -> [u8; 16] {
+        self.w.share.guid()
+    }
+
+    /// The main user buffer, as stored in the share.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
+    pub fn meta(&self) -> Result<Vec<u8>> {
+        self.w.share.meta(240, self.layout.frames.metasize)
     }
 
     /// The current (unpublished) buffer to fill. Its stamp is zeroed first, so a reader
@@ -311,6 +357,34 @@ fn sample_count<S: Sample>(l: &AudLayout) -> Result<usize> {
     Ok(l.frames.payload / S::SIZE)
 }
 
+/// Checks an attached share's layout against the parameters the caller expects; the
+/// error names every difference.
+fn check_expected(name: &ShareName, layout: &AudLayout, p: &AudioParams) -> Result<()> {
+    let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
+    check_params(
+        name,
+        MediaKind::Aud,
+        &[
+            ("channels", want.channels as i64, layout.channels as i64),
+            ("format", want.format.value(), layout.format.value()),
+            ("sample_rate", want.sample_rate, layout.sample_rate),
+            ("fps", want.fps, layout.fps),
+            ("bufs", want.frames.bufs as i64, layout.frames.bufs as i64),
+            (
+                "payload",
+                want.frames.payload as i64,
+                layout.frames.payload as i64,
+            ),
+            (
+                "blocksz",
+                want.frames.blocksz as i64,
+                layout.frames.blocksz as i64,
+            ),
+            ("size", want.frames.size as i64, layout.frames.size as i64),
+        ],
+    )
+}
+
 /// Options for attaching a reader.
 #[derive(Clone, Debug, Default)]
 pub struct ReaderOptions {
@@ -344,33 +418,11 @@ impl AudioReader {
     /// parameter that differs from `opts.expect`.
     pub fn attach_with(name: impl IntoShareName, opts: &ReaderOptions) -> Result<AudioReader> {
         let name = name.into_share_name()?;
-        let (share, h) = MediaSeg::attach_read_only(&name, MediaKind::Aud)?;
+        let (share, h) = MediaSeg::attach(&name, MediaKind::Aud, Access::ReadOnly)?;
         let layout =
             AudLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
         if let Some(p) = &opts.expect {
-            let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
-            check_params(
-                &name,
-                MediaKind::Aud,
-                &[
-                    ("channels", want.channels as i64, layout.channels as i64),
-                    ("format", want.format.value(), layout.format.value()),
-                    ("sample_rate", want.sample_rate, layout.sample_rate),
-                    ("fps", want.fps, layout.fps),
-                    ("bufs", want.frames.bufs as i64, layout.frames.bufs as i64),
-                    (
-                        "payload",
-                        want.frames.payload as i64,
-                        layout.frames.payload as i64,
-                    ),
-                    (
-                        "blocksz",
-                        want.frames.blocksz as i64,
-                        layout.frames.blocksz as i64,
-                    ),
-                    ("size", want.frames.size as i64, layout.frames.size as i64),
-                ],
-            )?;
+            check_expected(&name, &layout, p)?;
         }
         let ring = SlotRing::new(share, slots(&layout), opts.from)?;
         Ok(AudioReader { ring, layout })
@@ -593,33 +645,9 @@ impl AudioBuf<'_> {
     }
 }
 
-/// libmembus's slot-index API on the writer (pymembus's `getBuf(idx)`, `setPts(idx)`,
-/// `getPtr`, `setPtr`, `next(inc)`): any slot, not only the current one.
+crate::media::slot_index_api!(writer AudioWriter, "buffer");
+
 impl AudioWriter {
-    /// The write pointer: the slot [`buffer`](Self::buffer) fills and
-    /// [`publish`](Self::publish) publishes next.
-    pub fn ptr(&self) -> usize {
-        self.w.ptr
-    }
-
-    /// Moves the write pointer to `slot` (libmembus's `setPtr`); nothing is published.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
-    pub fn set_ptr(&mut self, slot: usize) -> Result<()> {
-        self.w.set_ptr(slot)
-    }
-
-    /// Publishes the current slot as [`publish`](Self::publish) does, then moves the
-    /// write pointer by `inc` slots instead of one (libmembus's `next(inc)`: 0 stays on
-    /// the slot, negative values go back). Returns the new write pointer.
-    ///
-    /// # Errors
-    /// As for [`publish`](Self::publish).
-    pub fn publish_advance(&mut self, inc: i64) -> Result<usize> {
-        self.w.publish_advance(inc)
-    }
-
     /// Slot `slot` as it is now, to read or change in place. Unlike
     /// [`buffer`](Self::buffer), its stamp is left alone (as libmembus's `getBuf(idx)`
     /// does), so a reader cannot tell that it is being rewritten.
@@ -629,36 +657,6 @@ impl AudioWriter {
     pub fn slot_mut(&mut self, slot: usize) -> Result<AudioBufMut<'_>> {
         crate::media::checked_slot(&self.w.slots, slot)?;
         Ok(AudioBufMut { slot, writer: self })
-    }
-
-    /// Slot `slot`'s publish stamp: the sequence number of the frame it holds, 0 if none
-    /// was published there (or it is being rewritten).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
-    pub fn slot_seq(&self, slot: usize) -> Result<u64> {
-        Ok(self.w.stamp(slot)?.max(0) as u64)
-    }
-
-    /// A raw pointer to slot `slot`'s payload ([`layout().frames.payload`](crate::layout::media::AudLayout) bytes), for
-    /// exporting it to code that cannot borrow (a Python buffer, a GPU upload).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
-    ///
-    /// # Safety
-    /// The pointer is valid for reads and writes of `layout().frames.payload` bytes only
-    /// while this writer is alive (dropping it unmaps the share); the caller must not use it
-    /// afterwards. The bytes are shared with other processes, which may read and write them
-    /// at any time: the caller must not create Rust references to them except to types for
-    /// which any bit pattern is valid and concurrent changes are acceptable (`u8` and other
-    /// bytemuck `Pod` types), and must not rely on them staying unchanged.
-    pub unsafe fn payload_ptr(&self, slot: usize) -> Result<*mut u8> {
-        crate::media::checked_slot(&self.w.slots, slot)?;
-        self.w.share.bytes(
-            self.layout.frames.payload_at(slot),
-            self.layout.frames.payload,
-        )
     }
 }
 
@@ -701,50 +699,6 @@ impl AudioBufMut<'_> {
     }
 }
 
-/// libmembus's slot-index API on the reader: the header's write pointer and raw payload
-/// pointers (pymembus's `getPtr`, `getBuf(idx)`).
-impl AudioReader {
-    /// Blocks until the global publish counter ([`seq`](Self::seq)) exceeds `last` or
-    /// `timeout` passes, and returns whether it does: libmembus's `waitForFrame(ms,
-    /// lastSeq)`, independent of this reader's own position. Sleeps on the share's futex
-    /// like [`wait_ready`](Self::wait_ready) (membus writers wake it; against a libmembus
-    /// writer it polls every millisecond).
-    pub fn wait_seq_above(&self, last: u64, timeout: std::time::Duration) -> bool {
-        self.ring.wait_seq_above(last, timeout)
-    }
-
-    /// The header's write pointer: the slot the writer fills next (the newest published
-    /// frame is one before it).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidLayout`] when the header's pointer is outside `0..bufs`.
-    pub fn write_ptr(&self) -> Result<usize> {
-        self.ring.write_ptr()
-    }
-
-    /// A raw read-only pointer to slot `slot`'s payload
-    /// ([`layout().frames.payload`](crate::layout::media::AudLayout) bytes), for exporting it to code that cannot
-    /// borrow (a Python buffer).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
-    ///
-    /// # Safety
-    /// The pointer is valid for reads of `layout().frames.payload` bytes only while this
-    /// reader is alive (dropping it unmaps the share); the mapping is read-only, so writing
-    /// through it faults. The writer may change the bytes at any time: the caller must not
-    /// create Rust references to them except to types for which any bit pattern is valid
-    /// (`u8` and other bytemuck `Pod` types), and must not rely on them staying unchanged.
-    pub unsafe fn payload_ptr(&self, slot: usize) -> Result<*const u8> {
-        self.ring.checked_slot(slot)?;
-        self.ring
-            .share
-            .bytes(
-                self.layout.frames.payload_at(slot),
-                self.layout.frames.payload,
-            )
-            .map(|p| p.cast_const())
-    }
-}
+crate::media::slot_index_api!(reader AudioReader);
 
 crate::select::impl_selectable!(AudioReader, ring);
