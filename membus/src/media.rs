@@ -597,9 +597,32 @@ impl SlotWriter {
         })
     }
 
-    /// Marks the current slot in progress: its stamp is zeroed, so a reader still looking
-    /// at its previous frame sees it as overwritten.
-    pub(crate) fn begin(&self) {
+    /// Takes up the header's write pointer and sequence where another writer moved them:
+    /// a writer attached to the share (or the creator, seen from an attached writer), as
+    /// libmembus's writers share the header's pointer and sequence. Writers that take
+    /// turns so continue one another's ring; writers publishing at the same time are not
+    /// coordinated (see `VideoWriter::attach`). Values out of range are ignored, and the
+    /// sequence only moves forward, so a hostile header can neither steer this writer
+    /// outside the ring nor make its sequence overflow.
+    pub(crate) fn sync(&mut self) {
+        // Acquire: pairs with the Release stores of ptr and seq in the other writer's
+        // `publish` (or `set_ptr`), so the slots it published are seen published.
+        if let Ok(p) = self.share.load_acquire(off::PTR) {
+            if let Some(p) = usize::try_from(p).ok().filter(|&p| p < self.slots.bufs) {
+                self.ptr = p;
+            }
+        }
+        if let Ok(s) = self.share.load_acquire(off::SEQ) {
+            if s > self.seq && s <= i64::MAX / 2 {
+                self.seq = s;
+            }
+        }
+    }
+
+    /// Marks the current slot in progress (after [`sync`](Self::sync)): its stamp is
+    /// zeroed, so a reader still looking at its previous frame sees it as overwritten.
+    pub(crate) fn begin(&mut self) {
+        self.sync();
         if let Ok(w) = self
             .share
             .word(self.slots.slot(self.ptr) + self.slots.stamp_at)
@@ -614,6 +637,7 @@ impl SlotWriter {
     /// Publishes the current slot: stamp, then write pointer, then global sequence, each a
     /// Release store (W1: libmembus bumps the global sequence first). Returns its sequence.
     pub(crate) fn publish(&mut self) -> Result<u64> {
+        self.sync();
         let s = self.seq + 1;
         // Release: the payload and slot fields written before are visible to a reader
         // whose Acquire load sees this stamp (`SlotRing::next_slot`).
@@ -638,9 +662,26 @@ impl SlotWriter {
         Ok(s as u64)
     }
 
-    /// Frames published so far.
+    /// Frames published so far, by this writer and any other (the header's sequence
+    /// where it is ahead; see [`sync`](Self::sync)).
     pub(crate) fn seq(&self) -> u64 {
-        self.seq as u64
+        let header = self.share.load_acquire(off::SEQ).unwrap_or(0);
+        if header > self.seq && header <= i64::MAX / 2 {
+            header as u64
+        } else {
+            self.seq as u64
+        }
+    }
+
+    /// The write pointer: the header's when it is in range (another writer may have
+    /// moved it; see [`sync`](Self::sync)), else this writer's own.
+    pub(crate) fn current_ptr(&self) -> usize {
+        self.share
+            .load_acquire(off::PTR)
+            .ok()
+            .and_then(|p| usize::try_from(p).ok())
+            .filter(|&p| p < self.slots.bufs)
+            .unwrap_or(self.ptr)
     }
 }
 
@@ -713,6 +754,7 @@ impl SlotWriter {
     /// pointer by `inc` slots (any sign; 0 republishes the same slot next time) instead of
     /// one. Returns the new write pointer.
     pub(crate) fn publish_advance(&mut self, inc: i64) -> Result<usize> {
+        self.sync();
         let bufs = self.slots.bufs as i64;
         let next = (self.ptr as i64 + inc.rem_euclid(bufs)).rem_euclid(bufs) as usize;
         self.publish()?;
@@ -725,7 +767,8 @@ impl SlotWriter {
     /// Slot `slot`'s stamp (0 = never published or being rewritten).
     pub(crate) fn stamp(&self, slot: usize) -> Result<i64> {
         let at = checked_slot(&self.slots, slot)? + self.slots.stamp_at;
-        // Relaxed: this writer is the only one storing stamps; it reads back its own.
+        // Relaxed: the stamp is only reported (this writer's own, or a second writer's),
+        // never used to read slot data.
         Ok(self.share.word(at)?.load(Ordering::Relaxed))
     }
 }
@@ -904,7 +947,7 @@ macro_rules! slot_index_api {
             #[doc = concat!("The write pointer: the slot [`", $fill, "`](Self::", $fill, ") fills and")]
             /// [`publish`](Self::publish) publishes next.
             pub fn ptr(&self) -> usize {
-                self.w.ptr
+                self.w.current_ptr()
             }
 
             /// Moves the write pointer to `slot` (libmembus's `setPtr`); nothing is
@@ -994,6 +1037,17 @@ macro_rules! slot_index_api {
             /// header's pointer is outside `0..bufs`.
             pub fn write_ptr(&self) -> $crate::Result<usize> {
                 self.ring.write_ptr()
+            }
+
+            /// Slot `slot`'s publish stamp: the sequence number of the frame it holds, 0 if
+            /// none was published there (or it is being rewritten).
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) when
+            /// `slot` ≥ bufs.
+            pub fn slot_seq(&self, slot: usize) -> $crate::Result<u64> {
+                self.ring.checked_slot(slot)?;
+                Ok(self.ring.stamp(slot)?.max(0) as u64)
             }
 
             /// A raw read-only pointer to slot `slot`'s payload (`layout().frames.payload`

@@ -304,6 +304,16 @@ impl PacketWriter {
             .with_share(self.w.share.name().as_str())
             .with_sizes(l.maxrec as u64, total as u64));
         }
+        // Take up another writer's pointer, sequence and arena cursor (see
+        // `SlotWriter::sync`; the cursor, like the sequence, only moves forward and is
+        // ignored when out of range). Acquire: pairs with the Release store of the cursor
+        // below in the other writer's `write`.
+        self.w.sync();
+        if let Ok(hw) = self.w.share.load_acquire(H_WCURSOR) {
+            if hw > self.wcursor && hw <= i64::MAX / 2 {
+                self.wcursor = hw;
+            }
+        }
         let stride = align_up(total as u64, l.align as u64).unwrap_or(u64::MAX) as i64;
         let arena = l.arenasz as i64;
         let mut wc = self.wcursor;
@@ -738,7 +748,7 @@ impl PacketWriter {
 
     /// The write pointer: the descriptor the next [`write`](Self::write) fills.
     pub fn ptr(&self) -> usize {
-        self.w.ptr
+        self.w.current_ptr()
     }
 
     /// Records written so far (the global sequence).

@@ -180,9 +180,11 @@ impl VideoWriter {
     /// The attached writer never takes the share's owner lock: it does not make the share
     /// "live" for [`create`](Self::create)'s replacement rule, and dropping it leaves the
     /// share in place (only the creator removes it). A second writer is allowed while the
-    /// creator (membus or libmembus) is alive, as libmembus allows it, but writers do not
-    /// coordinate: each counts on from the sequence it last saw, so two writers
-    /// publishing at once can reuse sequence numbers, which readers see as overruns or
+    /// creator (membus or libmembus) is alive, as libmembus allows it. Writers share the
+    /// header's write pointer and sequence as libmembus's writers do: each takes them up
+    /// before it fills or publishes a slot, so writers that take turns continue one
+    /// another's ring. Writers publishing at the same time are not coordinated: they can
+    /// fill the same slot and reuse sequence numbers, which readers see as overruns or
     /// rewritten frames (never as undefined behaviour). Readers that attach while no
     /// membus creator is alive poll every millisecond instead of sleeping on the futex
     /// (they cannot know that this writer wakes them); waits already running learn it.

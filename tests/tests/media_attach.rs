@@ -263,3 +263,50 @@ fn a_seq_watch_sees_frames_of_a_writer_attached_elsewhere() {
     drop(w);
     finish(child);
 }
+
+#[test]
+fn a_creator_and_an_attached_writer_taking_turns_continue_one_anothers_ring() {
+    let g = ShmGuard::new("attach-turns");
+    let mut c = membus_tests::tiny_video(g.name());
+    let mut a = VideoWriter::attach(g.name(), &tiny_params()).unwrap();
+    let mut r = VideoReader::attach_with(g.name(), &oldest()).unwrap();
+    // 20 frames over an 8-slot ring, the writers alternating every one or two frames;
+    // the reader drains after each, so nothing may be lost or reordered.
+    for seq in 1..=20u64 {
+        let w = if seq % 3 == 0 { &mut c } else { &mut a };
+        {
+            let mut f = w.frame();
+            f.fill(seq as u8).unwrap();
+        }
+        assert_eq!(w.publish().unwrap(), seq);
+        assert_eq!(c.seq(), seq);
+        assert_eq!(a.ptr(), seq as usize % 8);
+        match r.next().unwrap() {
+            Next::Frame(f) => {
+                assert_eq!(f.seq(), seq);
+                assert!(f.to_vec().iter().all(|&b| b == seq as u8));
+            }
+            other => panic!("expected frame {seq}, got {other:?}"),
+        }
+    }
+    let g2 = ShmGuard::new("attach-turns-pkt");
+    let mut c = PacketWriter::create(g2.name(), &pkt_params()).unwrap();
+    let mut a = PacketWriter::attach(g2.name(), &pkt_params()).unwrap();
+    let mut r = PacketReader::attach(g2.name()).unwrap();
+    let (mut payload, mut meta) = (Vec::new(), Vec::new());
+    for seq in 1..=60u64 {
+        let w = if seq % 2 == 0 { &mut c } else { &mut a };
+        let (p, m) = packet(seq);
+        assert_eq!(
+            w.write(&p[..p.len().min(4000)], &m.as_record()).unwrap(),
+            seq
+        );
+        match r.next_into(&mut payload, &mut meta).unwrap() {
+            Next::Frame(info) => {
+                assert_eq!(info.seq, seq);
+                assert_eq!(payload, p[..p.len().min(4000)], "record {seq}");
+            }
+            other => panic!("expected record {seq}, got {other:?}"),
+        }
+    }
+}
