@@ -388,28 +388,13 @@ impl Media {
         ok
     }
 
-    /// `waitForFrame` without a watch: a reader sleeps on its own futex in slices, so
-    /// other threads using this handle wait for its lock at most one slice; a writer polls.
+    /// `waitForFrame` without a watch (see [`wait_without_watch`]).
     fn wait_on_handle(&self, py: Python<'_>, wait_ms: u64, last_seq: i64) -> bool {
         let is_reader = self.with(false, |h| h.writer().is_none());
-        if !is_reader {
-            return poll_until(py, wait_ms, || {
-                self.with(false, |h| h.seq() as i64 > last_seq)
-            });
-        }
-        let deadline = Instant::now() + Duration::from_millis(wait_ms);
-        py.detach(|| loop {
-            let slice = deadline
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(10));
-            let done = self.with(Some(false), |h| h.wait_seq_above(last_seq as u64, slice));
-            match done {
-                Some(true) => break true,
-                _ if Instant::now() >= deadline => break false,
-                Some(false) => {}
-                None => break false,
-            }
-        })
+        let slice = |d: Duration| self.with(None, |h| h.wait_seq_above(last_seq as u64, d));
+        let arrived = || self.with(false, |h| h.seq() as i64 > last_seq);
+        let slice: &(dyn Fn(Duration) -> Option<bool> + Sync) = &slice;
+        wait_without_watch(py, wait_ms, is_reader.then_some(slice), &arrived)
     }
 
     fn get_ptr(&self, offset: i64) -> i64 {
@@ -549,6 +534,32 @@ impl Media {
 pub(crate) fn wait_on_watch(py: Python<'_>, w: &SeqWatch, wait_ms: u64, last_seq: i64) -> bool {
     let last = u64::try_from(last_seq).unwrap_or(0);
     w.seq() > last || py.detach(|| w.wait_seq_above(last, Duration::from_millis(wait_ms)))
+}
+
+/// `waitForFrame(wait_ms, ..)` where no [`SeqWatch`] could be made (a reader whose
+/// share's mode forbids mapping the header read-write, or no `/proc`): a reader sleeps on
+/// its own futex in 10 ms slices through `slice` (which holds the handle's lock, so other
+/// threads using the handle wait for it at most one slice, and returns `None` once the
+/// handle is closed); a writer (`slice` is `None`) polls `arrived`.
+pub(crate) fn wait_without_watch(
+    py: Python<'_>,
+    wait_ms: u64,
+    slice: Option<&(dyn Fn(Duration) -> Option<bool> + Sync)>,
+    arrived: &(dyn Fn() -> bool + Sync),
+) -> bool {
+    let Some(slice) = slice else {
+        return poll_until(py, wait_ms, arrived);
+    };
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    py.detach(|| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match slice(left.min(Duration::from_millis(10))) {
+            Some(true) => break true,
+            None => break false,
+            Some(false) if Instant::now() >= deadline => break false,
+            Some(false) => {}
+        }
+    })
 }
 
 /// One live view in its parent's count; released on drop.
@@ -829,6 +840,41 @@ fn audio_export(ptr: usize, len: usize, ro: bool, ch: usize, fmt: i64) -> Export
 }
 
 /// guid argument: empty or exactly 16 bytes.
+/// pymembus's `format` argument of `open`: a member of the format enum (`member`, its
+/// value), or a numeric bit depth listed in `bits` as (depth, format value). Another
+/// number raises ValueError ("unsupported bpp; use a video_format value", with `names`
+/// = ("bpp", "video_format")), anything else TypeError.
+fn format_arg(
+    format: &Bound<'_, PyAny>,
+    member: Option<i64>,
+    bits: &[(i64, i64)],
+    names: (&str, &str),
+) -> PyResult<i64> {
+    if let Some(v) = member {
+        return Ok(v);
+    }
+    let (depth, enum_name) = names;
+    if !format.is_instance_of::<PyInt>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "format must be a {enum_name} or an int {depth}"
+        )));
+    }
+    let n = format.extract::<i64>()?;
+    bits.iter()
+        .find(|(b, _)| *b == n)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let article = if enum_name.starts_with('a') {
+                "an"
+            } else {
+                "a"
+            };
+            PyValueError::new_err(format!(
+                "unsupported {depth}; use {article} {enum_name} value"
+            ))
+        })
+}
+
 /// pymembus's `fourcc`, `guid` and `meta` arguments (ValueError for a GUID that is not
 /// empty or 16 bytes).
 fn identity_args(
@@ -1058,8 +1104,8 @@ media_class!(MemVid {
 
     /// `open(sName, bCreate, w, h, format, fps, bufs, scanwidth=0, align=0, frameextra=0,
     /// fourcc=0, guid='', meta='')`, or with a numeric `bpp` (8, 24, 32) in place of
-    /// `format`. `bCreate=False` attaches and checks every parameter; the handle is then
-    /// read-only (its mutators fail with access_denied).
+    /// `format`. `bCreate=False` attaches read-write and checks every parameter, then
+    /// publishes on from the share's write pointer and sequence.
     #[allow(clippy::too_many_arguments)] // pymembus's signature
     #[pyo3(signature = (sName, bCreate, w, h, format, fps, bufs, scanwidth = 0, align = 0,
         frameextra = 0, fourcc = 0, guid = None, meta = None))]
@@ -1080,20 +1126,16 @@ media_class!(MemVid {
         meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         let name = name_arg(sName)?;
-        let fmt = if let Ok(e) = format.cast::<VideoFormatEnum>() {
-            e.get().value()
-        } else if format.is_instance_of::<PyInt>() {
-            match format.extract::<i64>()? {
-                8 => VideoFormat::Gray8.value(),
-                24 => VideoFormat::Rgb24.value(),
-                32 => VideoFormat::Rgba32.value(),
-                _ => return Err(PyValueError::new_err("unsupported bpp; use a video_format value")),
-            }
-        } else {
-            return Err(pyo3::exceptions::PyTypeError::new_err(
-                "format must be a video_format or an int bpp",
-            ));
-        };
+        let fmt = format_arg(
+            format,
+            format.cast::<VideoFormatEnum>().ok().map(|e| e.get().value()),
+            &[
+                (8, VideoFormat::Gray8.value()),
+                (24, VideoFormat::Rgb24.value()),
+                (32, VideoFormat::Rgba32.value()),
+            ],
+            ("bpp", "video_format"),
+        )?;
         let identity = identity_args(fourcc, guid, meta)?;
         self.m.check_reopen()?;
         let (Some(w), Some(h), Some(fps), Some(bufs), Ok(sw), Ok(align), Ok(fx), Some(format)) = (
@@ -1234,8 +1276,8 @@ media_class!(MemAud {
 
     /// `open(sName, bCreate, ch, format, sampleRate, fps, bufs, align=0, frameextra=0,
     /// fourcc=0, guid='', meta='', payloadSize=0)`, or with a numeric `bps` (8, 16, 24,
-    /// 32) in place of `format`. `bCreate=False` attaches and checks every parameter; the
-    /// handle is then read-only.
+    /// 32) in place of `format`. `bCreate=False` attaches read-write and checks every
+    /// parameter, then publishes on from the share's write pointer and sequence.
     #[allow(clippy::too_many_arguments)] // pymembus's signature
     #[pyo3(signature = (sName, bCreate, ch, format, sampleRate, fps, bufs, align = 0,
         frameextra = 0, fourcc = 0, guid = None, meta = None, payloadSize = 0))]
@@ -1256,21 +1298,17 @@ media_class!(MemAud {
         payloadSize: i64,
     ) -> PyResult<bool> {
         let name = name_arg(sName)?;
-        let fmt = if let Ok(e) = format.cast::<AudioFormatEnum>() {
-            e.get().value()
-        } else if format.is_instance_of::<PyInt>() {
-            match format.extract::<i64>()? {
-                8 => AudioFormat::U8.value(),
-                16 => AudioFormat::S16le.value(),
-                24 => AudioFormat::S24le.value(),
-                32 => AudioFormat::S32le.value(),
-                _ => return Err(PyValueError::new_err("unsupported bps; use an audio_format value")),
-            }
-        } else {
-            return Err(pyo3::exceptions::PyTypeError::new_err(
-                "format must be an audio_format or an int bps",
-            ));
-        };
+        let fmt = format_arg(
+            format,
+            format.cast::<AudioFormatEnum>().ok().map(|e| e.get().value()),
+            &[
+                (8, AudioFormat::U8.value()),
+                (16, AudioFormat::S16le.value()),
+                (24, AudioFormat::S24le.value()),
+                (32, AudioFormat::S32le.value()),
+            ],
+            ("bps", "audio_format"),
+        )?;
         let identity = identity_args(fourcc, guid, meta)?;
         self.m.check_reopen()?;
         let (Some(ch), Some(rate), Some(fps), Some(bufs), Ok(align), Ok(fx), Ok(ps), Some(format)) = (

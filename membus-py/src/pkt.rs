@@ -1,7 +1,7 @@
 //! `mempkt`: the variable-length record ring, with libmembus's random access by index.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use membus::mempkt::{PacketParams, PacketReader, PacketWriter, PktKind, Record, RecordMeta};
 use membus::{Identity, SeqWatch};
@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::{errc, failed, name_arg, poll_until, record, set_error, str_arg, PktKindEnum};
+use crate::{errc, failed, name_arg, record, set_error, str_arg, PktKindEnum};
 
 enum Pkt {
     Writer(PacketWriter),
@@ -101,31 +101,18 @@ impl MemPkt {
         self.lock().as_ref().map_or(closed, |o| f(&o.h))
     }
 
-    /// `waitForFrame` without a watch (a reader whose share's mode forbids mapping the
-    /// header read-write): a reader sleeps on its own futex in slices, so other threads
-    /// using this handle wait for its lock at most one slice; a writer polls.
+    /// `waitForFrame` without a watch (see `media::wait_without_watch`).
     fn wait_on_handle(&self, py: Python<'_>, wait_ms: u64, last_seq: i64) -> bool {
-        if self.with(false, |h| matches!(h, Pkt::Writer(_))) {
-            return poll_until(py, wait_ms, || {
-                self.with(false, |h| h.seq() as i64 > last_seq)
-            });
-        }
-        let deadline = Instant::now() + Duration::from_millis(wait_ms);
-        py.detach(|| loop {
-            let slice = deadline
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(10));
-            let done = self.with(false, |h| match h {
-                Pkt::Reader(r) => r.wait_seq_above(last_seq as u64, slice),
-                Pkt::Writer(_) => false,
-            });
-            if done {
-                break true;
-            }
-            if Instant::now() >= deadline || self.lock().is_none() {
-                break false;
-            }
-        })
+        let is_reader = self.with(false, |h| matches!(h, Pkt::Reader(_)));
+        let slice = |d: Duration| {
+            self.with(None, |h| match h {
+                Pkt::Reader(r) => Some(r.wait_seq_above(last_seq as u64, d)),
+                Pkt::Writer(_) => None,
+            })
+        };
+        let arrived = || self.with(false, |h| h.seq() as i64 > last_seq);
+        let slice: &(dyn Fn(Duration) -> Option<bool> + Sync) = &slice;
+        crate::media::wait_without_watch(py, wait_ms, is_reader.then_some(slice), &arrived)
     }
 }
 

@@ -166,6 +166,21 @@ impl MediaSeg {
         }
     }
 
+    /// [`attach`](Self::attach), then the layout read from the header (`from_header`,
+    /// which checks every offset against the mapping) and the caller's check of it.
+    pub(crate) fn attach_layout<L>(
+        name: &ShareName,
+        kind: MediaKind,
+        access: Access,
+        from_header: impl FnOnce(&[i64; 30], usize) -> Result<L>,
+        check: impl FnOnce(&L) -> Result<()>,
+    ) -> Result<(MediaSeg, L)> {
+        let (share, h) = Self::attach(name, kind, access)?;
+        let layout = from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
+        check(&layout)?;
+        Ok((share, layout))
+    }
+
     /// The first 240 bytes (fewer if the object is smaller) as words, read atomically.
     pub(crate) fn header(&self) -> [i64; 30] {
         // The magic first; the Acquire fence after it pairs with the creator's Release fence
@@ -934,15 +949,17 @@ impl crate::select::Selectable for WatchAbove<'_> {
     }
 }
 
-/// libmembus's slot-index API, the same on memvid and memaud (pymembus's `getPtr`,
-/// `setPtr`, `next(inc)`, `getFrameSeq(idx)`, `getBuf(idx)`, `waitForFrame`): `writer`
-/// for a type with fields `w: SlotWriter` and `layout` (with `.frames`), `reader` for one
-/// with `ring: SlotRing` and `layout`. `$fill` names the writer's method that fills the
-/// current slot (for the docs).
-macro_rules! slot_index_api {
+/// The API memvid and memaud writers (and readers) share: the share's identity and
+/// libmembus's slot-index API (pymembus's `getPtr`, `setPtr`, `next(inc)`,
+/// `getFrameSeq(idx)`, `getBuf(idx)`, `waitForFrame`). `writer` is for a type with fields
+/// `w: SlotWriter` and `layout` (with `.frames`), `reader` for one with `ring: SlotRing`
+/// and `layout`. `$fill` names the writer's method that fills the current slot (for the
+/// docs).
+macro_rules! ring_api {
     (writer $t:ty, $fill:literal) => {
         /// libmembus's slot-index API on the writer (pymembus's `getBuf(idx)`, `getPtr`,
-        /// `setPtr`, `next(inc)`, `getFrameSeq(idx)`): any slot, not only the current one.
+        /// `setPtr`, `next(inc)`, `getFrameSeq(idx)`): any slot, not only the current
+        /// one; and the share's identity (`getFourcc`, `getGuid`, `getMeta`).
         impl $t {
             #[doc = concat!("The write pointer: the slot [`", $fill, "`](Self::", $fill, ") fills and")]
             /// [`publish`](Self::publish) publishes next.
@@ -1003,6 +1020,25 @@ macro_rules! slot_index_api {
                 )
             }
 
+            /// fourcc (0 = none), as stored in the share.
+            pub fn fourcc(&self) -> u32 {
+                self.w.share.fourcc()
+            }
+
+            /// GUID bytes (all zero = none), as stored in the share.
+            pub fn guid(&self) -> [u8; 16] {
+                self.w.share.guid()
+            }
+
+            /// The main user buffer, as stored in the share.
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidLayout`](crate::ErrorKind::InvalidLayout) if it does
+            /// not fit the share.
+            pub fn meta(&self) -> $crate::Result<Vec<u8>> {
+                self.w.share.meta(240, self.layout.frames.metasize)
+            }
+
             /// A [`SeqWatch`](crate::SeqWatch) on this ring's publish counter: waits for
             /// frames (from this writer on another thread, or another writer) without
             /// borrowing the writer.
@@ -1016,10 +1052,53 @@ macro_rules! slot_index_api {
         }
     };
     (reader $t:ty) => {
-        /// libmembus's slot-index API on the reader: the header's write pointer, raw
-        /// payload pointers and waits on the publish counter (pymembus's `getPtr`,
-        /// `getBuf(idx)`, `waitForFrame`).
+        /// What memvid and memaud readers share: polling and waiting, the share's identity,
+        /// and libmembus's slot-index API (the header's write pointer, raw payload pointers
+        /// and waits on the publish counter: pymembus's `getPtr`, `getBuf(idx)`,
+        /// `waitForFrame`).
         impl $t {
+            /// Whether [`next`](Self::next) would find something now.
+            pub fn poll(&self) -> bool {
+                self.ring.poll()
+            }
+
+            /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without
+            /// consuming anything; returns `poll()`. A membus writer wakes the waiter
+            /// through a futex in the share; against a libmembus writer this polls every
+            /// millisecond. Also a source for [`select`](crate::select::select).
+            pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+                $crate::select::wait_ready(self, timeout)
+            }
+
+            /// The writer's session id.
+            pub fn session_id(&self) -> i64 {
+                self.ring.share.session_id()
+            }
+
+            /// The global publish counter.
+            pub fn seq(&self) -> u64 {
+                self.ring.seq()
+            }
+
+            /// fourcc (0 = none).
+            pub fn fourcc(&self) -> u32 {
+                self.ring.share.fourcc()
+            }
+
+            /// GUID bytes (all zero = none).
+            pub fn guid(&self) -> [u8; 16] {
+                self.ring.share.guid()
+            }
+
+            /// The main user buffer.
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidLayout`](crate::ErrorKind::InvalidLayout) if it does
+            /// not fit the share.
+            pub fn meta(&self) -> $crate::Result<Vec<u8>> {
+                self.ring.share.meta(240, self.layout.frames.metasize)
+            }
+
             /// Blocks until the global publish counter ([`seq`](Self::seq)) exceeds `last`
             /// or `timeout` passes, and returns whether it does: libmembus's
             /// `waitForFrame(ms, lastSeq)`, independent of this reader's own position.
@@ -1089,4 +1168,4 @@ macro_rules! slot_index_api {
         }
     };
 }
-pub(crate) use slot_index_api;
+pub(crate) use ring_api;

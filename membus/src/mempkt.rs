@@ -228,10 +228,13 @@ impl PacketWriter {
     /// [`ErrorKind::InvalidArgument`] for invalid `params`.
     pub fn attach(name: impl IntoShareName, params: &PacketParams) -> Result<PacketWriter> {
         let name = name.into_share_name()?;
-        let (share, h) = MediaSeg::attach(&name, MediaKind::Pkt, Access::ReadWrite)?;
-        let l =
-            PktLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
-        check_expected(&name, &l, params)?;
+        let (share, l) = MediaSeg::attach_layout(
+            &name,
+            MediaKind::Pkt,
+            Access::ReadWrite,
+            PktLayout::from_header,
+            |l| check_expected(&name, l, params),
+        )?;
         // Acquire: pairs with the Release store of the cursor in `write` of the writer
         // that wrote last.
         let wcursor = share.load_acquire(H_WCURSOR)?;
@@ -434,12 +437,16 @@ impl PacketReader {
     /// As for [`attach`](Self::attach).
     pub fn attach_with(name: impl IntoShareName, opts: &ReaderOptions) -> Result<PacketReader> {
         let name = name.into_share_name()?;
-        let (share, h) = MediaSeg::attach(&name, MediaKind::Pkt, Access::ReadOnly)?;
-        let layout =
-            PktLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
-        if let Some(p) = &opts.expect {
-            check_expected(&name, &layout, p)?;
-        }
+        let (share, layout) = MediaSeg::attach_layout(
+            &name,
+            MediaKind::Pkt,
+            Access::ReadOnly,
+            PktLayout::from_header,
+            |l| match &opts.expect {
+                Some(p) => check_expected(&name, l, p),
+                None => Ok(()),
+            },
+        )?;
         let ring = SlotRing::new(share, slots(&layout), opts.from)?;
         Ok(PacketReader { ring, layout })
     }

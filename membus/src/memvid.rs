@@ -198,33 +198,18 @@ impl VideoWriter {
     /// invalid `params`.
     pub fn attach(name: impl IntoShareName, params: &VideoParams) -> Result<VideoWriter> {
         let name = name.into_share_name()?;
-        let (share, h) = MediaSeg::attach(&name, MediaKind::Vid, Access::ReadWrite)?;
-        let layout =
-            VidLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
-        check_expected(&name, &layout, params)?;
+        let (share, layout) = MediaSeg::attach_layout(
+            &name,
+            MediaKind::Vid,
+            Access::ReadWrite,
+            VidLayout::from_header,
+            |l| check_expected(&name, l, params),
+        )?;
         let slots = slots(&layout);
         Ok(VideoWriter {
             w: SlotWriter::resume(share, slots)?,
             layout,
         })
-    }
-
-    /// fourcc (0 = none), as stored in the share.
-    pub fn fourcc(&self) -> u32 {
-        self.w.share.fourcc()
-    }
-
-    /// GUID bytes (all zero = none), as stored in the share.
-    pub fn guid(&self) -> [u8; 16] {
-        self.w.share.guid()
-    }
-
-    /// The main user buffer, as stored in the share.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
-    pub fn meta(&self) -> Result<Vec<u8>> {
-        self.w.share.meta(240, self.layout.frames.metasize)
     }
 
     /// The current (unpublished) slot to fill. Its stamp is zeroed first, so a reader still
@@ -466,12 +451,16 @@ impl VideoReader {
     /// parameter that differs from `opts.expect`.
     pub fn attach_with(name: impl IntoShareName, opts: &ReaderOptions) -> Result<VideoReader> {
         let name = name.into_share_name()?;
-        let (share, h) = MediaSeg::attach(&name, MediaKind::Vid, Access::ReadOnly)?;
-        let layout =
-            VidLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
-        if let Some(p) = &opts.expect {
-            check_expected(&name, &layout, p)?;
-        }
+        let (share, layout) = MediaSeg::attach_layout(
+            &name,
+            MediaKind::Vid,
+            Access::ReadOnly,
+            VidLayout::from_header,
+            |l| match &opts.expect {
+                Some(p) => check_expected(&name, l, p),
+                None => Ok(()),
+            },
+        )?;
         let ring = SlotRing::new(share, slots(&layout), opts.from)?;
         Ok(VideoReader { ring, layout })
     }
@@ -496,11 +485,6 @@ impl VideoReader {
         })
     }
 
-    /// Whether [`next`](Self::next) would find something now.
-    pub fn poll(&self) -> bool {
-        self.ring.poll()
-    }
-
     /// Waits, without blocking a thread, for the next frame or an overrun (never
     /// [`Next::Empty`]). Cancellation-safe: the reader moves only in the poll that returns.
     ///
@@ -512,45 +496,9 @@ impl VideoReader {
         self.next()
     }
 
-    /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without consuming
-    /// anything; returns `poll()`. A membus writer wakes the waiter through a futex in the
-    /// share; against a libmembus writer this polls every millisecond. Also a source for
-    /// [`select`](crate::select::select).
-    pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
-        crate::select::wait_ready(self, timeout)
-    }
-
     /// The layout.
     pub fn layout(&self) -> &VidLayout {
         &self.layout
-    }
-
-    /// The writer's session id.
-    pub fn session_id(&self) -> i64 {
-        self.ring.share.session_id()
-    }
-
-    /// The global publish counter.
-    pub fn seq(&self) -> u64 {
-        self.ring.seq()
-    }
-
-    /// fourcc (0 = none).
-    pub fn fourcc(&self) -> u32 {
-        self.ring.share.fourcc()
-    }
-
-    /// GUID bytes (all zero = none).
-    pub fn guid(&self) -> [u8; 16] {
-        self.ring.share.guid()
-    }
-
-    /// The main user buffer.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
-    pub fn meta(&self) -> Result<Vec<u8>> {
-        self.ring.share.meta(240, self.layout.frames.metasize)
     }
 
     /// Slot `i`'s frame as it is now, whatever its stamp (for inspection and fixtures).
@@ -698,7 +646,7 @@ impl Frame<'_> {
     }
 }
 
-crate::media::slot_index_api!(writer VideoWriter, "frame");
+crate::media::ring_api!(writer VideoWriter, "frame");
 
 impl VideoWriter {
     /// Slot `slot` as it is now, to read or change in place. Unlike
@@ -757,6 +705,6 @@ impl FrameMut<'_> {
     }
 }
 
-crate::media::slot_index_api!(reader VideoReader);
+crate::media::ring_api!(reader VideoReader);
 
 crate::select::impl_selectable!(VideoReader, ring);
