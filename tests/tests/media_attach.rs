@@ -56,6 +56,23 @@ fn oldest() -> ReaderOptions {
     }
 }
 
+/// Writes `packet(seq)` (at most 4000 bytes of it) through `w` and checks that `r` reads
+/// it back next, whole.
+fn write_and_read_back(w: &mut PacketWriter, r: &mut PacketReader, seq: u64) {
+    let (p, m) = packet(seq);
+    let p = &p[..p.len().min(4000)];
+    assert_eq!(w.write(p, &m.as_record()).unwrap(), seq);
+    let (mut payload, mut meta) = (Vec::new(), Vec::new());
+    match r.next_into(&mut payload, &mut meta).unwrap() {
+        Next::Frame(info) => {
+            assert_eq!(info.seq, seq);
+            assert_eq!(payload, p, "record {seq}");
+            assert_eq!(meta, m.meta);
+        }
+        other => panic!("expected record {seq}, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_video_writer_attached_to_a_childs_share_continues_its_sequence() {
     let g = ShmGuard::new("attach-vid");
@@ -137,7 +154,6 @@ fn a_packet_writer_attached_to_a_childs_share_continues_the_arena() {
     let g = ShmGuard::new("attach-pkt");
     let child = creator("mempkt", g.name());
     let mut r = PacketReader::attach(g.name()).unwrap();
-    let (mut payload, mut meta) = (Vec::new(), Vec::new());
     let mut seq = 0u64;
     // Enough records to lap the 64 KiB arena: the second writer must continue the
     // first's arena cursor, or its records would overwrite unread bytes out of order.
@@ -146,19 +162,7 @@ fn a_packet_writer_attached_to_a_childs_share_continues_the_arena() {
         assert_eq!(w.seq(), seq);
         for _ in 0..20 {
             seq += 1;
-            let (p, m) = packet(seq);
-            assert_eq!(
-                w.write(&p[..p.len().min(4000)], &m.as_record()).unwrap(),
-                seq
-            );
-            match r.next_into(&mut payload, &mut meta).unwrap() {
-                Next::Frame(info) => {
-                    assert_eq!(info.seq, seq);
-                    assert_eq!(payload, p[..p.len().min(4000)]);
-                    assert_eq!(meta, m.meta);
-                }
-                other => panic!("expected record {seq}, got {other:?}"),
-            }
+            write_and_read_back(&mut w, &mut r, seq);
         }
     }
     finish(child);
@@ -293,20 +297,8 @@ fn a_creator_and_an_attached_writer_taking_turns_continue_one_anothers_ring() {
     let mut c = PacketWriter::create(g2.name(), &pkt_params()).unwrap();
     let mut a = PacketWriter::attach(g2.name(), &pkt_params()).unwrap();
     let mut r = PacketReader::attach(g2.name()).unwrap();
-    let (mut payload, mut meta) = (Vec::new(), Vec::new());
     for seq in 1..=60u64 {
         let w = if seq % 2 == 0 { &mut c } else { &mut a };
-        let (p, m) = packet(seq);
-        assert_eq!(
-            w.write(&p[..p.len().min(4000)], &m.as_record()).unwrap(),
-            seq
-        );
-        match r.next_into(&mut payload, &mut meta).unwrap() {
-            Next::Frame(info) => {
-                assert_eq!(info.seq, seq);
-                assert_eq!(payload, p[..p.len().min(4000)], "record {seq}");
-            }
-            other => panic!("expected record {seq}, got {other:?}"),
-        }
+        write_and_read_back(w, &mut r, seq);
     }
 }
