@@ -155,7 +155,8 @@ impl AudioWriter {
     /// header is validated exactly as [`AudioReader::attach_with`] validates it, `params`
     /// must match it, publishing continues from the header's write pointer and global
     /// sequence, and the owner lock is never taken (only the creator removes the share;
-    /// a second live writer is allowed but not coordinated with).
+    /// writers taking turns continue one another's ring, writers at the same time are not
+    /// coordinated).
     ///
     /// # Errors
     /// [`ErrorKind::OpenFailed`]/[`ErrorKind::MapFailed`] from the OS

@@ -217,7 +217,8 @@ impl PacketWriter {
     /// header is validated exactly as [`PacketReader::attach_with`] validates it, `params`
     /// must match it, writing continues from the header's write pointer, global sequence
     /// and arena cursor, and the owner lock is never taken (only the creator removes the
-    /// share; a second live writer is allowed but not coordinated with).
+    /// share; writers taking turns continue one another's ring, writers at the same time are
+    /// not coordinated).
     ///
     /// # Errors
     /// [`ErrorKind::OpenFailed`]/[`ErrorKind::MapFailed`] from the OS
@@ -771,9 +772,14 @@ impl PacketWriter {
         Ok(self.w.stamp(slot)?.max(0) as u64)
     }
 
-    /// The arena cursor: bytes reserved so far, wrap padding included.
+    /// The arena cursor: bytes reserved so far, wrap padding included (the header's where
+    /// another writer moved it further).
     pub fn wcursor(&self) -> i64 {
-        self.wcursor
+        // Acquire: pairs with the Release store of the cursor in `write`.
+        match self.w.share.load_acquire(H_WCURSOR) {
+            Ok(hw) if hw > self.wcursor && hw <= i64::MAX / 2 => hw,
+            _ => self.wcursor,
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //! [`next`](VideoReader::next) gives the next frame in order, an overrun with the number of
 //! frames lost, or nothing new. A [`Frame`] view borrows the reader, so the share cannot be
 //! closed while a view lives, and [`Frame::is_intact`] tells afterwards whether the writer
-//! overwrote the slot while the view was in use.
+//! overwrote the slot while the view was in use. [`VideoWriter::attach`] continues an
+//! existing share read-write (libmembus's and pymembus's `open(name, false, ...)`).
 //!
 //! [`VideoReader::wait_ready`] (and [`select`](crate::select)) sleep on a futex that
 //! membus writers wake. To register as a waiter, a waiting reader also maps the header's
