@@ -378,9 +378,13 @@ impl Media {
         let ok = match watch {
             _ if last_seq < 0 || wait_ms == 0 => self.with(false, |h| h.seq() as i64 > last_seq),
             Some(w) => {
-                let timeout = Duration::from_millis(wait_ms);
-                w.seq() as i64 > last_seq
-                    || py.detach(|| w.wait_seq_above(last_seq as u64, timeout))
+                let current = |w: &Arc<SeqWatch>| {
+                    self.lock()
+                        .watch
+                        .as_ref()
+                        .is_some_and(|x| Arc::ptr_eq(x, w))
+                };
+                wait_on_watch(py, &w, wait_ms, last_seq, &current)
             }
             None => self.wait_on_handle(py, wait_ms, last_seq),
         };
@@ -530,10 +534,30 @@ impl Media {
 
 /// `waitForFrame(wait_ms, last_seq)` on a watch (`last_seq` ≥ 0): true at once if the
 /// publish counter already exceeds it, else sleeps on the share's futex with the GIL
-/// released.
-pub(crate) fn wait_on_watch(py: Python<'_>, w: &SeqWatch, wait_ms: u64, last_seq: i64) -> bool {
+/// released. The sleep is cut in slices of at most 250 ms (a frame wakes it at once
+/// whatever the slice); after each it gives up if `current` says the handle no longer
+/// uses this watch (closed or reopened meanwhile).
+pub(crate) fn wait_on_watch(
+    py: Python<'_>,
+    w: &Arc<SeqWatch>,
+    wait_ms: u64,
+    last_seq: i64,
+    current: &(dyn Fn(&Arc<SeqWatch>) -> bool + Sync),
+) -> bool {
     let last = u64::try_from(last_seq).unwrap_or(0);
-    w.seq() > last || py.detach(|| w.wait_seq_above(last, Duration::from_millis(wait_ms)))
+    if w.seq() > last {
+        return true;
+    }
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    py.detach(|| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if w.wait_seq_above(last, left.min(Duration::from_millis(250))) {
+            break true;
+        }
+        if Instant::now() >= deadline || !current(w) {
+            break false;
+        }
+    })
 }
 
 /// `waitForFrame(wait_ms, ..)` where no [`SeqWatch`] could be made (a reader whose

@@ -332,7 +332,15 @@ impl MemPkt {
         };
         let ok = match watch {
             _ if lastSeq < 0 || wait_ms == 0 => self.with(false, |h| h.seq() as i64 > lastSeq),
-            Some(w) => crate::media::wait_on_watch(py, &w, wait_ms, lastSeq),
+            Some(w) => {
+                let current = |w: &Arc<SeqWatch>| {
+                    self.lock()
+                        .as_ref()
+                        .and_then(|o| o.watch.as_ref())
+                        .is_some_and(|x| Arc::ptr_eq(x, w))
+                };
+                crate::media::wait_on_watch(py, &w, wait_ms, lastSeq, &current)
+            }
             None => self.wait_on_handle(py, wait_ms, lastSeq),
         };
         set_error(if ok { errc::OK } else { errc::TIMEOUT });

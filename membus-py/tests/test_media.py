@@ -266,6 +266,19 @@ def test_writer_wait_for_frame_is_woken_by_another_thread(names):
     w.close()
 
 
+def test_wait_for_frame_ends_when_another_thread_closes_the_handle(names):
+    n = names()
+    w = pm.memvid()
+    assert w.open(n, True, 8, 4, VF.gray8, 30, 2)
+    got = []
+    t = threading.Thread(target=lambda: got.append(w.waitForFrame(60_000, 0)))
+    t.start()
+    threading.Event().wait(0.05)
+    w.close()
+    t.join(timeout=30)  # a wait that ignored the close would run for 60 s
+    assert not t.is_alive() and got == [False]
+
+
 def test_attached_writer_wait_for_frame_sees_the_other_writers_frames(names, peer):
     n = names()
     proc, line = peer.serve("vid-serve", n, 1)
