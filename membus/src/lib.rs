@@ -80,7 +80,7 @@ pub mod typed;
 mod wait;
 
 pub use error::{Error, ErrorKind, Result};
-pub use media::{Identity, Next, ReadFrom};
+pub use media::{Identity, Next, ReadFrom, SeqWatch};
 pub use memmap::{MapOptions, MemMap, ReadOnly, ReadWrite};
 pub use name::{IntoShareName, ShareName, MAX_NAME_LEN};
 pub use ring::{QueueOptions, Received, Start, TryIter};
