@@ -18,9 +18,52 @@ use crate::wait::CondWaits;
 
 /// libmembus's lock deadline.
 pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a waiting reader spins on the write position before it sleeps on the share's
-/// futex.
-pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+/// The default waiting policy of a reader (see [`WaitPolicy`]).
+pub(crate) const DEFAULT_WAIT: WaitPolicy = WaitPolicy::SpinYield {
+    spin: Duration::from_micros(20),
+    yield_for: Duration::from_micros(200),
+};
+
+/// How a reader waits for the next message in a blocking read (`read` with a timeout):
+/// what it costs in CPU against how soon it sees the message.
+///
+/// Every policy first checks the write position without a lock (a shared-memory load), so
+/// a message that is already there is read at once; they differ in what a reader does when
+/// none is:
+///
+/// * [`Spin`](Self::Spin)`(d)`: spin on the write position for up to `d` (one CPU busy for
+///   at most `d` per wait), then sleep on the share's futex until a writer wakes it. A
+///   wake-up from sleep costs a futex round trip (tens of µs on a guest, more when it
+///   crosses CPUs); zero sleeps at once.
+/// * [`SpinYield`](Self::SpinYield) (the default, 20 µs then 200 µs): spin for `spin`, then
+///   keep polling for up to `yield_for` more while giving the CPU away between polls
+///   (`sched_yield`), then sleep. A steady exchange whose messages are a few hundred µs apart
+///   never pays a futex wake-up, and other threads still run during the yield phase (with
+///   no other runnable thread the CPU stays busy, so a wait costs at most `spin +
+///   yield_for` of CPU).
+/// * [`BusyPoll`](Self::BusyPoll): never sleeps; spins for the whole timeout. The lowest and
+///   steadiest latency, at the cost of one CPU at 100 % for as long as the reader waits
+///   (use it on a dedicated core).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitPolicy {
+    /// Spin up to this long, then sleep.
+    Spin(Duration),
+    /// Spin for `spin`, poll with `sched_yield` for `yield_for`, then sleep.
+    SpinYield {
+        /// How long to spin first.
+        spin: Duration,
+        /// How long to keep polling, yielding the CPU between polls, before sleeping.
+        yield_for: Duration,
+    },
+    /// Poll until the message or the timeout, never sleeping.
+    BusyPoll,
+}
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        DEFAULT_WAIT
+    }
+}
 /// How long an attacher waits for a live creator to finish initialising the header.
 const INIT_WAIT: Duration = Duration::from_millis(500);
 
@@ -53,7 +96,7 @@ pub enum Start {
 pub struct QueueOptions {
     pub(crate) mode: u32,
     pub(crate) lock_timeout: Duration,
-    pub(crate) spin: Duration,
+    pub(crate) wait: WaitPolicy,
     pub(crate) start: Start,
     pub(crate) capacity: Option<usize>,
     pub(crate) register_reader: bool,
@@ -65,7 +108,7 @@ impl Default for QueueOptions {
         QueueOptions {
             mode: 0o600,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
-            spin: DEFAULT_SPIN,
+            wait: DEFAULT_WAIT,
             start: Start::Latest,
             capacity: None,
             register_reader: true,
@@ -75,7 +118,8 @@ impl Default for QueueOptions {
 }
 
 impl QueueOptions {
-    /// The defaults: mode 0600, 5 s lock deadline, 20 µs spin, start at the latest message,
+    /// The defaults: mode 0600, 5 s lock deadline, waiting by [`WaitPolicy::default`] (spin
+    /// 20 µs, then yield 200 µs, then sleep), start at the latest message,
     /// any capacity on attach, memcmd handles registered as readers.
     pub fn new() -> QueueOptions {
         QueueOptions::default()
@@ -97,11 +141,20 @@ impl QueueOptions {
         self
     }
 
-    /// How long a blocking read spins on the write position before it sleeps on the share's
-    /// futex. Default 20 µs; zero sleeps at once.
+    /// Shorthand for [`wait_policy`](Self::wait_policy)`(WaitPolicy::Spin(spin))`: a
+    /// blocking read spins on the write position this long, then sleeps on the share's
+    /// futex; zero sleeps at once.
     #[must_use]
     pub fn spin(mut self, spin: Duration) -> Self {
-        self.spin = spin;
+        self.wait = WaitPolicy::Spin(spin);
+        self
+    }
+
+    /// How a blocking read waits (see [`WaitPolicy`] for each policy's CPU cost). Default
+    /// [`WaitPolicy::SpinYield`] with 20 µs of spinning and 200 µs of yielding.
+    #[must_use]
+    pub fn wait_policy(mut self, policy: WaitPolicy) -> Self {
+        self.wait = policy;
         self
     }
 
@@ -232,7 +285,7 @@ pub(crate) struct Ring {
     ring: NonNull<u8>,
     ring_len: usize,
     lock_timeout: Duration,
-    spin: Duration,
+    wait: WaitPolicy,
     waits: CondWaits,
 }
 
@@ -279,7 +332,7 @@ impl Ring {
             ring,
             ring_len,
             lock_timeout: opts.lock_timeout,
-            spin: opts.spin,
+            wait: opts.wait,
             waits,
         })
     }
@@ -636,17 +689,51 @@ impl Ring {
         }
         let now = Instant::now();
         let deadline = crate::select::deadline_after(timeout);
-        if !self.has_data(cur) && !self.spin.is_zero() {
-            let spin_end = now + self.spin.min(timeout);
+        if !self.has_data(cur) {
+            let (spin, yield_for) = match self.wait {
+                WaitPolicy::Spin(spin) => (spin, Duration::ZERO),
+                WaitPolicy::SpinYield { spin, yield_for } => (spin, yield_for),
+                WaitPolicy::BusyPoll => (timeout, Duration::ZERO),
+            };
+            let spin_end = now + spin.min(timeout);
+            let yield_end = spin_end + yield_for.min(timeout.saturating_sub(spin));
+            let mut yielding = false;
             'spin: loop {
-                for _ in 0..64 {
+                // While yielding, check the clock after every yield: one may give the CPU
+                // away for a whole time slice.
+                for _ in 0..if yielding { 1 } else { 64 } {
                     if self.has_data(cur) {
                         break 'spin;
                     }
-                    std::hint::spin_loop();
+                    if yielding {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 }
-                if Instant::now() >= spin_end {
+                let t = Instant::now();
+                if t >= yield_end {
                     break;
+                }
+                yielding = t >= spin_end;
+            }
+            if self.wait == WaitPolicy::BusyPoll {
+                // Busy-polling never sleeps: read what arrived, or poll on until the deadline.
+                loop {
+                    if self.has_data(cur) {
+                        let guard = self.lock()?;
+                        let got = self.try_read(cur, sink)?;
+                        drop(guard);
+                        if let Some(got) = got {
+                            return Ok(got);
+                        }
+                    }
+                    if Instant::now() >= deadline {
+                        return Ok(Received::Timeout);
+                    }
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                    }
                 }
             }
         }

@@ -79,6 +79,10 @@ pub(crate) fn all() -> Vec<Case> {
             run: |d| Ok(Outcome::Throughput(mempkt_read(d, 32768)?)),
         },
         Case {
+            title: "mempkt read (zero-copy view) 32768",
+            run: |d| Ok(Outcome::Throughput(mempkt_read_view(d, 32768)?)),
+        },
+        Case {
             title: "memcpy in + out, 2 MiB arena (floor for mempkt read)",
             run: |d| Ok(Outcome::Throughput(memcpy_floor(d, 32768)?)),
         },
@@ -100,7 +104,15 @@ pub(crate) fn all() -> Vec<Case> {
         },
         Case {
             title: "memmsg round-trip latency (2 processes)",
-            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d)?)),
+            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d, "default")?)),
+        },
+        Case {
+            title: "memmsg round-trip latency (2 processes, wait spin 20 µs)",
+            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d, "spin20")?)),
+        },
+        Case {
+            title: "memmsg round-trip latency (2 processes, wait busy-poll)",
+            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d, "busy")?)),
         },
         Case {
             title: "memvid frame hand-off latency (2 processes)",
@@ -353,6 +365,54 @@ fn mempkt_read(d: Duration, n: usize) -> BenchResult<Throughput> {
     )
 }
 
+/// The mempkt read workload read through `next_view`: write one record, take it as a
+/// zero-copy view, sum its payload once (8-byte words, so every byte is read), check the
+/// view is still intact and the sum is the one written.
+fn mempkt_read_view(d: Duration, n: usize) -> BenchResult<Throughput> {
+    let name = unique_name("mempkt_view");
+    let mut w = PacketWriter::create(&name, &PacketParams::new(32, n * 64, n))?;
+    let mut r = PacketReader::attach(&name)?;
+    let payload = vec![b'p'; n];
+    let expected = checksum(&payload);
+    run_for(
+        "mempkt read (zero-copy view)",
+        "mempkt",
+        &format!("{n} B/record"),
+        d,
+        || {
+            w.write(&payload, &RecordMeta::default())?;
+            match r.next_view()? {
+                Next::Frame(v) => {
+                    let sum = checksum(std::hint::black_box(v.payload()));
+                    if !v.is_intact() || sum != expected || v.payload().len() != n {
+                        return Err(format!(
+                            "mempkt view read {} bytes, sum {sum:#x} (wrote {n}, {expected:#x}), intact {}",
+                            v.payload().len(),
+                            v.is_intact()
+                        )
+                        .into());
+                    }
+                    Ok(n as u64)
+                }
+                other => Err(format!("mempkt view read found {other:?}").into()),
+            }
+        },
+    )
+}
+
+/// A checksum that reads every byte once: the wrapping sum of the 8-byte little-endian
+/// words, then the tail bytes.
+fn checksum(bytes: &[u8]) -> u64 {
+    let words = bytes.chunks_exact(8);
+    let tail = words
+        .remainder()
+        .iter()
+        .fold(0u64, |a, &b| a.wrapping_add(u64::from(b)));
+    words
+        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .fold(tail, u64::wrapping_add)
+}
+
 /// The floor for the mempkt read case: the same two copies with glibc's memcpy in private
 /// memory — the payload into the next of 64 record places of a 2 MiB arena (the case's
 /// arena size), then back out into a reused buffer — with no ring bookkeeping at all.
@@ -591,16 +651,32 @@ fn watch_stdin() {
     });
 }
 
-/// The same round trip with the echo in another process.
-fn memmsg_roundtrip_processes(d: Duration) -> BenchResult<Latency> {
+/// The waiting policies the cross-process round trip is measured with, by the name the
+/// echo peer is given, with the case-name suffix.
+fn wait_policy(name: &str) -> BenchResult<(membus::WaitPolicy, &'static str)> {
+    Ok(match name {
+        "default" => (membus::WaitPolicy::default(), ""),
+        "spin20" => (
+            membus::WaitPolicy::Spin(Duration::from_micros(20)),
+            ", wait spin 20 µs",
+        ),
+        "busy" => (membus::WaitPolicy::BusyPoll, ", wait busy-poll"),
+        other => return Err(format!("unknown wait policy {other:?}").into()),
+    })
+}
+
+/// The same round trip with the echo in another process, both readers waiting by `policy`.
+fn memmsg_roundtrip_processes(d: Duration, policy: &str) -> BenchResult<Latency> {
+    let (wait, suffix) = wait_policy(policy)?;
+    let opts = membus::QueueOptions::new().wait_policy(wait);
     let (fwd, rev) = (unique_name("xlat_fwd"), unique_name("xlat_rev"));
     let ping_tx = Writer::create(&fwd, 4096)?;
     let _rev_owner = Writer::create(&rev, 4096)?;
-    let mut pong_rx = Reader::attach(&rev)?;
-    let child = spawn_peer("memmsg-echo", &[&fwd, &rev])?;
+    let mut pong_rx = Reader::attach_with(&rev, &opts)?;
+    let child = spawn_peer(&format!("memmsg-echo:{policy}"), &[&fwd, &rev])?;
     let result = pingpong(
         d,
-        "memmsg round-trip latency (2 processes)",
+        &format!("memmsg round-trip latency (2 processes{suffix})"),
         &ping_tx,
         &mut pong_rx,
     );
@@ -677,8 +753,10 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
     watch_stdin();
     let say_ready = || println!("ready");
     match (role, names) {
-        ("memmsg-echo", [fwd, rev]) => {
-            let mut rx = Reader::attach(fwd.as_str())?;
+        (echo, [fwd, rev]) if echo.starts_with("memmsg-echo:") => {
+            let (wait, _) = wait_policy(&echo["memmsg-echo:".len()..])?;
+            let opts = membus::QueueOptions::new().wait_policy(wait);
+            let mut rx = Reader::attach_with(fwd.as_str(), &opts)?;
             let tx = Writer::attach(rev.as_str())?;
             say_ready();
             let mut buf = Vec::with_capacity(64);
