@@ -973,8 +973,9 @@ macro_rules! reader_methods {
         ///
         /// Returns exactly one of [`Received::Message`], [`Received::Timeout`] or
         /// [`Received::Overrun`] (with how many messages were lost; the reader then stands at
-        /// the newest write position). A waiting reader first spins briefly on the write
-        /// position, then sleeps on a futex that membus writers wake; against a libmembus
+        /// the newest write position). A waiting reader first polls the write position as
+        /// its [`WaitPolicy`](crate::WaitPolicy) says (spin, then yield; or busy-poll), then
+        /// sleeps on a futex that membus writers wake; against a libmembus
         /// writer, which wakes nobody, it polls every millisecond once it has seen one of its
         /// messages arrive unannounced (see [`select`](crate::select) for the details).
         ///
