@@ -698,8 +698,12 @@ impl Ring {
                 WaitPolicy::SpinYield { spin, yield_for } => (spin, yield_for),
                 WaitPolicy::BusyPoll => (timeout, Duration::ZERO),
             };
-            let spin_end = now + spin.min(timeout);
-            let yield_end = spin_end + yield_for.min(timeout.saturating_sub(spin));
+            // Both phases end by the deadline (and never overflow an Instant, whatever
+            // the timeout).
+            let spin_end = now.checked_add(spin).map_or(deadline, |t| t.min(deadline));
+            let yield_end = spin_end
+                .checked_add(yield_for)
+                .map_or(deadline, |t| t.min(deadline));
             let mut yielding = false;
             'spin: loop {
                 // While yielding, check the clock after every yield: one may give the CPU

@@ -687,15 +687,16 @@ unsafe fn vec64_copy(dst: *mut u8, src: *const u8, len: usize) -> usize {
 /// any later release store, as ordinary stores would be); returns the prefix length copied.
 ///
 /// # Safety
-/// As for `bulk_copy`, AVX2 must be present and `len` ≥ 160.
+/// As for `bulk_copy`, and AVX2 must be present.
 #[cfg(target_arch = "x86_64")]
 unsafe fn nt_copy(dst: *mut u8, src: *const u8, len: usize) -> usize {
-    let head = (32 - dst as usize % 32) % 32;
-    let n = (len - head) & !127;
-    if len < 160 || n == 0 {
+    if len < 160 {
         // SAFETY: forwarded contract.
         return unsafe { vec32_copy(dst, src, len) };
     }
+    let head = (32 - dst as usize % 32) % 32;
+    // len ≥ 160 > head + 127, so n > 0.
+    let n = (len - head) & !127;
     // SAFETY: AVX2 present (caller). The head move covers bytes 0..32 ≤ len of both ranges;
     // the loop covers head..head+n ≤ len with `d` 32-byte aligned as vmovntdq requires
     // (dst + head is a multiple of 32); source loads are unaligned vmovdqu; `sfence` orders
@@ -837,11 +838,12 @@ unsafe fn vec64_fill(dst: *mut u8, byte: u8, len: usize) -> usize {
 /// `dst..dst+len` writable; AVX2 present.
 #[cfg(target_arch = "x86_64")]
 unsafe fn nt_fill(dst: *mut u8, byte: u8, len: usize) -> usize {
-    let head = (32 - dst as usize % 32) % 32;
     if len < 160 {
         // SAFETY: forwarded contract.
         return unsafe { vec32_fill(dst, byte, len) };
     }
+    let head = (32 - dst as usize % 32) % 32;
+    // len ≥ 160 > head + 127, so n > 0.
     let n = (len - head) & !127;
     // SAFETY: AVX2 present (caller); the head store covers 0..32 ≤ len; the loop covers
     // head..head+n ≤ len with a 32-byte-aligned pointer as vmovntdq requires; n > 0 since
