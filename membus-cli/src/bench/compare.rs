@@ -185,9 +185,21 @@ fn table(rows: &[Row], rounds: usize) -> String {
         s,
         "--- membus ÷ libmembus, per round (alternating), and median ---\n(ops/s: membus ÷ libmembus; latency: libmembus ÷ membus, so above 1 means membus is faster)"
     );
+    let cw = rows
+        .iter()
+        .map(|r| r.case.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let pw = rows
+        .iter()
+        .map(|r| r.payload.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
     let _ = writeln!(
         s,
-        "{:<40} {:<28} {:<18} {:<w$} {:>7}",
+        "{:<cw$} {:<pw$} {:<18} {:<w$} {:>7}",
         "case",
         "payload",
         "figure",
@@ -199,7 +211,7 @@ fn table(rows: &[Row], rounds: usize) -> String {
         let per: String = r.ratios.iter().map(|x| format!("{x:>6.2} ")).collect();
         let _ = writeln!(
             s,
-            "{:<40} {:<28} {:<18} {:<w$} {:>6.2}×",
+            "{:<cw$} {:<pw$} {:<18} {:<w$} {:>6.2}×",
             r.case,
             r.payload,
             r.what,
