@@ -83,7 +83,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use media::{Identity, Next, ReadFrom, SeqWatch};
 pub use memmap::{MapOptions, MemMap, ReadOnly, ReadWrite};
 pub use name::{IntoShareName, ShareName, MAX_NAME_LEN};
-pub use ring::{QueueOptions, Received, Start, TryIter};
+pub use ring::{QueueOptions, Received, Start, TryIter, WaitPolicy};
+pub use sys::copy::{copy_strategy, CopyPlan, CopyStrategy};
+pub use sys::cpu::CpuInfo;
 pub use typed::Message;
 
 /// `#[derive(Message)]`: see [`typed`].
