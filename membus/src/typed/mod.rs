@@ -130,9 +130,11 @@
 mod channel;
 pub(crate) mod codec;
 pub mod kv;
+pub mod schema;
 pub mod value;
 
 pub use channel::{Receiver, Recv, Sender};
 pub use codec::{CodecError, Message, Pod};
 pub use kv::{Batch, Field, FieldError, FieldId, Kv, KvSchema, KvWatch, SlotDef, TypedChanges};
+pub use schema::{Compat, Schema};
 pub use value::{KvValue, MemKvEnum};
