@@ -363,7 +363,7 @@ fn describe_variant(v: &Variant) -> TokenStream {
     let field = |n: String, t: &Type| {
         let jt = json_type(t);
         let rt = quote!(#t).to_string().replace(' ', "");
-        quote!(#p::msg_field(#n, #jt, #rt))
+        quote!(#p::MsgFieldStatic { name: #n, ty: #jt, rust: #rt })
     };
     let (shape, fields): (&str, Vec<TokenStream>) = match &v.shape {
         Shape::Unit => ("unit", vec![]),
@@ -470,7 +470,8 @@ fn expand(input: &DeriveInput, model: &Model) -> TokenStream {
                 #decode
             }
             fn schema() -> #p::Option<#p::Schema> {
-                #p::Option::Some(#p::message_schema(#type_name, #tagged, &[#(#described),*]))
+                const __VARIANTS: &[#p::VariantStatic] = &[#(#described),*];
+                #p::Option::Some(#p::message_schema(#type_name, #tagged, __VARIANTS))
             }
         }
     }

@@ -109,7 +109,7 @@ pub mod __private {
     };
     pub use crate::typed::kv::{Field, FieldError, KvSchema, SlotDef};
     pub use crate::typed::schema::{
-        message_schema, msg_field, MsgFieldStatic, Schema, ValueDesc, VariantStatic,
+        message_schema, MsgFieldStatic, Schema, ValueDesc, VariantStatic,
     };
     pub use crate::typed::value::{
         enum_decode, max_name_len, text_decode, text_encode, KvValue, MemKvEnum,

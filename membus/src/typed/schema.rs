@@ -799,12 +799,6 @@ pub(crate) fn remove_companion(share: &ShareName) {
     }
 }
 
-/// Rust field type text → message JSON type (used by the derive through `__private`).
-#[doc(hidden)]
-pub const fn msg_field(name: &'static str, ty: &'static str, rust: &'static str) -> MsgFieldStatic {
-    MsgFieldStatic { name, ty, rust }
-}
-
 /// A message field as the derive emits it (static strings); see [`MsgFieldDesc`].
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
@@ -853,5 +847,320 @@ pub fn message_schema(type_name: &str, tagged: bool, variants: &[VariantStatic])
                 })
                 .collect(),
         }),
+    }
+}
+
+impl FieldDesc {
+    /// What this field accepts, in words (for error messages).
+    pub fn allowed(&self) -> String {
+        let base = match self.ty.as_str() {
+            "bool" => "true or false".to_owned(),
+            "char" => "exactly one character".to_owned(),
+            "string" => format!("text of at most {} bytes", self.max_len),
+            "text" => format!("text of at most {} bytes ({})", self.max_len, self.rust),
+            "enum" => format!("one of {}", self.variants.join(", ")),
+            "f32" | "f64" => format!("a number ({})", self.ty),
+            t => match int_range(t) {
+                Some((lo, hi)) => format!("an integer from {lo} to {hi}"),
+                None => format!("a value of type {t}"),
+            },
+        };
+        if self.optional {
+            format!("{base}, or empty for None")
+        } else {
+            base
+        }
+    }
+
+    /// Checks a slot text against this field: `Ok` when a typed reader parses it.
+    ///
+    /// # Errors
+    /// Why it does not parse, naming what the field accepts.
+    pub fn check_text(&self, text: &str) -> std::result::Result<(), String> {
+        let fail = |why: &str| {
+            Err(format!(
+                "field `{}` (slot {:?}) does not accept {text:?}{why}: expected {}",
+                self.name,
+                self.slot,
+                self.allowed()
+            ))
+        };
+        if text.contains('\0') {
+            return fail(" (it contains a NUL byte)");
+        }
+        if text.len() > self.max_len {
+            return Err(format!(
+                "field `{}` (slot {:?}): {text:?} is {} bytes, longer than its max_len = {}",
+                self.name,
+                self.slot,
+                text.len(),
+                self.max_len
+            ));
+        }
+        if text.is_empty() && self.optional {
+            return Ok(());
+        }
+        let ok = match self.ty.as_str() {
+            "bool" => matches!(text, "true" | "True" | "1" | "false" | "False" | "0"),
+            "char" => text.chars().count() == 1,
+            "string" | "text" => true,
+            "enum" => self.variants.iter().any(|v| v == text),
+            "f32" => text.trim().parse::<f32>().is_ok(),
+            "f64" => text.trim().parse::<f64>().is_ok(),
+            t => match t {
+                "u8" => text.parse::<u8>().is_ok(),
+                "u16" => text.parse::<u16>().is_ok(),
+                "u32" => text.parse::<u32>().is_ok(),
+                "u64" => text.parse::<u64>().is_ok(),
+                "u128" => text.parse::<u128>().is_ok(),
+                "usize" => text.parse::<u64>().is_ok(),
+                "i8" => text.parse::<i8>().is_ok(),
+                "i16" => text.parse::<i16>().is_ok(),
+                "i32" => text.parse::<i32>().is_ok(),
+                "i64" => text.parse::<i64>().is_ok(),
+                "i128" => text.parse::<i128>().is_ok(),
+                "isize" => text.parse::<i64>().is_ok(),
+                _ => false,
+            },
+        };
+        if ok {
+            Ok(())
+        } else {
+            fail("")
+        }
+    }
+
+    /// The slot text as a typed value for display: strings quoted, `None` for an empty
+    /// optional slot; an invalid text is shown with why.
+    pub fn render(&self, text: &str) -> String {
+        if let Err(e) = self.check_text(text) {
+            return format!("{text:?} (invalid: {e})");
+        }
+        if text.is_empty() && self.optional {
+            return "None".into();
+        }
+        match self.ty.as_str() {
+            "string" | "text" | "char" => format!("{text:?}"),
+            _ => text.to_owned(),
+        }
+    }
+}
+
+/// The range of an integer type name, as text.
+fn int_range(t: &str) -> Option<(String, String)> {
+    Some(match t {
+        "u8" => ("0".into(), u8::MAX.to_string()),
+        "u16" => ("0".into(), u16::MAX.to_string()),
+        "u32" => ("0".into(), u32::MAX.to_string()),
+        "u64" | "usize" => ("0".into(), u64::MAX.to_string()),
+        "u128" => ("0".into(), u128::MAX.to_string()),
+        "i8" => (i8::MIN.to_string(), i8::MAX.to_string()),
+        "i16" => (i16::MIN.to_string(), i16::MAX.to_string()),
+        "i32" => (i32::MIN.to_string(), i32::MAX.to_string()),
+        "i64" | "isize" => (i64::MIN.to_string(), i64::MAX.to_string()),
+        "i128" => (i128::MIN.to_string(), i128::MAX.to_string()),
+        _ => return None,
+    })
+}
+
+/// Checks a JSON value against a message field type (`u8`, `option<f64>`, `any`, ...).
+fn check_json(ty: &str, v: &Value) -> std::result::Result<(), String> {
+    if let Some(inner) = ty.strip_prefix("option<").and_then(|t| t.strip_suffix('>')) {
+        return if v.is_null() { Ok(()) } else { check_json(inner, v) };
+    }
+    if let Some(inner) = ty.strip_prefix("array<").and_then(|t| t.strip_suffix('>')) {
+        let Value::Array(items) = v else {
+            return Err(format!("expected an array, found {v}"));
+        };
+        for (i, x) in items.iter().enumerate() {
+            check_json(inner, x).map_err(|e| format!("item {i}: {e}"))?;
+        }
+        return Ok(());
+    }
+    let ok = match ty {
+        "any" => true,
+        "bool" => v.is_boolean(),
+        "string" => v.is_string(),
+        "char" => v.as_str().is_some_and(|s| s.chars().count() == 1),
+        "f32" | "f64" => v.is_number(),
+        t => match int_range(t) {
+            Some(_) => match v {
+                Value::Number(n) => {
+                    let s = n.to_string();
+                    let r = match t {
+                        "u8" => s.parse::<u8>().is_ok(),
+                        "u16" => s.parse::<u16>().is_ok(),
+                        "u32" => s.parse::<u32>().is_ok(),
+                        "u64" | "usize" => s.parse::<u64>().is_ok(),
+                        "i8" => s.parse::<i8>().is_ok(),
+                        "i16" => s.parse::<i16>().is_ok(),
+                        "i32" => s.parse::<i32>().is_ok(),
+                        "i64" | "isize" => s.parse::<i64>().is_ok(),
+                        _ => false,
+                    };
+                    if !r {
+                        let (lo, hi) = int_range(t).unwrap_or_default();
+                        return Err(format!("expected an integer from {lo} to {hi}, found {s}"));
+                    }
+                    true
+                }
+                _ => false,
+            },
+            None => true,
+        },
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("expected {ty}, found {v}"))
+    }
+}
+
+impl MessageDesc {
+    /// Checks a message's wire bytes against this description and returns the variant it
+    /// is with its payload shown typed (`Zoom(2.5)`, `Expose { us: 500, auto: false }`).
+    ///
+    /// # Errors
+    /// Why the bytes are not one of the variants, naming the variant and field at fault and
+    /// what is allowed.
+    pub fn check(&self, bytes: &[u8]) -> std::result::Result<String, String> {
+        let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
+        let (variant, payload) = if self.tagged {
+            if bytes.first() == Some(&b'{') {
+                let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+                let Value::Object(m) = v else {
+                    return Err("not a JSON object".into());
+                };
+                if m.len() != 1 {
+                    return Err(format!(
+                        "a tagged message has exactly one key (the variant), found {}",
+                        m.len()
+                    ));
+                }
+                let Some((k, p)) = m.into_iter().next() else {
+                    return Err("empty JSON object".into());
+                };
+                let v = self.variants.iter().find(|v| v.name == k).ok_or_else(|| {
+                    format!("unknown variant {k:?}; expected one of: {}", names.join(", "))
+                })?;
+                (v, Some(p))
+            } else {
+                let s = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+                let v = self.variants.iter().find(|v| v.name == s).ok_or_else(|| {
+                    format!("unknown variant {s:?}; expected one of: {}", names.join(", "))
+                })?;
+                if v.shape != "unit" {
+                    return Err(format!(
+                        "variant {s:?} carries a payload: send {{\"{s}\": ...}} ({})",
+                        v.payload_hint()
+                    ));
+                }
+                (v, None)
+            }
+        } else {
+            let v = self.variants.first().ok_or("a message with no variants")?;
+            if v.shape == "unit" {
+                if bytes != v.name.as_bytes() {
+                    return Err(format!("expected {:?}", v.name));
+                }
+                (v, None)
+            } else {
+                let p: Value =
+                    serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+                (v, Some(p))
+            }
+        };
+        let p = payload.unwrap_or(Value::Null);
+        let at = |f: &MsgFieldDesc, i: usize| {
+            if f.name.is_empty() {
+                format!("variant {:?} field {i}", variant.name)
+            } else {
+                format!("variant {:?} field `{}`", variant.name, f.name)
+            }
+        };
+        let shown = match variant.shape.as_str() {
+            "unit" => {
+                if !p.is_null() {
+                    return Err(format!(
+                        "variant {:?} carries no payload, found {p}",
+                        variant.name
+                    ));
+                }
+                variant.rust.clone()
+            }
+            "newtype" => {
+                let f = &variant.fields[0];
+                check_json(&f.ty, &p).map_err(|e| format!("{}: {e}", at(f, 0)))?;
+                format!("{}({p})", variant.rust)
+            }
+            "tuple" => {
+                let Value::Array(items) = &p else {
+                    return Err(format!(
+                        "variant {:?}: expected an array of {} values ({}), found {p}",
+                        variant.name,
+                        variant.fields.len(),
+                        variant.payload_hint()
+                    ));
+                };
+                if items.len() != variant.fields.len() {
+                    return Err(format!(
+                        "variant {:?}: expected {} values ({}), found {}",
+                        variant.name,
+                        variant.fields.len(),
+                        variant.payload_hint(),
+                        items.len()
+                    ));
+                }
+                for (i, (f, x)) in variant.fields.iter().zip(items).enumerate() {
+                    check_json(&f.ty, x).map_err(|e| format!("{}: {e}", at(f, i)))?;
+                }
+                let parts: Vec<String> = items.iter().map(Value::to_string).collect();
+                format!("{}({})", variant.rust, parts.join(", "))
+            }
+            _ => {
+                let Value::Object(m) = &p else {
+                    return Err(format!(
+                        "variant {:?}: expected an object {{{}}}, found {p}",
+                        variant.name,
+                        variant.payload_hint()
+                    ));
+                };
+                let mut parts = Vec::new();
+                for (i, f) in variant.fields.iter().enumerate() {
+                    match m.get(&f.name) {
+                        Some(x) => {
+                            check_json(&f.ty, x).map_err(|e| format!("{}: {e}", at(f, i)))?;
+                            parts.push(format!("{}: {x}", f.name));
+                        }
+                        None if f.ty.starts_with("option<") => {
+                            parts.push(format!("{}: null", f.name));
+                        }
+                        None => {
+                            return Err(format!("{}: missing ({})", at(f, i), f.rust));
+                        }
+                    }
+                }
+                format!("{} {{ {} }}", variant.rust, parts.join(", "))
+            }
+        };
+        Ok(shown)
+    }
+}
+
+impl VariantDesc {
+    /// The payload's fields and types, in words.
+    pub fn payload_hint(&self) -> String {
+        let fs: Vec<String> = self
+            .fields
+            .iter()
+            .map(|f| {
+                if f.name.is_empty() {
+                    f.rust.clone()
+                } else {
+                    format!("{}: {}", f.name, f.rust)
+                }
+            })
+            .collect();
+        fs.join(", ")
     }
 }
