@@ -570,19 +570,28 @@ fn compare_fields(mine: &[FieldDesc], found: &[FieldDesc], c: &mut Compat) {
             continue;
         }
         if m.ty == "enum" {
-            for v in &m.variants {
-                if !f.variants.contains(v) {
+            // Variants only one side has are additions by the newer side; variants each
+            // side lacks are renames or removals.
+            let only_mine: Vec<&String> = m.variants.iter().filter(|v| !f.variants.contains(v)).collect();
+            let only_theirs: Vec<&String> = f.variants.iter().filter(|v| !m.variants.contains(v)).collect();
+            if !only_mine.is_empty() && !only_theirs.is_empty() {
+                for v in only_mine {
                     c.differences.push(format!(
                         "field `{}`: enum variant {v:?} renamed or removed (the store has {})",
                         m.name,
                         f.variants.join(", ")
                     ));
                 }
-            }
-            for v in &f.variants {
-                if !m.variants.contains(v) {
+            } else {
+                for v in only_theirs {
                     c.additions
                         .push(format!("field `{}`: new enum variant {v:?}", m.name));
+                }
+                for v in only_mine {
+                    c.notes.push(format!(
+                        "field `{}`: enum variant {v:?} is newer than the store's schema (its older readers cannot parse it)",
+                        m.name
+                    ));
                 }
             }
         }
