@@ -698,9 +698,14 @@ pub fn rm(names: &[String], stale: bool, all_users: bool, force: bool) -> CmdRes
             }
         }
         // Waiter registries (`NAME.membus-wait`) whose share is gone: membus leaves them
-        // beside shares that libmembus or pymembus made.
+        // beside shares that libmembus or pymembus made; schema descriptions
+        // (`NAME.membus-schema`) whose creator died between removing its share and them.
         for p in all_probes() {
-            let Some(main) = p.name.strip_suffix(".membus-wait") else {
+            let Some(main) = p
+                .name
+                .strip_suffix(".membus-wait")
+                .or_else(|| p.name.strip_suffix(membus::typed::schema::SCHEMA_SUFFIX))
+            else {
                 continue;
             };
             if p.name.contains(filter)

@@ -61,6 +61,23 @@ inline std::string fmt_int(T v) {
     }
 }
 
+/// Sign and maximum of an integer type (std::numeric_limits knows __int128 only in GNU mode).
+template <class T>
+struct int_traits {
+    static constexpr bool is_signed = std::is_signed_v<T>;
+    static constexpr u128 max = u128(std::numeric_limits<T>::max());
+};
+template <>
+struct int_traits<i128> {
+    static constexpr bool is_signed = true;
+    static constexpr u128 max = ~u128(0) >> 1;
+};
+template <>
+struct int_traits<u128> {
+    static constexpr bool is_signed = false;
+    static constexpr u128 max = ~u128(0);
+};
+
 /// Parses a whole decimal integer of type T (an optional sign, digits); false otherwise.
 template <class T>
 inline bool parse_int(const std::string& s, T& out) {
@@ -68,9 +85,9 @@ inline bool parse_int(const std::string& s, T& out) {
     bool neg = false;
     if (i < s.size() && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
     if (i == s.size()) return false;
-    u128 limit = std::is_signed_v<T> ? (neg ? u128(std::numeric_limits<T>::max()) + 1
-                                             : u128(std::numeric_limits<T>::max()))
-                                     : (neg ? 0 : u128(std::numeric_limits<T>::max()));
+    constexpr bool is_signed = int_traits<T>::is_signed;
+    if (neg && !is_signed) return false;  // as Rust: no sign on an unsigned type
+    const u128 limit = neg ? int_traits<T>::max + 1 : int_traits<T>::max;
     u128 acc = 0;
     for (; i < s.size(); i++) {
         if (s[i] < '0' || s[i] > '9') return false;
@@ -79,7 +96,7 @@ inline bool parse_int(const std::string& s, T& out) {
         acc = acc * 10 + d;
     }
     if (neg) {
-        if constexpr (std::is_signed_v<T>) {
+        if constexpr (is_signed) {
             out = acc == 0 ? T(0) : T(-T(acc - 1) - 1);
         } else {
             out = 0;

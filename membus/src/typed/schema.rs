@@ -897,15 +897,6 @@ impl FieldDesc {
         if text.contains('\0') {
             return fail(" (it contains a NUL byte)");
         }
-        if text.len() > self.max_len {
-            return Err(format!(
-                "field `{}` (slot {:?}): {text:?} is {} bytes, longer than its max_len = {}",
-                self.name,
-                self.slot,
-                text.len(),
-                self.max_len
-            ));
-        }
         if text.is_empty() && self.optional {
             return Ok(());
         }
@@ -932,11 +923,19 @@ impl FieldDesc {
                 _ => false,
             },
         };
-        if ok {
-            Ok(())
-        } else {
-            fail("")
+        if !ok {
+            return fail("");
         }
+        if text.len() > self.max_len {
+            return Err(format!(
+                "field `{}` (slot {:?}) does not accept {text:?}: it is {} bytes, longer than its max_len = {}",
+                self.name,
+                self.slot,
+                text.len(),
+                self.max_len
+            ));
+        }
+        Ok(())
     }
 
     /// The slot text as a typed value for display: strings quoted, `None` for an empty
