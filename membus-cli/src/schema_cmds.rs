@@ -53,7 +53,11 @@ pub fn label(name: &str) -> Option<(String, Option<String>)> {
                     "yes: {} (message, {} variant{})",
                     s.type_name,
                     s.message.as_ref().map_or(0, |m| m.variants.len()),
-                    if s.message.as_ref().map_or(0, |m| m.variants.len()) == 1 { "" } else { "s" }
+                    if s.message.as_ref().map_or(0, |m| m.variants.len()) == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
                 ),
             },
             Some(s.type_name),
@@ -62,7 +66,9 @@ pub fn label(name: &str) -> Option<(String, Option<String>)> {
             format!("yes: fingerprint {fp} only (no schema description)"),
             None,
         )),
-        Typed::Unreadable(e) => Some((format!("unknown: schema description unreadable: {e}"), None)),
+        Typed::Unreadable(e) => {
+            Some((format!("unknown: schema description unreadable: {e}"), None))
+        }
         Typed::Untyped => None,
     }
 }
@@ -168,7 +174,12 @@ fn print_schema(name: &str, s: &Schema) {
 }
 
 /// `membus codegen LANG NAME|--from FILE [-o OUT]`.
-pub fn codegen(lang: &str, name: Option<&str>, from: Option<&Path>, out: Option<&Path>) -> CmdResult {
+pub fn codegen(
+    lang: &str,
+    name: Option<&str>,
+    from: Option<&Path>,
+    out: Option<&Path>,
+) -> CmdResult {
     let s = crate::codegen::load(name, from)?;
     let text = match lang {
         "python" => crate::codegen::python::generate(&s),

@@ -46,13 +46,22 @@ fn schema_info_and_ls_show_the_type() {
     let _kv = Kv::create(g.name(), &AllTypes::first()).unwrap();
     let text = ok(&["schema", g.name()]);
     assert!(text.contains("memkv store of AllTypes"), "{text}");
-    assert!(text.contains("level") && text.contains("one of Low, High, off"), "{text}");
-    assert!(text.contains("label") && text.contains("text of at most 24 bytes"), "{text}");
+    assert!(
+        text.contains("level") && text.contains("one of Low, High, off"),
+        "{text}"
+    );
+    assert!(
+        text.contains("label") && text.contains("text of at most 24 bytes"),
+        "{text}"
+    );
     let v: Value = serde_json::from_str(&ok(&["schema", g.name(), "--json"])).unwrap();
     let want: Value = serde_json::from_str(&AllTypes::schema_json()).unwrap();
     assert_eq!(v, want);
     let info = ok(&["info", g.name()]);
-    assert!(info.contains("typed") && info.contains("yes: AllTypes (memkv, 21 fields"), "{info}");
+    assert!(
+        info.contains("typed") && info.contains("yes: AllTypes (memkv, 21 fields"),
+        "{info}"
+    );
     let ls: Value = serde_json::from_str(&ok(&["ls", "--json"])).unwrap();
     let entry = ls
         .as_array()
@@ -64,14 +73,18 @@ fn schema_info_and_ls_show_the_type() {
     assert_eq!(entry["type_name"], "AllTypes");
     let table = ok(&["ls"]);
     assert!(
-        table.lines().any(|l| l.starts_with(g.name()) && l.contains("memkv") && l.contains("[AllTypes]")),
+        table
+            .lines()
+            .any(|l| l.starts_with(g.name()) && l.contains("memkv") && l.contains("[AllTypes]")),
         "{table}"
     );
     // An untyped share says so.
     let raw = ShmGuard::new("cli-untyped");
     let _w = membus::memmsg::Writer::create(raw.name(), 256).unwrap();
     assert!(fails(&["schema", raw.name()]).contains("not a typed share"));
-    assert!(ok(&["info", raw.name()]).lines().any(|l| l.starts_with("typed") && l.ends_with("no")));
+    assert!(ok(&["info", raw.name()])
+        .lines()
+        .any(|l| l.starts_with("typed") && l.ends_with("no")));
 }
 
 #[test]
@@ -92,12 +105,32 @@ fn kv_set_validates_against_the_schema() {
     for (key, value, expect) in cases {
         let e = fails(&["kv", g.name(), "set", key, value]);
         assert!(e.contains(expect), "{key}={value}: {e}");
-        assert!(e.contains("nothing was written") || *key == "nope" || *key == "__schema", "{e}");
+        assert!(
+            e.contains("nothing was written") || *key == "nope" || *key == "__schema",
+            "{e}"
+        );
     }
-    assert_eq!(kv.snapshot().unwrap(), AllTypes::first(), "nothing was written");
-    ok(&["kv", g.name(), "set", "level", "High", "maybe_u16", "", "label", "ok"]);
+    assert_eq!(
+        kv.snapshot().unwrap(),
+        AllTypes::first(),
+        "nothing was written"
+    );
+    ok(&[
+        "kv",
+        g.name(),
+        "set",
+        "level",
+        "High",
+        "maybe_u16",
+        "",
+        "label",
+        "ok",
+    ]);
     let s = kv.snapshot().unwrap();
-    assert_eq!((s.level, s.maybe_u16, s.a_string.as_str()), (membus_tests::schema_types::Level::High, None, "ok"));
+    assert_eq!(
+        (s.level, s.maybe_u16, s.a_string.as_str()),
+        (membus_tests::schema_types::Level::High, None, "ok")
+    );
     // --raw writes what the schema refuses (the typed reader then reports the field).
     ok(&["kv", g.name(), "set", "--raw", "level", "Medium"]);
     let e = kv.get(AllTypes::LEVEL).unwrap_err();
@@ -109,19 +142,37 @@ fn send_validates_and_tail_prints_typed_messages() {
     let g = ShmGuard::new("cli-send");
     let mut rx = Receiver::<Cmd>::create_memcmd(g.name(), 4096, &QueueOptions::new()).unwrap();
     let cases: &[(&str, &str)] = &[
-        ("pan-right", "unknown variant \"pan-right\"; expected one of: pan-left, zoom, move, expose"),
-        (r#"{"zoom":"fast"}"#, "variant \"zoom\" field 0: expected f32"),
+        (
+            "pan-right",
+            "unknown variant \"pan-right\"; expected one of: pan-left, zoom, move, expose",
+        ),
+        (
+            r#"{"zoom":"fast"}"#,
+            "variant \"zoom\" field 0: expected f32",
+        ),
         (r#"{"move":[1]}"#, "expected 2 values (i32, i32), found 1"),
-        (r#"{"expose":{"us":-1,"auto":true,"gains":[]}}"#, "variant \"expose\" field `us`: expected an integer from 0 to 4294967295"),
+        (
+            r#"{"expose":{"us":-1,"auto":true,"gains":[]}}"#,
+            "variant \"expose\" field `us`: expected an integer from 0 to 4294967295",
+        ),
         (r#"{"expose":{"us":1,"gains":[]}}"#, "field `auto`: missing"),
-        (r#"{"expose":{"us":1,"auto":true,"gains":[256]}}"#, "field `gains`: item 0"),
+        (
+            r#"{"expose":{"us":1,"auto":true,"gains":[256]}}"#,
+            "field `gains`: item 0",
+        ),
         ("zoom", "carries a payload"),
     ];
     for (msg, expect) in cases {
         let e = fails(&["send", g.name(), msg]);
-        assert!(e.contains(expect) && e.contains("nothing was sent"), "{msg}: {e}");
+        assert!(
+            e.contains(expect) && e.contains("nothing was sent"),
+            "{msg}: {e}"
+        );
     }
-    assert!(matches!(rx.recv(Duration::ZERO).unwrap(), Recv::Timeout), "nothing was sent");
+    assert!(
+        matches!(rx.recv(Duration::ZERO).unwrap(), Recv::Timeout),
+        "nothing was sent"
+    );
     ok(&["send", g.name(), r#"{"zoom":2.5}"#, "pan-left"]);
     match rx.recv(Duration::from_secs(5)).unwrap() {
         Recv::Message { msg, .. } => assert_eq!(msg, Cmd::Zoom(2.5)),
@@ -129,14 +180,25 @@ fn send_validates_and_tail_prints_typed_messages() {
     }
     ok(&["send", "--raw", g.name(), "pan-right"]);
     let _ = rx.recv(Duration::from_secs(5)).unwrap();
-    assert!(matches!(rx.recv(Duration::from_secs(5)).unwrap(), Recv::Undecodable { .. }));
+    assert!(matches!(
+        rx.recv(Duration::from_secs(5)).unwrap(),
+        Recv::Undecodable { .. }
+    ));
 
     let m = ShmGuard::new("cli-tail");
     let mut tx = Sender::<Cmd>::create_memmsg(m.name(), 4096, &QueueOptions::new()).unwrap();
     for c in Cmd::all() {
         tx.send(&c).unwrap();
     }
-    let text = ok(&["tail", m.name(), "--from-start", "--count", "4", "--timeout", "10s"]);
+    let text = ok(&[
+        "tail",
+        m.name(),
+        "--from-start",
+        "--count",
+        "4",
+        "--timeout",
+        "10s",
+    ]);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines,
@@ -155,10 +217,19 @@ fn tail_prints_typed_store_values() {
     let g = ShmGuard::new("cli-tailkv");
     let kv = Kv::create(g.name(), &AllTypes::first()).unwrap();
     kv.update(|b| {
-        b.set(AllTypes::MAYBE_U16, None).set(AllTypes::A_STRING, "x y".into());
+        b.set(AllTypes::MAYBE_U16, None)
+            .set(AllTypes::A_STRING, "x y".into());
     })
     .unwrap();
-    let text = ok(&["tail", g.name(), "--from-start", "--count", "21", "--timeout", "10s"]);
+    let text = ok(&[
+        "tail",
+        g.name(),
+        "--from-start",
+        "--count",
+        "21",
+        "--timeout",
+        "10s",
+    ]);
     assert!(text.contains(": maybe_u16 = None"), "{text}");
     assert!(text.contains(": a_string = \"x y\""), "{text}");
     assert!(text.contains(": level = off"), "{text}");
@@ -170,7 +241,10 @@ fn rm_stale_removes_an_orphaned_description() {
     let path = format!("/dev/shm{name}.membus-schema");
     std::fs::write(&path, b"MBSCHEM1").unwrap();
     let out = ok(&["rm", "--stale", &name]);
-    assert!(out.contains(&format!("removed {name}.membus-schema")), "{out}");
+    assert!(
+        out.contains(&format!("removed {name}.membus-schema")),
+        "{out}"
+    );
     assert!(!std::path::Path::new(&path).exists());
 }
 
@@ -263,14 +337,29 @@ int main(int argc, char** argv) {
 
 #[test]
 fn generated_cpp_compiles_with_gxx_and_agrees_with_rust() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("codegen-cpp-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("codegen-cpp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kv_json = dir.join("all_types.json");
     let msg_json = dir.join("command.json");
     std::fs::write(&kv_json, AllTypes::schema_json()).unwrap();
     std::fs::write(&msg_json, Cmd::schema().unwrap().to_json()).unwrap();
-    ok(&["codegen", "cpp", "--from", kv_json.to_str().unwrap(), "-o", dir.join("all_types.hpp").to_str().unwrap()]);
-    ok(&["codegen", "cpp", "--from", msg_json.to_str().unwrap(), "-o", dir.join("command.hpp").to_str().unwrap()]);
+    ok(&[
+        "codegen",
+        "cpp",
+        "--from",
+        kv_json.to_str().unwrap(),
+        "-o",
+        dir.join("all_types.hpp").to_str().unwrap(),
+    ]);
+    ok(&[
+        "codegen",
+        "cpp",
+        "--from",
+        msg_json.to_str().unwrap(),
+        "-o",
+        dir.join("command.hpp").to_str().unwrap(),
+    ]);
     std::fs::write(dir.join("stand_in.hpp"), STAND_IN).unwrap();
     std::fs::write(dir.join("main.cpp"), PROGRAM).unwrap();
     let exe = dir.join("main");
@@ -280,7 +369,11 @@ fn generated_cpp_compiles_with_gxx_and_agrees_with_rust() {
         .arg(dir.join("main.cpp"))
         .output()
         .expect("g++ runs (the C++ codegen test needs g++)");
-    assert!(cc.status.success(), "g++ failed:\n{}", String::from_utf8_lossy(&cc.stderr));
+    assert!(
+        cc.status.success(),
+        "g++ failed:\n{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
 
     // The store as a membus creator lays it out: slot names and texts, and the fingerprint.
     let mut args: Vec<String> = Vec::new();
@@ -297,7 +390,11 @@ fn generated_cpp_compiles_with_gxx_and_agrees_with_rust() {
     }
     let out = Command::new(&exe).args(&args).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("check: []"), "{text}");
     assert!(text.contains("first: 200 héllo wörld off none"), "{text}");
     assert!(text.contains("set: 1"), "{text}");
@@ -313,7 +410,11 @@ fn generated_cpp_compiles_with_gxx_and_agrees_with_rust() {
         })
         .collect();
     let refs: Vec<&str> = slots.iter().map(String::as_str).collect();
-    assert_eq!(AllTypes::decode_slots(&refs).unwrap(), AllTypes::second(), "{text}");
+    assert_eq!(
+        AllTypes::decode_slots(&refs).unwrap(),
+        AllTypes::second(),
+        "{text}"
+    );
     for expect in [
         "refused: field `a_string` (slot \"label\") does not accept",
         "refused: field `level` (slot \"level\") does not accept an out-of-range enum value",
@@ -332,10 +433,19 @@ fn generated_cpp_compiles_with_gxx_and_agrees_with_rust() {
     assert!(!text.contains("accepted:"), "{text}");
     // Messages: what C++ encodes, Rust decodes as the same values; what Rust encodes, C++
     // decodes and re-encodes to the same bytes.
-    let encoded: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("msg ")).collect();
-    let decoded: Vec<Cmd> = encoded.iter().map(|e| Cmd::decode(e.as_bytes()).unwrap()).collect();
+    let encoded: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("msg "))
+        .collect();
+    let decoded: Vec<Cmd> = encoded
+        .iter()
+        .map(|e| Cmd::decode(e.as_bytes()).unwrap())
+        .collect();
     assert_eq!(decoded, Cmd::all());
-    let redecoded: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("redecoded ")).collect();
+    let redecoded: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("redecoded "))
+        .collect();
     assert_eq!(redecoded, encoded, "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -162,7 +162,10 @@ pub(crate) fn field(cx: &mut Ctxt, attrs: &[syn::Attribute], target: Target) -> 
             "default" if target == Target::Field => {
                 let s = str_lit(meta, "default")?;
                 if s.value().contains('\0') {
-                    return Err(syn::Error::new(s.span(), "a default may not contain a NUL byte"));
+                    return Err(syn::Error::new(
+                        s.span(),
+                        "a default may not contain a NUL byte",
+                    ));
                 }
                 out.default = Some((s.value(), s.span()));
             }

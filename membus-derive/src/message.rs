@@ -368,7 +368,10 @@ fn describe_variant(v: &Variant) -> TokenStream {
     let (shape, fields): (&str, Vec<TokenStream>) = match &v.shape {
         Shape::Unit => ("unit", vec![]),
         Shape::Tuple(tys) if tys.len() == 1 => ("newtype", vec![field(String::new(), &tys[0])]),
-        Shape::Tuple(tys) => ("tuple", tys.iter().map(|t| field(String::new(), t)).collect()),
+        Shape::Tuple(tys) => (
+            "tuple",
+            tys.iter().map(|t| field(String::new(), t)).collect(),
+        ),
         Shape::Named(fs) => (
             "struct",
             fs.iter()

@@ -27,20 +27,29 @@ fn a_created_store_carries_its_full_description() {
     assert_eq!(level.enum_name.as_deref(), Some("Level"));
     assert_eq!(level.variants, ["Low", "High", "off"]);
     let label = s.fields.iter().find(|f| f.name == "a_string").unwrap();
-    assert_eq!((label.slot.as_str(), label.ty.as_str(), label.max_len), ("label", "string", 24));
+    assert_eq!(
+        (label.slot.as_str(), label.ty.as_str(), label.max_len),
+        ("label", "string", 24)
+    );
     let maybe = s.fields.iter().find(|f| f.name == "maybe_u16").unwrap();
     assert!(maybe.optional && maybe.ty == "u16" && maybe.rust == "Option<u16>");
     let addr = s.fields.iter().find(|f| f.name == "addr").unwrap();
     assert_eq!((addr.ty.as_str(), addr.max_len), ("text", 15));
     // The fingerprint in the description is the one in the store's `__schema` slot.
     let fp = kv.raw().get(21).unwrap().value;
-    assert_eq!(s.fingerprint.as_deref().map(str::as_bytes), Some(fp.as_slice()));
+    assert_eq!(
+        s.fingerprint.as_deref().map(str::as_bytes),
+        Some(fp.as_slice())
+    );
     // The JSON round-trips.
     assert_eq!(Schema::from_json(&s.to_json()).unwrap(), s);
     // The pymembus view is unchanged: 21 fields and the fingerprint slot, nothing else.
     assert_eq!(kv.raw().slot_names().unwrap().len(), 22);
     drop(kv);
-    assert!(!std::path::Path::new(&companion_path(g.name())).exists(), "the creator's drop removes the description");
+    assert!(
+        !std::path::Path::new(&companion_path(g.name())).exists(),
+        "the creator's drop removes the description"
+    );
 }
 
 #[test]
@@ -63,35 +72,59 @@ fn hostile_descriptions_give_clear_errors() {
     good.extend_from_slice(json.as_bytes());
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("short", b"MBS".to_vec(), "shorter than its 16-byte header"),
-        ("magic", {
-            let mut b = good.clone();
-            b[0] = b'X';
-            b
-        }, "wrong magic"),
-        ("empty", {
-            let mut b = good.clone();
-            b[8..16].copy_from_slice(&0u64.to_le_bytes());
-            b
-        }, "is empty"),
-        ("truncated", good[..good.len() - 10].to_vec(), "truncated or corrupt"),
-        ("huge", {
-            let mut b = good.clone();
-            b[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-            b
-        }, "truncated or corrupt"),
-        ("json", {
-            let mut b = good.clone();
-            let n = b.len();
-            b[n - 1] = b'!';
-            b
-        }, "corrupt"),
-        ("fields", {
-            let bad = json.replace("\"type\": \"u8\"", "\"type\": \"u9\"");
-            let mut b = b"MBSCHEM1".to_vec();
-            b.extend_from_slice(&(bad.len() as u64).to_le_bytes());
-            b.extend_from_slice(bad.as_bytes());
-            b
-        }, "unknown type \"u9\""),
+        (
+            "magic",
+            {
+                let mut b = good.clone();
+                b[0] = b'X';
+                b
+            },
+            "wrong magic",
+        ),
+        (
+            "empty",
+            {
+                let mut b = good.clone();
+                b[8..16].copy_from_slice(&0u64.to_le_bytes());
+                b
+            },
+            "is empty",
+        ),
+        (
+            "truncated",
+            good[..good.len() - 10].to_vec(),
+            "truncated or corrupt",
+        ),
+        (
+            "huge",
+            {
+                let mut b = good.clone();
+                b[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+                b
+            },
+            "truncated or corrupt",
+        ),
+        (
+            "json",
+            {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 1] = b'!';
+                b
+            },
+            "corrupt",
+        ),
+        (
+            "fields",
+            {
+                let bad = json.replace("\"type\": \"u8\"", "\"type\": \"u9\"");
+                let mut b = b"MBSCHEM1".to_vec();
+                b.extend_from_slice(&(bad.len() as u64).to_le_bytes());
+                b.extend_from_slice(bad.as_bytes());
+                b
+            },
+            "unknown type \"u9\"",
+        ),
     ];
     for (what, bytes, expect) in cases {
         std::fs::write(&path, &bytes).unwrap();
@@ -236,28 +269,45 @@ fn evolution_append_and_new_variant_are_compatible_for_an_older_reader() {
     let g = ShmGuard::new("evo-append");
     let new = Kv::create(
         g.name(),
-        &v2::Cfg { speed: 10, level: v2::Level::High, gear: 3 },
+        &v2::Cfg {
+            speed: 10,
+            level: v2::Level::High,
+            gear: 3,
+        },
     )
     .unwrap();
     let old = Kv::<v1::Cfg>::attach(g.name()).expect("an older reader attaches");
     let c = old.compat();
     assert!(c.is_compatible() && !c.is_identical(), "{c:?}");
     assert!(
-        c.additions.iter().any(|a| a.contains("field `gear`") && a.contains("appended")),
+        c.additions
+            .iter()
+            .any(|a| a.contains("field `gear`") && a.contains("appended")),
         "{c:?}"
     );
     assert!(
-        c.additions.iter().any(|a| a.contains("field `level`") && a.contains("\"Max\"")),
+        c.additions
+            .iter()
+            .any(|a| a.contains("field `level`") && a.contains("\"Max\"")),
         "{c:?}"
     );
-    assert_eq!(old.snapshot().unwrap(), v1::Cfg { speed: 10, level: v1::Level::High });
+    assert_eq!(
+        old.snapshot().unwrap(),
+        v1::Cfg {
+            speed: 10,
+            level: v1::Level::High
+        }
+    );
     old.set(v1::Cfg::SPEED, 11).unwrap();
     assert_eq!(new.get(v2::Cfg::SPEED).unwrap(), 11);
     // A value the older reader does not know is an error naming the field, nothing more.
     new.set(v2::Cfg::LEVEL, v2::Level::Max).unwrap();
     let e = old.get(v1::Cfg::LEVEL).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidValue);
-    assert!(e.to_string().contains("field `level`") && e.to_string().contains("\"Max\""), "{e}");
+    assert!(
+        e.to_string().contains("field `level`") && e.to_string().contains("\"Max\""),
+        "{e}"
+    );
     assert_eq!(old.get(v1::Cfg::SPEED).unwrap(), 11);
     // Changes of the field the older reader does not know are not its events.
     let since = old.epoch();
@@ -268,26 +318,48 @@ fn evolution_append_and_new_variant_are_compatible_for_an_older_reader() {
 #[test]
 fn evolution_a_newer_reader_reads_missing_fields_as_their_default() {
     let g = ShmGuard::new("evo-default");
-    let _old = Kv::create(g.name(), &v1::Cfg { speed: 5, level: v1::Level::Low }).unwrap();
+    let _old = Kv::create(
+        g.name(),
+        &v1::Cfg {
+            speed: 5,
+            level: v1::Level::Low,
+        },
+    )
+    .unwrap();
     let new = Kv::<v2::Cfg>::attach(g.name()).expect("a newer reader attaches");
     assert!(
-        new.compat().defaulted.iter().any(|d| d.contains("field `gear`") && d.contains("\"7\"")),
+        new.compat()
+            .defaulted
+            .iter()
+            .any(|d| d.contains("field `gear`") && d.contains("\"7\"")),
         "{:?}",
         new.compat()
     );
     assert_eq!(new.get(v2::Cfg::GEAR).unwrap(), 7);
     assert_eq!(
         new.snapshot().unwrap(),
-        v2::Cfg { speed: 5, level: v2::Level::Low, gear: 7 }
+        v2::Cfg {
+            speed: 5,
+            level: v2::Level::Low,
+            gear: 7
+        }
     );
     let e = new.set(v2::Cfg::GEAR, 1).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    assert!(e.to_string().contains("field `gear` is not in this store"), "{e}");
+    assert!(
+        e.to_string().contains("field `gear` is not in this store"),
+        "{e}"
+    );
     let e = new.update(|b| {
         b.set(v2::Cfg::SPEED, 1).set(v2::Cfg::GEAR, 1);
     });
     assert!(e.unwrap_err().to_string().contains("field `gear`"));
-    new.store(&v2::Cfg { speed: 6, level: v2::Level::High, gear: 9 }).unwrap();
+    new.store(&v2::Cfg {
+        speed: 6,
+        level: v2::Level::High,
+        gear: 9,
+    })
+    .unwrap();
     assert_eq!(new.get(v2::Cfg::SPEED).unwrap(), 6);
 }
 
@@ -300,24 +372,53 @@ fn mismatch<S: KvSchema + std::fmt::Debug>(name: &str) -> String {
 #[test]
 fn evolution_rename_removal_and_type_change_are_incompatible() {
     let g = ShmGuard::new("evo-incompat");
-    let _v1 = Kv::create(g.name(), &v1::Cfg { speed: 5, level: v1::Level::Low }).unwrap();
+    let _v1 = Kv::create(
+        g.name(),
+        &v1::Cfg {
+            speed: 5,
+            level: v1::Level::Low,
+        },
+    )
+    .unwrap();
     let e = mismatch::<renamed::Cfg>(g.name());
-    assert!(e.contains("field `velocity` renamed or removed (the store has `speed`)"), "{e}");
+    assert!(
+        e.contains("field `velocity` renamed or removed (the store has `speed`)"),
+        "{e}"
+    );
     let e = mismatch::<retyped::Cfg>(g.name());
-    assert!(e.contains("field `speed`: type changed from i64 to u32"), "{e}");
+    assert!(
+        e.contains("field `speed`: type changed from i64 to u32"),
+        "{e}"
+    );
     drop(_v1);
-    let _v2 = Kv::create(g.name(), &v2::Cfg { speed: 5, level: v2::Level::Low, gear: 1 }).unwrap();
+    let _v2 = Kv::create(
+        g.name(),
+        &v2::Cfg {
+            speed: 5,
+            level: v2::Level::Low,
+            gear: 1,
+        },
+    )
+    .unwrap();
     let e = mismatch::<renamed_variant::Cfg>(g.name());
     assert!(
-        e.contains("field `level`: enum variant \"Top\" renamed or removed (the store has Low, High, Max)"),
+        e.contains(
+            "field `level`: enum variant \"Top\" renamed or removed (the store has Low, High, Max)"
+        ),
         "{e}"
     );
     let e = mismatch::<only_speed::Cfg>(g.name());
-    assert!(e.contains("slot 1: expected field `gear`, found `level` (fields reordered or removed)"), "{e}");
+    assert!(
+        e.contains("slot 1: expected field `gear`, found `level` (fields reordered or removed)"),
+        "{e}"
+    );
     drop(_v2);
     let _short = Kv::create(g.name(), &only_speed::Cfg { speed: 1, gear: 2 }).unwrap();
     let e = mismatch::<v1::Cfg>(g.name());
-    assert!(e.contains("slot 1: field `level` renamed or removed (the store has `gear`)"), "{e}");
+    assert!(
+        e.contains("slot 1: field `level` renamed or removed (the store has `gear`)"),
+        "{e}"
+    );
     let e = mismatch::<renamed::Cfg>(g.name());
     assert!(e.contains("field `velocity`"), "{e}");
 }
@@ -327,17 +428,32 @@ fn evolution_an_appended_field_needs_a_default() {
     let g = ShmGuard::new("evo-nodefault");
     let _new = Kv::create(
         g.name(),
-        &appended_without_default::Cfg { speed: 1, level: appended_without_default::Level::Low, gear: 2 },
+        &appended_without_default::Cfg {
+            speed: 1,
+            level: appended_without_default::Level::Low,
+            gear: 2,
+        },
     )
     .unwrap();
     let e = mismatch::<v1::Cfg>(g.name());
-    assert!(e.contains("field `gear` (slot 2) appended without a default"), "{e}");
+    assert!(
+        e.contains("field `gear` (slot 2) appended without a default"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_store_without_description_keeps_the_exact_check() {
     let g = ShmGuard::new("evo-nodesc");
-    let _new = Kv::create(g.name(), &v2::Cfg { speed: 1, level: v2::Level::Low, gear: 2 }).unwrap();
+    let _new = Kv::create(
+        g.name(),
+        &v2::Cfg {
+            speed: 1,
+            level: v2::Level::Low,
+            gear: 2,
+        },
+    )
+    .unwrap();
     std::fs::remove_file(companion_path(g.name())).unwrap();
     let e = mismatch::<v1::Cfg>(g.name());
     assert!(e.contains("slot count: expected 3, found 4"), "{e}");
@@ -362,21 +478,34 @@ fn message_channels_publish_and_check_their_schema() {
         Recv::Message { msg, .. } => assert_eq!(msg, v1::Cmd::Go { speed: 3 }),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(rx.recv(Duration::from_secs(5)).unwrap(), Recv::Undecodable { .. }));
+    assert!(matches!(
+        rx.recv(Duration::from_secs(5)).unwrap(),
+        Recv::Undecodable { .. }
+    ));
     let Err(e) = Receiver::<renamed::Cmd>::attach_memmsg(g.name(), &QueueOptions::new()) else {
         panic!("a renamed variant attached");
     };
     assert_eq!(e.kind(), ErrorKind::SchemaMismatch);
-    assert!(e.to_string().contains("variant \"halt\" renamed or removed"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("variant \"halt\" renamed or removed"),
+        "{e}"
+    );
     let Err(e) = Receiver::<retyped::Cmd>::attach_memmsg(g.name(), &QueueOptions::new()) else {
         panic!("a changed payload attached");
     };
     assert!(
-        e.to_string().contains("variant \"go\": payload changed from struct (speed: f64) to struct (speed: u32)"),
+        e.to_string().contains(
+            "variant \"go\": payload changed from struct (speed: f64) to struct (speed: u32)"
+        ),
         "{e}"
     );
     drop(tx);
-    assert_eq!(schema::read(g.name()).unwrap(), None, "the sender's drop removes the description");
+    assert_eq!(
+        schema::read(g.name()).unwrap(),
+        None,
+        "the sender's drop removes the description"
+    );
 }
 
 #[test]
@@ -392,12 +521,20 @@ fn a_command_channel_validates_with_its_description() {
     }
     let e = m.check(br#"{"zoom":"fast"}"#).unwrap_err();
     assert!(e.contains("variant \"zoom\" field 0: expected f32"), "{e}");
-    let e = m.check(br#"{"expose":{"us":-1,"auto":true,"gains":[]}}"#).unwrap_err();
-    assert!(e.contains("field `us`") && e.contains("0 to 4294967295"), "{e}");
+    let e = m
+        .check(br#"{"expose":{"us":-1,"auto":true,"gains":[]}}"#)
+        .unwrap_err();
+    assert!(
+        e.contains("field `us`") && e.contains("0 to 4294967295"),
+        "{e}"
+    );
     let e = m.check(br#"{"expose":{"us":1,"gains":[]}}"#).unwrap_err();
     assert!(e.contains("field `auto`: missing"), "{e}");
     let e = m.check(b"pan-right").unwrap_err();
-    assert!(e.contains("unknown variant \"pan-right\"; expected one of: pan-left, zoom, move, expose"), "{e}");
+    assert!(
+        e.contains("unknown variant \"pan-right\"; expected one of: pan-left, zoom, move, expose"),
+        "{e}"
+    );
     let e = m.check(b"zoom").unwrap_err();
     assert!(e.contains("carries a payload"), "{e}");
 }

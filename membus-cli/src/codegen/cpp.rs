@@ -15,24 +15,111 @@ use membus::typed::Schema;
 const RUNTIME: &str = include_str!("cpp_runtime.hpp");
 
 const KEYWORDS: &[&str] = &[
-    "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break",
-    "case", "catch", "char", "char8_t", "char16_t", "char32_t", "class", "compl", "concept",
-    "const", "consteval", "constexpr", "constinit", "const_cast", "continue", "co_await",
-    "co_return", "co_yield", "decltype", "default", "delete", "do", "double", "dynamic_cast",
-    "else", "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto",
-    "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
-    "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register",
-    "reinterpret_cast", "requires", "return", "short", "signed", "sizeof", "static",
-    "static_assert", "static_cast", "struct", "switch", "template", "this", "thread_local",
-    "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using",
-    "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq",
+    "alignas",
+    "alignof",
+    "and",
+    "and_eq",
+    "asm",
+    "auto",
+    "bitand",
+    "bitor",
+    "bool",
+    "break",
+    "case",
+    "catch",
+    "char",
+    "char8_t",
+    "char16_t",
+    "char32_t",
+    "class",
+    "compl",
+    "concept",
+    "const",
+    "consteval",
+    "constexpr",
+    "constinit",
+    "const_cast",
+    "continue",
+    "co_await",
+    "co_return",
+    "co_yield",
+    "decltype",
+    "default",
+    "delete",
+    "do",
+    "double",
+    "dynamic_cast",
+    "else",
+    "enum",
+    "explicit",
+    "export",
+    "extern",
+    "false",
+    "float",
+    "for",
+    "friend",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "not",
+    "not_eq",
+    "nullptr",
+    "operator",
+    "or",
+    "or_eq",
+    "private",
+    "protected",
+    "public",
+    "register",
+    "reinterpret_cast",
+    "requires",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "static_assert",
+    "static_cast",
+    "struct",
+    "switch",
+    "template",
+    "this",
+    "thread_local",
+    "throw",
+    "true",
+    "try",
+    "typedef",
+    "typeid",
+    "typename",
+    "union",
+    "unsigned",
+    "using",
+    "virtual",
+    "void",
+    "volatile",
+    "wchar_t",
+    "while",
+    "xor",
+    "xor_eq",
 ];
 
 /// A C++ identifier for `s`.
 fn ident(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -188,9 +275,7 @@ fn decode_stmt(f: &FieldDesc, allowed: &str) -> String {
         _ => format!("{st} x{{}};\n        if (!membus_typed::parse_int(t, x)) {bad};"),
     };
     if f.optional {
-        format!(
-            "if (t.empty()) return std::nullopt;\n        {scalar_dec}\n        return x;"
-        )
+        format!("if (t.empty()) return std::nullopt;\n        {scalar_dec}\n        return x;")
     } else {
         format!("{scalar_dec}\n        return x;")
     }
@@ -227,12 +312,19 @@ fn kv(o: &mut String, schema: &Schema) {
         }
         let _ = writeln!(o, "    }}\n    return std::string();\n}}\n\n/// The enum value with wire name `s`; false for an unknown name.\ninline bool from_wire(const std::string& s, {en}& out) {{");
         for (m, w) in &members {
-            let _ = writeln!(o, "    if (s == {}) {{ out = {en}::{m}; return true; }}", lit(w));
+            let _ = writeln!(
+                o,
+                "    if (s == {}) {{ out = {en}::{m}; return true; }}",
+                lit(w)
+            );
         }
         let _ = writeln!(o, "    return false;\n}}");
     }
     let ty = ident(&schema.type_name);
-    let _ = writeln!(o, "\n/// A snapshot of every field of a `{ty}` store.\nstruct {ty} {{");
+    let _ = writeln!(
+        o,
+        "\n/// A snapshot of every field of a `{ty}` store.\nstruct {ty} {{"
+    );
     for f in &schema.fields {
         let _ = writeln!(o, "    {} {}{{}};", field_type(f), ident(&f.name));
     }
@@ -300,7 +392,10 @@ fn kv(o: &mut String, schema: &Schema) {
             decode_stmt(f, &allowed),
         );
     }
-    let _ = writeln!(o, "    /// Every field, decoded.\n    {ty} snapshot() const {{\n        {ty} s;");
+    let _ = writeln!(
+        o,
+        "    /// Every field, decoded.\n    {ty} snapshot() const {{\n        {ty} s;"
+    );
     for f in &schema.fields {
         let n = ident(&f.name);
         let _ = writeln!(o, "        s.{n} = get_{n}();");
@@ -314,7 +409,10 @@ fn kv(o: &mut String, schema: &Schema) {
         let n = ident(&f.name);
         let _ = writeln!(o, "        m[{}] = enc_{n}(s.{n});", lit(&f.slot));
     }
-    let _ = writeln!(o, "        return kv_.setAll(m);\n    }}\n\n   private:\n    Kv& kv_;\n}};\n");
+    let _ = writeln!(
+        o,
+        "        return kv_.setAll(m);\n    }}\n\n   private:\n    Kv& kv_;\n}};\n"
+    );
 }
 
 fn member_names(v: &VariantDesc) -> Vec<String> {
@@ -350,7 +448,11 @@ fn message(o: &mut String, type_name: &str, m: &MessageDesc) {
     for v in &m.variants {
         let s = ident(&v.rust);
         let names = member_names(v);
-        let _ = writeln!(o, "/// Variant {} on the wire.\nstruct {s} {{", lit(&v.name));
+        let _ = writeln!(
+            o,
+            "/// Variant {} on the wire.\nstruct {s} {{",
+            lit(&v.name)
+        );
         for (n, f) in names.iter().zip(&v.fields) {
             let _ = writeln!(o, "    {} {n}{{}};", json_cpp_type(&f.ty));
         }
@@ -362,7 +464,10 @@ fn message(o: &mut String, type_name: &str, m: &MessageDesc) {
     for (v, s) in m.variants.iter().zip(&structs) {
         let names = member_names(v);
         let wire = lit(&v.name);
-        let _ = writeln!(o, "/// The wire bytes of variant {wire}.\ninline std::string encode(const {s}& m) {{");
+        let _ = writeln!(
+            o,
+            "/// The wire bytes of variant {wire}.\ninline std::string encode(const {s}& m) {{"
+        );
         if v.shape == "unit" {
             let _ = writeln!(o, "    (void)m;\n    return {wire};\n}}\n");
             continue;
@@ -418,7 +523,10 @@ fn message(o: &mut String, type_name: &str, m: &MessageDesc) {
     if m.tagged {
         let _ = writeln!(o, "    auto [name, p] = membus_typed::split_tagged(bytes);");
     } else if m.variants.first().is_some_and(|v| v.shape == "unit") {
-        let _ = writeln!(o, "    std::string name = bytes;\n    membus_typed::json p;");
+        let _ = writeln!(
+            o,
+            "    std::string name = bytes;\n    membus_typed::json p;"
+        );
     } else {
         let first = m.variants.first().map_or(String::new(), |v| v.name.clone());
         let _ = writeln!(
@@ -458,7 +566,11 @@ fn message(o: &mut String, type_name: &str, m: &MessageDesc) {
                     names.len()
                 );
                 for (i, n) in names.iter().enumerate() {
-                    let _ = writeln!(o, "        membus_typed::from_json(p.items[{i}], m.{n}, {});", at(i));
+                    let _ = writeln!(
+                        o,
+                        "        membus_typed::from_json(p.items[{i}], m.{n}, {});",
+                        at(i)
+                    );
                 }
             }
             _ => {

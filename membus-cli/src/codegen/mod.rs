@@ -15,8 +15,8 @@ pub(crate) fn lit(s: &str) -> String {
 pub fn load(name: Option<&str>, from: Option<&std::path::Path>) -> Result<Schema, String> {
     match (name, from) {
         (_, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             Schema::from_json(&text).map_err(|e| format!("{}: {}", path.display(), e.detail()))
         }
         (Some(n), None) => {

@@ -12,17 +12,23 @@ use super::lit;
 const RUNTIME: &str = include_str!("python_runtime.py");
 
 const KEYWORDS: &[&str] = &[
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
-    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
-    "while", "with", "yield",
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield",
 ];
 
 /// A Python identifier for `s` (non-identifier characters become `_`, keywords get `_`).
 pub(crate) fn ident(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -186,8 +192,16 @@ fn message(o: &mut String, type_name: &str, m: &MessageDesc) {
     }
     let mut classes = Vec::new();
     for (i, v) in m.variants.iter().enumerate() {
-        let cls = if m.tagged { ident(&v.rust) } else { base.clone() };
-        let parent = if m.tagged { format!("({base})") } else { String::new() };
+        let cls = if m.tagged {
+            ident(&v.rust)
+        } else {
+            base.clone()
+        };
+        let parent = if m.tagged {
+            format!("({base})")
+        } else {
+            String::new()
+        };
         let attrs: Vec<(String, String)> = v
             .fields
             .iter()
@@ -220,7 +234,7 @@ fn message(o: &mut String, type_name: &str, m: &MessageDesc) {
         );
         classes.push(format!("{}: {cls}", lit(&v.name)));
     }
-    let ret = if m.tagged { base.clone() } else { base.clone() };
+    let ret = base.clone();
     let _ = writeln!(
         o,
         "\n_CLASSES = {{{}}}\n\n\

@@ -68,7 +68,8 @@ pub trait KvSchema: Sized {
             format: schema::FORMAT,
             kind: SchemaKind::Memkv,
             type_name: Self::TYPE_NAME.to_owned(),
-            fingerprint: Self::FINGERPRINT.then(|| fingerprint_of(Self::SLOTS.iter().map(|s| (s.field, s.ty)))),
+            fingerprint: Self::FINGERPRINT
+                .then(|| fingerprint_of(Self::SLOTS.iter().map(|s| (s.field, s.ty)))),
             fields: Self::SLOTS
                 .iter()
                 .map(|s| FieldDesc {
@@ -317,13 +318,19 @@ impl<S: KvSchema> Kv<S> {
             if let Err(e) = S::decode_change(i, d) {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
-                    format!("field `{}`: default {d:?} is not a value of the field: {}", s.field, e.reason),
+                    format!(
+                        "field `{}`: default {d:?} is not a value of the field: {}",
+                        s.field, e.reason
+                    ),
                 ));
             }
             if d.len() > s.max_len {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
-                    format!("field `{}`: default {d:?} is longer than max_len = {}", s.field, s.max_len),
+                    format!(
+                        "field `{}`: default {d:?} is longer than max_len = {}",
+                        s.field, s.max_len
+                    ),
                 ));
             }
         }
@@ -422,7 +429,12 @@ impl<S: KvSchema> Kv<S> {
         let mut want: Vec<&str> = theirs.fields.iter().map(|f| f.slot.as_str()).collect();
         want.push(FINGERPRINT_SLOT);
         let found = raw.slot_names()?;
-        let fp = fingerprint_of(theirs.fields.iter().map(|f| (f.name.as_str(), f.rust.as_str())));
+        let fp = fingerprint_of(
+            theirs
+                .fields
+                .iter()
+                .map(|f| (f.name.as_str(), f.rust.as_str())),
+        );
         let stored = raw.get(theirs.fields.len()).ok().map(|v| v.value);
         if found.iter().map(String::as_str).ne(want.iter().copied())
             || theirs.fingerprint.as_deref() != Some(fp.as_str())
@@ -434,7 +446,11 @@ impl<S: KvSchema> Kv<S> {
             ));
         }
         let present = S::SLOTS.len().min(theirs.fields.len());
-        let need_v = S::SLOTS[..present].iter().map(|s| s.max_len).max().unwrap_or(0);
+        let need_v = S::SLOTS[..present]
+            .iter()
+            .map(|s| s.max_len)
+            .max()
+            .unwrap_or(0);
         if raw.max_value_len() < need_v {
             return Err(mismatch(
                 &[format!(

@@ -264,7 +264,10 @@ impl Schema {
                 rust: get_str(f, "rust", &at)?.to_owned(),
                 optional: f
                     .get("optional")
-                    .map(|b| b.as_bool().ok_or(format!("{at}.optional: expected true or false")))
+                    .map(|b| {
+                        b.as_bool()
+                            .ok_or(format!("{at}.optional: expected true or false"))
+                    })
                     .transpose()?
                     .unwrap_or(false),
                 max_len: f
@@ -362,7 +365,10 @@ impl Schema {
             ));
         }
         if !is_ident(&self.type_name) {
-            return bad(format!("type name {:?} is not an identifier", self.type_name));
+            return bad(format!(
+                "type name {:?} is not an identifier",
+                self.type_name
+            ));
         }
         match self.kind {
             SchemaKind::Memkv => {
@@ -402,7 +408,9 @@ impl Schema {
                     return bad("a message schema needs its message description".into());
                 };
                 if m.variants.is_empty() || (!m.tagged && m.variants.len() != 1) {
-                    return bad("a message has one variant per case (exactly one for a struct)".into());
+                    return bad(
+                        "a message has one variant per case (exactly one for a struct)".into(),
+                    );
                 }
                 for v in &m.variants {
                     if !is_ident(&v.rust) || v.name.is_empty() {
@@ -440,8 +448,10 @@ impl Schema {
             return c;
         }
         if self.type_name != found.type_name {
-            c.notes
-                .push(format!("type name: {} here, {} on the share", self.type_name, found.type_name));
+            c.notes.push(format!(
+                "type name: {} here, {} on the share",
+                self.type_name, found.type_name
+            ));
         }
         match self.kind {
             SchemaKind::Memkv => compare_fields(&self.fields, &found.fields, &mut c),
@@ -455,14 +465,22 @@ impl Schema {
     }
 }
 
-fn get_str<'a>(o: &'a Map<String, Value>, key: &str, at: &str) -> std::result::Result<&'a str, String> {
+fn get_str<'a>(
+    o: &'a Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> std::result::Result<&'a str, String> {
     o.get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{at}.{key}: expected a string"))
 }
 
 /// An optional array (missing is empty).
-fn get_arr<'a>(o: &'a Map<String, Value>, key: &str, at: &str) -> std::result::Result<&'a [Value], String> {
+fn get_arr<'a>(
+    o: &'a Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> std::result::Result<&'a [Value], String> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(a)) => Ok(a),
@@ -471,13 +489,14 @@ fn get_arr<'a>(o: &'a Map<String, Value>, key: &str, at: &str) -> std::result::R
 }
 
 const KV_TYPES: &[&str] = &[
-    "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
-    "f32", "f64", "bool", "char", "string", "enum", "text",
+    "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32",
+    "f64", "bool", "char", "string", "enum", "text",
 ];
 
 fn is_ident(s: &str) -> bool {
     let mut it = s.chars();
-    it.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    it.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && it.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -572,8 +591,16 @@ fn compare_fields(mine: &[FieldDesc], found: &[FieldDesc], c: &mut Compat) {
         if m.ty == "enum" {
             // Variants only one side has are additions by the newer side; variants each
             // side lacks are renames or removals.
-            let only_mine: Vec<&String> = m.variants.iter().filter(|v| !f.variants.contains(v)).collect();
-            let only_theirs: Vec<&String> = f.variants.iter().filter(|v| !m.variants.contains(v)).collect();
+            let only_mine: Vec<&String> = m
+                .variants
+                .iter()
+                .filter(|v| !f.variants.contains(v))
+                .collect();
+            let only_theirs: Vec<&String> = f
+                .variants
+                .iter()
+                .filter(|v| !m.variants.contains(v))
+                .collect();
             if !only_mine.is_empty() && !only_theirs.is_empty() {
                 for v in only_mine {
                     c.differences.push(format!(
@@ -635,10 +662,8 @@ fn compare_messages(mine: &MessageDesc, found: &MessageDesc, c: &mut Compat) {
     }
     for m in &mine.variants {
         let Some(f) = found.variants.iter().find(|v| v.name == m.name) else {
-            c.differences.push(format!(
-                "variant {:?} renamed or removed",
-                m.name
-            ));
+            c.differences
+                .push(format!("variant {:?} renamed or removed", m.name));
             continue;
         };
         if m.shape != f.shape || m.fields != f.fields {
@@ -724,8 +749,10 @@ pub fn publish(share: &ShareName, schema: &Schema, mode: u32) -> Result<SchemaOb
         seg.range(HEADER, json.len()),
         seg.atomic_i64(OFF_LEN),
     ) else {
-        return Err(Error::new(ErrorKind::InvalidLayout, "schema object too small")
-            .with_share(name.as_str()));
+        return Err(
+            Error::new(ErrorKind::InvalidLayout, "schema object too small")
+                .with_share(name.as_str()),
+        );
     };
     // SAFETY: `magic` and `body` come from `range`, so each lies inside this writable
     // mapping, which lives until `seg` drops (after the calls); the object was just created
@@ -759,7 +786,9 @@ pub fn read(share: impl IntoShareName) -> Result<Option<Schema>> {
         }
         Err(e) => return Err(e),
     };
-    read_object(&seg).map(Some).map_err(|e| e.with_share(name.as_str()))
+    read_object(&seg)
+        .map(Some)
+        .map_err(|e| e.with_share(name.as_str()))
 }
 
 fn read_object(seg: &Segment) -> Result<Schema> {
@@ -798,7 +827,8 @@ fn read_object(seg: &Segment) -> Result<Schema> {
     let bytes = seg.head(HEADER + len);
     let text = std::str::from_utf8(&bytes[HEADER..])
         .map_err(|e| bad(format!("schema description is not UTF-8: {e}")))?;
-    Schema::from_json(text).map_err(|e| bad(format!("schema description is corrupt: {}", e.detail())))
+    Schema::from_json(text)
+        .map_err(|e| bad(format!("schema description is corrupt: {}", e.detail())))
 }
 
 /// Removes the schema companion of `share`, if any.
@@ -974,7 +1004,11 @@ fn int_range(t: &str) -> Option<(String, String)> {
 /// Checks a JSON value against a message field type (`u8`, `option<f64>`, `any`, ...).
 fn check_json(ty: &str, v: &Value) -> std::result::Result<(), String> {
     if let Some(inner) = ty.strip_prefix("option<").and_then(|t| t.strip_suffix('>')) {
-        return if v.is_null() { Ok(()) } else { check_json(inner, v) };
+        return if v.is_null() {
+            Ok(())
+        } else {
+            check_json(inner, v)
+        };
     }
     if let Some(inner) = ty.strip_prefix("array<").and_then(|t| t.strip_suffix('>')) {
         let Value::Array(items) = v else {
@@ -1035,7 +1069,8 @@ impl MessageDesc {
         let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
         let (variant, payload) = if self.tagged {
             if bytes.first() == Some(&b'{') {
-                let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+                let v: Value =
+                    serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
                 let Value::Object(m) = v else {
                     return Err("not a JSON object".into());
                 };
@@ -1049,13 +1084,19 @@ impl MessageDesc {
                     return Err("empty JSON object".into());
                 };
                 let v = self.variants.iter().find(|v| v.name == k).ok_or_else(|| {
-                    format!("unknown variant {k:?}; expected one of: {}", names.join(", "))
+                    format!(
+                        "unknown variant {k:?}; expected one of: {}",
+                        names.join(", ")
+                    )
                 })?;
                 (v, Some(p))
             } else {
                 let s = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
                 let v = self.variants.iter().find(|v| v.name == s).ok_or_else(|| {
-                    format!("unknown variant {s:?}; expected one of: {}", names.join(", "))
+                    format!(
+                        "unknown variant {s:?}; expected one of: {}",
+                        names.join(", ")
+                    )
                 })?;
                 if v.shape != "unit" {
                     return Err(format!(

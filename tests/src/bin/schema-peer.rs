@@ -50,11 +50,9 @@ fn main() {
     };
     match role {
         "kv-json" => say(&AllTypes::schema_json()),
-        "msg-json" => say(
-            &Command::schema()
-                .unwrap_or_else(|| fail("no schema".into()))
-                .to_json(),
-        ),
+        "msg-json" => say(&Command::schema()
+            .unwrap_or_else(|| fail("no schema".into()))
+            .to_json()),
         "kv-serve" => {
             let kv = Kv::create(name().as_str(), &AllTypes::first())
                 .unwrap_or_else(|e| fail(e.to_string()));
@@ -77,8 +75,9 @@ fn main() {
             }
         }
         "msg-serve" => {
-            let mut tx = Sender::<Command>::create_memmsg(name().as_str(), 4096, &QueueOptions::new())
-                .unwrap_or_else(|e| fail(e.to_string()));
+            let mut tx =
+                Sender::<Command>::create_memmsg(name().as_str(), 4096, &QueueOptions::new())
+                    .unwrap_or_else(|e| fail(e.to_string()));
             say("ready");
             let stdin = std::io::stdin();
             let mut it = stdin.lock().lines().map_while(Result::ok);
@@ -95,14 +94,17 @@ fn main() {
                 .get(2)
                 .and_then(|c| c.parse().ok())
                 .unwrap_or_else(|| fail("missing COUNT".into()));
-            let mut rx = Receiver::<Command>::create_memcmd(name().as_str(), 4096, &QueueOptions::new())
-                .unwrap_or_else(|e| fail(e.to_string()));
+            let mut rx =
+                Receiver::<Command>::create_memcmd(name().as_str(), 4096, &QueueOptions::new())
+                    .unwrap_or_else(|e| fail(e.to_string()));
             say("ready");
             let mut got = Vec::new();
             while got.len() < count {
                 match rx.recv(Duration::from_secs(10)) {
                     Ok(Recv::Message { msg, .. }) => got.push(format!("{msg:?}")),
-                    Ok(Recv::Undecodable { reason, .. }) => got.push(format!("undecodable: {reason}")),
+                    Ok(Recv::Undecodable { reason, .. }) => {
+                        got.push(format!("undecodable: {reason}"))
+                    }
                     Ok(Recv::Timeout) => got.push("timeout".into()),
                     Ok(Recv::Overrun { lost }) => got.push(format!("overrun {lost}")),
                     Err(e) => fail(e.to_string()),
