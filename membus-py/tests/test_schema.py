@@ -262,3 +262,56 @@ def test_messages_both_ways_with_a_rust_process(cli, schema_peer, names, tmp_pat
         m.decode(b"pan-right")
     with pytest.raises(ValueError, match="field us"):
         m.decode(b'{"expose":{"us":-1,"auto":true,"gains":[]}}')
+
+
+def test_evolution_verdicts_of_generated_classes(cli, schema_peer, names, tmp_path, all_types_json):
+    """Modules generated from other versions of the schema (the JSON edited as a change to
+    the Rust type would) against a store of the current one."""
+    import json as _json
+
+    base = _json.loads(all_types_json.read_text())
+
+    def module(tag, edit):
+        s = _json.loads(_json.dumps(base))
+        edit(s)
+        p = tmp_path / ("evo_%s.json" % tag)
+        p.write_text(_json.dumps(s))
+        m, _ = _generate(cli, tmp_path, ["--from", str(p)], "evo_" + tag)
+        return m
+
+    def older(s):  # built before `addr` was appended (with its default)
+        s["fields"].pop()
+        s["fingerprint"] = "0123456789abcdef"
+
+    def fewer_variants(s):  # built before Level::Off was added
+        s["fields"][17]["variants"] = ["Low", "High"]
+
+    def renamed(s):
+        s["fields"][0]["name"] = "speed"
+
+    def retyped(s):
+        s["fields"][0]["type"] = "u16"
+        s["fields"][0]["rust"] = "u16"
+
+    n = names("evo")
+    peer = Serve(schema_peer, "kv-serve", n)
+    try:
+        m = module("older", older)
+        kv = m.AllTypesKv(n)
+        assert kv.additions == ["field `addr` (slot 20, std::net::Ipv4Addr) appended"]
+        assert kv.get_a_u8() == 200 and kv.snapshot().a_string == "héllo wörld"
+        kv.close()
+        m = module("variants", fewer_variants)
+        kv = m.AllTypesKv(n)
+        assert kv.additions == ["field `level`: new enum variant 'off'"]
+        with pytest.raises(ValueError, match="field `level` .* holds 'off'"):
+            kv.get_level()
+        kv.close()
+        m = module("renamed", renamed)
+        with pytest.raises(m.SchemaError, match=r"slot 0: field `speed` renamed or removed \(the store has `a_u8`\)"):
+            m.AllTypesKv(n)
+        m = module("retyped", retyped)
+        with pytest.raises(m.SchemaError, match="field `a_u8`: type changed from u16 to u8"):
+            m.AllTypesKv(n)
+    finally:
+        peer.stop()

@@ -62,7 +62,7 @@ pub struct AllTypes {
     #[memkv(max_len = 8)]
     pub maybe_text: Option<String>,
     /// A `FromStr + Display` type.
-    #[memkv(text, max_len = 15)]
+    #[memkv(text, max_len = 15, default = "0.0.0.0")]
     pub addr: std::net::Ipv4Addr,
 }
 

@@ -316,6 +316,69 @@ fn evolution_append_and_new_variant_are_compatible_for_an_older_reader() {
 }
 
 #[test]
+fn evolution_a_new_variant_alone_is_reported_and_a_renamed_one_refused() {
+    // Variants do not change the fingerprint: the description tells.
+    mod newer {
+        #[derive(membus::MemKvEnum, Clone, Copy, Debug, PartialEq)]
+        pub enum Level {
+            Low,
+            High,
+            Max,
+        }
+        #[derive(membus::MemKv, Clone, Debug, PartialEq)]
+        pub struct Cfg {
+            pub speed: u32,
+            pub level: Level,
+        }
+    }
+    let g = ShmGuard::new("evo-variant");
+    let _new = Kv::create(
+        g.name(),
+        &newer::Cfg {
+            speed: 1,
+            level: newer::Level::Max,
+        },
+    )
+    .unwrap();
+    let old = Kv::<v1::Cfg>::attach(g.name()).unwrap();
+    assert_eq!(
+        old.compat().additions,
+        ["field `level`: new enum variant \"Max\""]
+    );
+    let e = old.get(v1::Cfg::LEVEL).unwrap_err();
+    assert!(e.to_string().contains("field `level` holds \"Max\""), "{e}");
+    drop(_new);
+    let _v1 = Kv::create(
+        g.name(),
+        &v1::Cfg {
+            speed: 1,
+            level: v1::Level::Low,
+        },
+    )
+    .unwrap();
+    let e = mismatch::<renamed_variant_same_len::Cfg>(g.name());
+    assert!(
+        e.contains(
+            "field `level`: enum variant \"Top\" renamed or removed (the store has Low, High)"
+        ),
+        "{e}"
+    );
+}
+
+mod renamed_variant_same_len {
+    #[derive(membus::MemKvEnum, Clone, Copy, Debug, PartialEq)]
+    pub enum Level {
+        Low,
+        Top,
+    }
+    #[derive(membus::MemKv, Clone, Debug, PartialEq)]
+    pub struct Cfg {
+        pub speed: u32,
+        pub level: Level,
+    }
+}
+
+#[test]
 fn evolution_a_newer_reader_reads_missing_fields_as_their_default() {
     let g = ShmGuard::new("evo-default");
     let _old = Kv::create(

@@ -196,11 +196,13 @@ def _compare_fields(mine, theirs):
         if (t.get("type"), bool(t.get("optional")), t.get("enum_name")) != (m["type"], m["optional"], m.get("enum_name")):
             diffs.append("field `%s`: type changed from %s to %s" % (m["name"], m["rust"], t.get("rust")))
             continue
-        for v in m.get("variants", []):
-            if v not in t.get("variants", []):
+        only_mine = [v for v in m.get("variants", []) if v not in t.get("variants", [])]
+        only_theirs = [v for v in t.get("variants", []) if v not in m.get("variants", [])]
+        if only_mine and only_theirs:
+            for v in only_mine:
                 diffs.append("field `%s`: enum variant %r renamed or removed" % (m["name"], v))
-        for v in t.get("variants", []):
-            if v not in m.get("variants", []):
+        else:
+            for v in only_theirs:
                 adds.append("field `%s`: new enum variant %r" % (m["name"], v))
         if int(t.get("max_len", 0)) < m["max_len"]:
             diffs.append("field `%s`: bound shrank from %d to %s bytes" % (m["name"], m["max_len"], t.get("max_len")))
@@ -239,6 +241,19 @@ class _KvBase:
         want = mine + (["__schema"] if self._FINGERPRINT is not None else [])
         fp = self._kv.getValueString(n - 1) if n else ""
         if names == want and (self._FINGERPRINT is None or fp == self._FINGERPRINT):
+            # The description still tells what the fingerprint cannot see (enum variants);
+            # an unreadable one does not stand in the way of a matching store.
+            try:
+                theirs = _read_store_schema(self.name) if self._FINGERPRINT is not None else None
+            except SchemaError:
+                theirs = None
+            if theirs is None:
+                return
+            diffs, adds = _compare_fields(self._FIELDS, theirs.get("fields", []))
+            if diffs:
+                raise SchemaError("share %s does not match %s (created for %s): %s"
+                                  % (self.name, self._TYPE, theirs.get("type_name"), "; ".join(diffs)))
+            self.additions = adds
             return
         theirs = _read_store_schema(self.name) if self._FINGERPRINT is not None else None
         if theirs is None:

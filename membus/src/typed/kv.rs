@@ -381,10 +381,31 @@ impl<S: KvSchema> Kv<S> {
         let raw = MemKv::attach_with(name, opts)?;
         let diffs = Self::layout_diffs(&raw)?;
         if diffs.is_empty() {
+            // The same layout and fingerprint. The description still tells what the
+            // fingerprint cannot see: enum variants added, renamed or removed. (An
+            // unreadable description does not stand in the way of a matching store.)
+            let mut compat = Compat::default();
+            if let (true, Ok(Some(theirs))) = (S::FINGERPRINT, schema::read(raw.name())) {
+                compat = S::schema().compare(&theirs);
+                if !compat.is_compatible() {
+                    return Err(Error::new(
+                        ErrorKind::SchemaMismatch,
+                        format!(
+                            "store does not match {} ({} difference{}): {} (the store was created for {})",
+                            std::any::type_name::<S>(),
+                            compat.differences.len(),
+                            if compat.differences.len() == 1 { "" } else { "s" },
+                            compat.differences.join("; "),
+                            theirs.type_name
+                        ),
+                    )
+                    .with_share(raw.name().as_str()));
+                }
+            }
             return Ok(Kv {
                 raw,
                 present: S::SLOTS.len(),
-                compat: Compat::default(),
+                compat,
                 _desc: None,
                 _schema: PhantomData,
             });
