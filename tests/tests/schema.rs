@@ -601,3 +601,80 @@ fn a_command_channel_validates_with_its_description() {
     let e = m.check(b"zoom").unwrap_err();
     assert!(e.contains("carries a payload"), "{e}");
 }
+
+#[test]
+fn a_killed_creator_leaves_a_stale_pair_that_a_new_creator_replaces() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let g = ShmGuard::new("schema-kill");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_membus-schema-peer"))
+        .args(["kv-serve", g.name()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    // SAFETY: kill has no memory preconditions; the pid is our live child's.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+    child.wait().unwrap();
+    assert!(!membus::has_live_owner(g.name()).unwrap());
+    assert_eq!(
+        schema::read(g.name()).unwrap(),
+        Some(AllTypes::schema()),
+        "left behind"
+    );
+    // A new creator of another type replaces the stale share and its description.
+    let kv = Kv::create_with(
+        g.name(),
+        &v1::Cfg {
+            speed: 1,
+            level: v1::Level::Low,
+        },
+        &membus::memkv::KvOptions::new().replace_stale(true),
+    )
+    .unwrap();
+    assert_eq!(schema::read(g.name()).unwrap(), Some(v1::Cfg::schema()));
+    drop(kv);
+    assert_eq!(schema::read(g.name()).unwrap(), None);
+}
+
+#[test]
+fn an_unreadable_description_is_named_when_the_layout_differs() {
+    let g = ShmGuard::new("schema-unreadable");
+    let _new = Kv::create(
+        g.name(),
+        &v2::Cfg {
+            speed: 1,
+            level: v2::Level::Low,
+            gear: 2,
+        },
+    )
+    .unwrap();
+    let path = companion_path(g.name());
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, b"MBSCHEM1\xff\xff\xff\xff\xff\xff\xff\x7fgarbage").unwrap();
+    let e = mismatch::<v1::Cfg>(g.name());
+    assert!(
+        e.contains("its schema description cannot be read: schema object claims"),
+        "{e}"
+    );
+    // A store whose layout matches is not held up by it.
+    drop(_new);
+    std::fs::remove_file(&path).unwrap();
+    let _v1 = Kv::create(
+        g.name(),
+        &v1::Cfg {
+            speed: 1,
+            level: v1::Level::Low,
+        },
+    )
+    .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, b"junk").unwrap();
+    assert!(Kv::<v1::Cfg>::attach(g.name()).is_ok());
+    std::fs::remove_file(&path).unwrap();
+}
