@@ -38,9 +38,11 @@ pub fn typed_of(name: &str, kv_slots: Option<(&[String], Option<String>)>) -> Ty
 }
 
 /// The typed facts of a share for `ls`/`info`: ("typed" text, type name) or None.
+///
+/// Only the description is read: attaching to the share here could leave objects behind
+/// (a waiter registry), which listing must not do.
 pub fn label(name: &str) -> Option<(String, Option<String>)> {
-    let slots = kv_slots(name);
-    match typed_of(name, slots.as_ref().map(|(n, f)| (n.as_slice(), f.clone()))) {
+    match typed_of(name, None) {
         Typed::Described(s) => Some((
             match s.kind {
                 SchemaKind::Memkv => format!(

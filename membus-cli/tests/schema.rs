@@ -10,7 +10,7 @@ use membus::typed::{KvSchema, Message, Receiver, Recv, Sender};
 use membus::{Kv, QueueOptions};
 use membus_tests::schema_types::{AllTypes, Command as Cmd};
 use membus_tests::serde_json::{self, Value};
-use membus_tests::{unique_name, ShmGuard};
+use membus_tests::ShmGuard;
 
 fn membus(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_membus"))
@@ -237,7 +237,9 @@ fn tail_prints_typed_store_values() {
 
 #[test]
 fn rm_stale_removes_an_orphaned_description() {
-    let name = unique_name("cli-orphan");
+    // The guard removes the share and its description whatever happens.
+    let g = ShmGuard::new("cli-orphan");
+    let name = g.name().to_owned();
     let path = format!("/dev/shm{name}.membus-schema");
     std::fs::write(&path, b"MBSCHEM1").unwrap();
     let out = ok(&["rm", "--stale", &name]);

@@ -286,6 +286,11 @@ def test_evolution_verdicts_of_generated_classes(cli, schema_peer, names, tmp_pa
     def fewer_variants(s):  # built before Level::Off was added
         s["fields"][17]["variants"] = ["Low", "High"]
 
+    def newer(s):  # built after `gear` was appended with a default
+        s["fields"].append({"name": "gear", "slot": "gear", "type": "u8", "rust": "u8",
+                            "optional": False, "max_len": 3, "default": "3"})
+        s["fingerprint"] = "fedcba9876543210"
+
     def renamed(s):
         s["fields"][0]["name"] = "speed"
 
@@ -306,6 +311,17 @@ def test_evolution_verdicts_of_generated_classes(cli, schema_peer, names, tmp_pa
         assert kv.additions == ["field `level`: new enum variant 'off'"]
         with pytest.raises(ValueError, match="field `level` .* holds 'off'"):
             kv.get_level()
+        kv.close()
+        m = module("newer", newer)
+        kv = m.AllTypesKv(n)
+        assert kv.defaulted == ["gear"]
+        assert kv.get_gear() == 3 and kv.snapshot().gear == 3
+        with pytest.raises(ValueError, match="field `gear` is not in this store"):
+            kv.set_gear(4)
+        snap = kv.snapshot()
+        snap.a_u8 = 9
+        kv.store(snap)
+        assert kv.get_a_u8() == 9
         kv.close()
         m = module("renamed", renamed)
         with pytest.raises(m.SchemaError, match=r"slot 0: field `speed` renamed or removed \(the store has `a_u8`\)"):

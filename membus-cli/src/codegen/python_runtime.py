@@ -185,7 +185,8 @@ def _compare_fields(mine, theirs):
     diffs, adds = [], []
     for i, m in enumerate(mine):
         if i >= len(theirs):
-            diffs.append("field `%s` (slot %d) is missing from the store" % (m["name"], i))
+            if m.get("default") is None:
+                diffs.append("field `%s` (slot %d) is missing from the store and has no default" % (m["name"], i))
             continue
         t = theirs[i]
         if t.get("name") != m["name"]:
@@ -267,14 +268,18 @@ class _KvBase:
                 diffs.append("schema fingerprint: expected %s, found %r (field types differ)" % (self._FINGERPRINT, fp))
             raise SchemaError("share %s does not match %s: %s" % (self.name, self._TYPE, "; ".join(diffs)))
         diffs, adds = _compare_fields(self._FIELDS, theirs.get("fields", []))
-        if len(theirs.get("fields", [])) < len(self._FIELDS):
-            diffs.append("the store has fewer fields than this module")
         if names != [f.get("slot") for f in theirs.get("fields", [])] + ["__schema"]:
             diffs.append("the store's schema description does not describe its slots (stale or foreign)")
         if diffs:
             raise SchemaError("share %s does not match %s (created for %s): %s"
                               % (self.name, self._TYPE, theirs.get("type_name"), "; ".join(diffs)))
         self.additions = adds
+        # Fields of this module that an older schema's store lacks read as their default.
+        self._present = min(len(self._FIELDS), len(theirs.get("fields", [])))
+        self.defaulted = [f["name"] for f in self._FIELDS[self._present:]]
+
+    _present = None
+    defaulted: List[str] = []
 
     def close(self) -> None:
         self._kv.close()
@@ -288,8 +293,13 @@ class _KvBase:
     def epoch(self) -> int:
         return self._kv.getEpoch()
 
+    def _missing(self, i):
+        return self._present is not None and i >= self._present
+
     def _get(self, i):
         f = self._FIELDS[i]
+        if self._missing(i):
+            return _decode(f, f["default"], self._ENUMS.get(f.get("enum_name")))
         s, stale = self._kv.getValue(i)
         if stale:
             raise TimeoutError("share %s: field `%s`: every read overlapped a write" % (self.name, f["name"]))
@@ -297,6 +307,9 @@ class _KvBase:
 
     def _set(self, i, v) -> int:
         s = _encode(self._FIELDS[i], v)
+        if self._missing(i):
+            raise ValueError("field `%s` is not in this store (an older schema created it); it reads as its default and cannot be written"
+                             % self._FIELDS[i]["name"])
         if not self._kv.setValue(i, s):
             e = _pm.last_error()
             raise OSError("share %s: field `%s`: write failed: %s"
@@ -306,12 +319,14 @@ class _KvBase:
     def _snapshot(self):
         raw = self._kv.getAll()
         out = []
-        for f in self._FIELDS:
-            out.append(_decode(f, raw.get(f["slot"], ""), self._ENUMS.get(f.get("enum_name"))))
+        for i, f in enumerate(self._FIELDS):
+            text = f["default"] if self._missing(i) else raw.get(f["slot"], "")
+            out.append(_decode(f, text, self._ENUMS.get(f.get("enum_name"))))
         return out
 
     def _store(self, values) -> int:
-        texts = {f["slot"]: _encode(f, v) for f, v in zip(self._FIELDS, values)}
+        texts = {f["slot"]: _encode(f, v) for i, (f, v) in enumerate(zip(self._FIELDS, values))
+                 if not self._missing(i)}
         if not self._kv.setAll(texts):
             e = _pm.last_error()
             raise OSError("share %s: write failed: %s" % (self.name, _pm.last_error_message(e)))

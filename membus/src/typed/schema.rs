@@ -156,6 +156,19 @@ impl ValueDesc {
         }
     }
 
+    /// A type by its [`KvValue::TYPE_NAME`](crate::KvValue::TYPE_NAME): the scalar types
+    /// by name, anything else (a hand-written `KvValue`) as `text`.
+    pub const fn of_type_name(name: &'static str) -> ValueDesc {
+        let mut i = 0;
+        while i < KV_TYPES.len() {
+            if const_eq(KV_TYPES[i], name) && !const_eq(name, "enum") {
+                return ValueDesc::plain(KV_TYPES[i]);
+            }
+            i += 1;
+        }
+        ValueDesc::plain("text")
+    }
+
     /// The same type, optional.
     pub const fn optional(self) -> ValueDesc {
         ValueDesc {
@@ -486,6 +499,21 @@ fn get_arr<'a>(
         Some(Value::Array(a)) => Ok(a),
         Some(_) => Err(format!("{at}.{key}: expected an array")),
     }
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 const KV_TYPES: &[&str] = &[
@@ -1211,5 +1239,93 @@ impl VariantDesc {
             })
             .collect();
         fs.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn type_names_map_to_schema_types() {
+        assert_eq!(ValueDesc::of_type_name("u32").ty, "u32");
+        assert_eq!(ValueDesc::of_type_name("f64").ty, "f64");
+        assert_eq!(ValueDesc::of_type_name("Celsius").ty, "text");
+        assert_eq!(ValueDesc::of_type_name("enum").ty, "text");
+        assert!(ValueDesc::of_type_name("u8").optional().optional);
+    }
+
+    fn field(ty: &str, optional: bool, max_len: usize) -> FieldDesc {
+        FieldDesc {
+            name: "f".into(),
+            slot: "f".into(),
+            ty: ty.into(),
+            rust: ty.into(),
+            optional,
+            max_len,
+            enum_name: None,
+            variants: Vec::new(),
+            default: None,
+        }
+    }
+
+    #[test]
+    fn slot_texts_are_checked_as_the_rust_reader_parses_them() {
+        assert!(field("u8", false, 3).check_text("255").is_ok());
+        assert!(field("u8", false, 3).check_text("256").is_err());
+        assert!(field("u8", false, 3).check_text("").is_err());
+        assert!(field("u8", true, 3).check_text("").is_ok());
+        assert!(field("i128", false, 40)
+            .check_text(&i128::MIN.to_string())
+            .is_ok());
+        assert!(field("bool", false, 5).check_text("True").is_ok());
+        assert!(field("f32", false, 15).check_text("inf").is_ok());
+        assert!(field("char", false, 4).check_text("é").is_ok());
+        assert!(field("string", false, 3)
+            .check_text("abcd")
+            .unwrap_err()
+            .contains("max_len = 3"));
+        assert!(field("string", false, 9).check_text("a\0b").is_err());
+    }
+
+    proptest! {
+        /// Any text is a description or an error, never a panic.
+        #[test]
+        fn from_json_never_panics(s in ".{0,200}") {
+            let _ = Schema::from_json(&s);
+        }
+
+        /// Any JSON value is a description or an error, never a panic.
+        #[test]
+        fn from_json_never_panics_on_json(v in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let text = format!(
+                "{{\"format\":1,\"kind\":\"memkv\",\"type_name\":\"T\",\"fields\":[{{\"name\":{:?},\"max_len\":{}}}]}}",
+                String::from_utf8_lossy(&v), v.len()
+            );
+            let _ = Schema::from_json(&text);
+        }
+
+        /// A message check on arbitrary bytes is a rendering or an error, never a panic.
+        #[test]
+        fn message_check_never_panics(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let m = MessageDesc {
+                tagged: true,
+                variants: vec![VariantDesc {
+                    name: "a".into(),
+                    rust: "A".into(),
+                    shape: "tuple".into(),
+                    fields: vec![
+                        MsgFieldDesc { name: String::new(), ty: "u8".into(), rust: "u8".into() },
+                        MsgFieldDesc { name: String::new(), ty: "option<array<f32>>".into(), rust: "x".into() },
+                    ],
+                }],
+            };
+            let _ = m.check(&b);
+            let mut tagged = b"{\"a\":".to_vec();
+            tagged.extend_from_slice(&b);
+            tagged.push(b'}');
+            let _ = m.check(&tagged);
+        }
     }
 }

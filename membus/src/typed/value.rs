@@ -24,7 +24,7 @@ pub trait KvValue: Sized {
     const TYPE_NAME: &'static str;
     /// How the schema description ([`Schema`](crate::typed::schema::Schema)) shows this
     /// type.
-    const DESC: ValueDesc = ValueDesc::plain(Self::TYPE_NAME);
+    const DESC: ValueDesc = ValueDesc::of_type_name(Self::TYPE_NAME);
     /// Appends the text form of `self` to `out`.
     fn encode(&self, out: &mut String);
     /// Parses the text form.
