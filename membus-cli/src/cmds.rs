@@ -129,6 +129,9 @@ fn entry_json(p: &Probe, state: State, users: &[User]) -> serde_json::Value {
         .iter()
         .map(|u| json!({"pid": u.pid, "comm": u.comm}))
         .collect::<Vec<_>>());
+    let typed = crate::schema_cmds::label(&p.name);
+    v["typed"] = json!(typed.is_some());
+    v["type_name"] = json!(typed.and_then(|(_, t)| t));
     v["counters"] = json!(p
         .counters
         .iter()
@@ -159,7 +162,11 @@ pub fn ls(all: bool, as_json: bool) -> CmdResult {
         .map(|(p, s, u)| {
             [
                 p.name.clone(),
-                p.type_label(),
+                match crate::schema_cmds::label(&p.name) {
+                    Some((_, Some(t))) => format!("{} [{t}]", p.type_label()),
+                    Some((_, None)) => format!("{} [typed]", p.type_label()),
+                    None => p.type_label(),
+                },
                 p.size.to_string(),
                 s.as_str().to_string(),
                 p.session_id
@@ -179,7 +186,7 @@ pub fn ls(all: bool, as_json: bool) -> CmdResult {
     Ok(())
 }
 
-fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
     let mut w = [0usize; N];
     for (i, h) in head.iter().enumerate() {
         w[i] = h.chars().count();
@@ -251,6 +258,10 @@ pub fn info(name: &str, as_json: bool) -> CmdResult {
         ("type".into(), p.type_label()),
         ("size".into(), p.size.to_string()),
         ("state".into(), state.as_str().into()),
+        (
+            "typed".into(),
+            crate::schema_cmds::label(&name).map_or_else(|| "no".to_owned(), |(l, _)| l),
+        ),
         (
             "users".into(),
             if users.is_empty() {
@@ -347,6 +358,12 @@ pub fn tail(
             .into())
         }
     };
+    // A typed share's values are shown typed (unless --hex asks for bytes).
+    let described = if hex {
+        None
+    } else {
+        membus::typed::schema::read(name.as_str()).ok().flatten()
+    };
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut seen = 0u64;
     let mut buf = Vec::new();
@@ -373,13 +390,23 @@ pub fn tail(
                             break;
                         }
                         let slot = kv.slot_name(ch.index)?;
-                        writeln!(
-                            out,
-                            "epoch {}: {}={}",
-                            ch.epoch,
-                            render(slot.as_bytes(), false),
-                            render(&ch.value, hex)
-                        )?;
+                        let field = described.as_ref().and_then(|s| s.fields.get(ch.index));
+                        match (field, std::str::from_utf8(&ch.value)) {
+                            (Some(f), Ok(text)) => writeln!(
+                                out,
+                                "epoch {}: {} = {}",
+                                ch.epoch,
+                                f.name,
+                                f.render(text)
+                            )?,
+                            _ => writeln!(
+                                out,
+                                "epoch {}: {}={}",
+                                ch.epoch,
+                                render(slot.as_bytes(), false),
+                                render(&ch.value, hex)
+                            )?,
+                        }
                         seen += 1;
                     }
                     out.flush()?;
@@ -390,7 +417,13 @@ pub fn tail(
         };
         match got {
             Received::Message { .. } => {
-                writeln!(out, "{}", render(&buf, hex))?;
+                match described.as_ref().and_then(|s| s.message.as_ref()) {
+                    Some(m) => match m.check(&buf) {
+                        Ok(shown) => writeln!(out, "{shown}")?,
+                        Err(e) => writeln!(out, "undecodable ({e}): {}", render(&buf, false))?,
+                    },
+                    None => writeln!(out, "{}", render(&buf, hex))?,
+                }
                 out.flush()?;
                 seen += 1;
             }
@@ -463,6 +496,7 @@ pub fn send(
     messages: &[String],
     create: Option<usize>,
     linger: Option<Duration>,
+    raw: bool,
 ) -> CmdResult {
     let name = share_name(name)?;
     // Before anything else: a created share must be removed however the command ends.
@@ -515,6 +549,13 @@ pub fn send(
             }
         }
     };
+    if exists && !raw {
+        if let Some(s) = crate::schema_cmds::message_schema(&name)? {
+            for m in &lines {
+                crate::schema_cmds::check_message(&name, &s, m)?;
+            }
+        }
+    }
     for m in &lines {
         write(m)?;
     }
@@ -628,7 +669,10 @@ pub fn kv_set(name: &str, pairs: &[String], raw: bool) -> CmdResult {
         .map(|p| (p[0].as_str(), p[1].as_bytes()))
         .collect();
     if !raw {
-        check_typed(&share, &kv, &batch)?;
+        match crate::schema_cmds::kv_schema(&share)? {
+            Some(s) => crate::schema_cmds::check_kv_set(&share, &s, &batch)?,
+            None => check_typed(&share, &kv, &batch)?,
+        }
     }
     let epoch = kv.set_many_by_name(&batch)?;
     println!("epoch {epoch}");
@@ -689,14 +733,16 @@ pub fn rm(names: &[String], stale: bool, all_users: bool, force: bool) -> CmdRes
                 targets.push(n.clone());
             }
         }
-        // Waiter registries (`NAME.membus-wait`) and mirror notes (`NAME.membus-mirror`)
-        // whose share is gone: membus leaves registries beside shares that libmembus or
-        // pymembus made, and a bridge killed outright leaves its notes.
+        // Companions whose share is gone: waiter registries (`NAME.membus-wait`), which
+        // membus leaves beside shares that libmembus or pymembus made; mirror notes
+        // (`NAME.membus-mirror`) a bridge killed outright left; schema descriptions
+        // (`NAME.membus-schema`) whose creator died between removing its share and them.
         for p in all_probes() {
             let Some(main) = p
                 .name
                 .strip_suffix(".membus-wait")
                 .or_else(|| p.name.strip_suffix(MIRROR_SUFFIX))
+                .or_else(|| p.name.strip_suffix(membus::typed::schema::SCHEMA_SUFFIX))
             else {
                 continue;
             };

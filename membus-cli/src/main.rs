@@ -4,9 +4,11 @@
 
 mod bench;
 mod cmds;
+mod codegen;
 mod media_tail;
 mod probe;
 mod procs;
+mod schema_cmds;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -150,6 +152,21 @@ enum Cmd {
         /// waiting for Ctrl-C or SIGTERM (e.g. 500ms, 10s, 1m).
         #[arg(long, value_parser = duration)]
         linger: Option<Duration>,
+        /// Send as given, without checking the messages against the channel's schema.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Print the schema a typed share carries (the type it was created through).
+    Schema {
+        name: String,
+        /// The description as JSON (what `codegen --from` reads).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate typed accessors for another language from a share's schema.
+    Codegen {
+        #[command(subcommand)]
+        lang: Lang,
     },
     /// Read and write a memkv store.
     ///
@@ -227,6 +244,36 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum Lang {
+    /// A Python module over pymembus: a dataclass and typed get_/set_ accessors (memkv),
+    /// or message classes with encode/decode.
+    Python {
+        /// The typed share to read the schema from.
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        name: Option<String>,
+        /// A schema JSON file (`membus schema NAME --json`, or the type's `schema_json()`).
+        #[arg(long, value_name = "FILE.json")]
+        from: Option<PathBuf>,
+        /// Write to this file instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// A C++17 header over libmembus's memkv API (memkv), or message structs with
+    /// encode/decode.
+    Cpp {
+        /// The typed share to read the schema from.
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        name: Option<String>,
+        /// A schema JSON file (`membus schema NAME --json`, or the type's `schema_json()`).
+        #[arg(long, value_name = "FILE.json")]
+        from: Option<PathBuf>,
+        /// Write to this file instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum KvOp {
     /// Print one value (a warning on stderr when a writer seems stuck).
     Get {
@@ -274,7 +321,17 @@ fn main() -> ExitCode {
             messages,
             create,
             linger,
-        } => cmds::send(&name, &messages, create, linger),
+            raw,
+        } => cmds::send(&name, &messages, create, linger, raw),
+        Cmd::Schema { name, json } => schema_cmds::schema_cmd(&name, json),
+        Cmd::Codegen { lang } => match lang {
+            Lang::Python { name, from, out } => {
+                schema_cmds::codegen("python", name.as_deref(), from.as_deref(), out.as_deref())
+            }
+            Lang::Cpp { name, from, out } => {
+                schema_cmds::codegen("cpp", name.as_deref(), from.as_deref(), out.as_deref())
+            }
+        },
         Cmd::Kv { name, op } => match op {
             KvOp::Get { key } => cmds::kv_get(&name, &key),
             KvOp::Set { pairs, raw } => cmds::kv_set(&name, &pairs, raw),

@@ -662,8 +662,22 @@ fn kv_set_refuses_what_a_typed_reader_cannot_parse() {
         &["kv", g.name(), "set", "rate_hz", "fast"],
         "text for a number",
     );
-    assert!(err.contains("expect a number"), "{err}");
+    // The store describes itself: the error names the field and what it accepts.
+    assert!(
+        err.contains("field `rate_hz`") && err.contains("expected an integer from 0 to 4294967295"),
+        "{err}"
+    );
     refused(&["kv", g.name(), "set", "enabled", "yes"], "yes for a bool");
+    // Without the description, the current text of the slot is the guide.
+    let desc = format!("/dev/shm{}.membus-schema", g.name());
+    let saved = std::fs::read(&desc).unwrap();
+    std::fs::remove_file(&desc).unwrap();
+    let err = refused(
+        &["kv", g.name(), "set", "rate_hz", "fast"],
+        "text for a number (no description)",
+    );
+    assert!(err.contains("expect a number"), "{err}");
+    std::fs::write(&desc, saved).unwrap();
     refused(&["kv", g.name(), "set", "__schema", "0"], "a schema write");
     assert_eq!(kv.get(Typed::RATE_HZ).unwrap(), 0, "nothing was written");
     ok(&["kv", g.name(), "set", "rate_hz", "30", "enabled", "true"]);

@@ -21,6 +21,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) rename: Option<(String, Span)>,
     pub(crate) max_len: Option<usize>,
     pub(crate) text: Option<Span>,
+    /// `default = "wire text"`: the value a store made by an older schema lacks.
+    pub(crate) default: Option<(String, Span)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -55,7 +57,7 @@ fn allowed(target: Target) -> &'static str {
     match target {
         Target::Struct => "rename_all, max_len, name_len, no_fingerprint",
         Target::Enum => "rename_all",
-        Target::Field => "rename, max_len, text",
+        Target::Field => "rename, max_len, text, default",
         Target::Variant => "rename",
     }
 }
@@ -157,6 +159,16 @@ pub(crate) fn field(cx: &mut Ctxt, attrs: &[syn::Attribute], target: Target) -> 
             }
             "max_len" if target == Target::Field => out.max_len = Some(usize_lit(meta, "max_len")?),
             "text" if target == Target::Field => out.text = Some(meta.path.span()),
+            "default" if target == Target::Field => {
+                let s = str_lit(meta, "default")?;
+                if s.value().contains('\0') {
+                    return Err(syn::Error::new(
+                        s.span(),
+                        "a default may not contain a NUL byte",
+                    ));
+                }
+                out.default = Some((s.value(), s.span()));
+            }
             _ => return Ok(false),
         }
         Ok(true)

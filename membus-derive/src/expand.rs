@@ -79,6 +79,7 @@ fn stub_schema(input: &syn::DeriveInput) -> TokenStream {
         #[automatically_derived]
         impl #impl_generics ::membus::__private::KvSchema for #ident #ty_generics #where_clause {
             type Change = ();
+            const TYPE_NAME: &'static str = "";
             const SLOTS: &'static [::membus::__private::SlotDef] = &[];
             const FINGERPRINT: bool = false;
             const NAME_LEN: usize = 0;
@@ -149,8 +150,19 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
                 ::membus::__private::max_len(<#ty as ::membus::__private::KvValue>::MAX_LEN, ::membus::__private::Option::None)
             },
         };
+        let value = match f.kind {
+            Kind::Text => quote!(::membus::__private::ValueDesc::plain("text")),
+            _ => quote_spanned!(ty.span()=> <#ty as ::membus::__private::KvValue>::DESC),
+        };
+        let default = match &f.attrs.default {
+            Some((d, _)) => quote!(::membus::__private::Option::Some(#d)),
+            None => quote!(::membus::__private::Option::None),
+        };
         slots.push(quote! {
-            ::membus::__private::SlotDef { field: #fname, name: #slot, ty: #ty_text, max_len: #max_len }
+            ::membus::__private::SlotDef {
+                field: #fname, name: #slot, ty: #ty_text, max_len: #max_len,
+                value: #value, default: #default,
+            }
         });
         encodes.push(quote! {
             {
@@ -215,6 +227,7 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
         }
     });
     let vis = m.vis;
+    let type_name = ident.to_string();
     quote! {
         impl #ident {
             #(#consts)*
@@ -244,6 +257,7 @@ fn expand_struct(m: &StructModel<'_>) -> TokenStream {
         #[automatically_derived]
         impl ::membus::__private::KvSchema for #ident {
             type Change = #vis_change;
+            const TYPE_NAME: &'static str = #type_name;
             const SLOTS: &'static [::membus::__private::SlotDef] = &[#(#slots),*];
             const FINGERPRINT: bool = #fingerprint;
             const NAME_LEN: usize = #name_len;
@@ -308,6 +322,12 @@ pub(crate) fn mem_kv_enum(input: &syn::DeriveInput) -> TokenStream {
                         ::membus::__private::max_name_len(<#ident as ::membus::__private::MemKvEnum>::VARIANTS),
                     );
                     const TYPE_NAME: &'static str = #ty_name;
+                    const DESC: ::membus::__private::ValueDesc = ::membus::__private::ValueDesc {
+                        ty: "enum",
+                        optional: false,
+                        enum_name: ::membus::__private::Option::Some(#ty_name),
+                        variants: <#ident as ::membus::__private::MemKvEnum>::VARIANTS,
+                    };
                     fn encode(&self, out: &mut ::membus::__private::String) {
                         out.push_str(::membus::__private::MemKvEnum::variant_name(self));
                     }

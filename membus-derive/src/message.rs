@@ -313,9 +313,83 @@ fn bindings(shape: &Shape) -> (Vec<Ident>, TokenStream) {
     }
 }
 
+/// The JSON type of a message field, for the schema description: primitives by name,
+/// `option<T>`, `array<T>`, and `any` for what serde encodes some other way.
+fn json_type(ty: &Type) -> String {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => {
+            let Some(last) = p.path.segments.last() else {
+                return "any".into();
+            };
+            let name = last.ident.to_string();
+            let arg = match &last.arguments {
+                syn::PathArguments::AngleBracketed(a) => a.args.iter().find_map(|g| match g {
+                    syn::GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            match (name.as_str(), arg) {
+                (
+                    "bool" | "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "f32"
+                    | "f64" | "char",
+                    None,
+                ) => name,
+                ("usize", None) => "u64".into(),
+                ("isize", None) => "i64".into(),
+                ("String", None) => "string".into(),
+                ("Option", Some(t)) => format!("option<{}>", json_type(t)),
+                ("Vec" | "VecDeque", Some(t)) => format!("array<{}>", json_type(t)),
+                ("Box", Some(t)) => json_type(t),
+                _ => "any".into(),
+            }
+        }
+        Type::Reference(r) => match &*r.elem {
+            Type::Path(p) if p.path.is_ident("str") => "string".into(),
+            other => json_type(other),
+        },
+        Type::Array(a) => format!("array<{}>", json_type(&a.elem)),
+        Type::Slice(a) => format!("array<{}>", json_type(&a.elem)),
+        Type::Paren(p) => json_type(&p.elem),
+        Type::Group(g) => json_type(&g.elem),
+        _ => "any".into(),
+    }
+}
+
+/// The static description of one variant (or the struct) for `Message::schema`.
+fn describe_variant(v: &Variant) -> TokenStream {
+    let p = quote!(::membus::__private);
+    let (name, rust) = (&v.wire, v.ident.to_string());
+    let field = |n: String, t: &Type| {
+        let jt = json_type(t);
+        let rt = quote!(#t).to_string().replace(' ', "");
+        quote!(#p::MsgFieldStatic { name: #n, ty: #jt, rust: #rt })
+    };
+    let (shape, fields): (&str, Vec<TokenStream>) = match &v.shape {
+        Shape::Unit => ("unit", vec![]),
+        Shape::Tuple(tys) if tys.len() == 1 => ("newtype", vec![field(String::new(), &tys[0])]),
+        Shape::Tuple(tys) => (
+            "tuple",
+            tys.iter().map(|t| field(String::new(), t)).collect(),
+        ),
+        Shape::Named(fs) => (
+            "struct",
+            fs.iter()
+                .map(|(i, t)| field(i.to_string().trim_start_matches("r#").to_string(), t))
+                .collect(),
+        ),
+    };
+    quote!(#p::VariantStatic { name: #name, rust: #rust, shape: #shape, fields: &[#(#fields),*] })
+}
+
 fn expand(input: &DeriveInput, model: &Model) -> TokenStream {
     let p = quote!(::membus::__private);
     let ty = &input.ident;
+    let type_name = ty.to_string();
+    let (tagged, described): (bool, Vec<TokenStream>) = match model {
+        Model::Enum(vs) => (true, vs.iter().map(describe_variant).collect()),
+        Model::Struct(v) => (false, vec![describe_variant(v)]),
+    };
     let (encode, decode) = match model {
         Model::Enum(variants) => {
             let enc_arms = variants.iter().map(|v| {
@@ -397,6 +471,10 @@ fn expand(input: &DeriveInput, model: &Model) -> TokenStream {
             }
             fn decode(__bytes: &[u8]) -> ::std::result::Result<Self, #p::CodecError> {
                 #decode
+            }
+            fn schema() -> #p::Option<#p::Schema> {
+                const __VARIANTS: &[#p::VariantStatic] = &[#(#described),*];
+                #p::Option::Some(#p::message_schema(#type_name, #tagged, __VARIANTS))
             }
         }
     }

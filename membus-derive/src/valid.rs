@@ -53,6 +53,12 @@ pub(crate) fn check_struct(cx: &mut Ctxt, m: &StructModel<'_>) {
                 format!("slot name {FINGERPRINT_SLOT:?} is reserved for the schema fingerprint; rename the field or add #[memkv(no_fingerprint)] to the struct"),
             ));
         }
+        if let (Some((_, span)), true) = (&f.attrs.default, m.attrs.no_fingerprint) {
+            cx.push(syn::Error::new(
+                *span,
+                "#[memkv(default = \"...\")] serves schema evolution, which needs the schema fingerprint and description; remove #[memkv(no_fingerprint)] or the default",
+            ));
+        }
         match &f.kind {
             Kind::Unsupported(msg) => cx.error(f.ty, msg),
             Kind::Unbounded | Kind::Text

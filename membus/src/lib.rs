@@ -111,6 +111,9 @@ pub mod __private {
         to_json_value, unknown_variant, write_json, write_tagged, CodecError, Message, Wire,
     };
     pub use crate::typed::kv::{Field, FieldError, KvSchema, SlotDef};
+    pub use crate::typed::schema::{
+        message_schema, MsgFieldStatic, Schema, ValueDesc, VariantStatic,
+    };
     pub use crate::typed::value::{
         enum_decode, max_name_len, text_decode, text_encode, KvValue, MemKvEnum,
     };
@@ -147,13 +150,17 @@ pub mod __private {
 ///
 /// Processes that have it mapped keep using it; the name is free for a new share at once.
 /// The share's waiter registry (a companion object named `<name>.membus-wait`, see
-/// [`select`]) goes with it.
+/// [`select`]) and its schema description (`<name>.membus-schema`, see
+/// [`typed::schema`]) go with it.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidArgument`] for a malformed name, [`ErrorKind::AccessDenied`] when
 /// the OS refuses.
 pub fn remove(name: impl IntoShareName) -> Result<bool> {
-    wait::remove_with_companion(&name.into_share_name()?)
+    let name = name.into_share_name()?;
+    let removed = wait::remove_with_companion(&name)?;
+    typed::schema::remove_companion(&name);
+    Ok(removed)
 }
 
 /// Whether a live membus process created `name` and still holds it.

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use serde_json;
 
 pub mod mutate;
+pub mod schema_types;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -184,7 +184,27 @@ fn schema_mismatch_lists_every_difference() {
     let _kv = Kv::<Camera>::create(g.name(), &camera()).unwrap();
     let e = Kv::<CameraV2>::attach(g.name()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::SchemaMismatch);
+    // The store describes itself, so the differences are named field by field.
     let s = e.to_string();
+    assert!(s.contains("8 differences"), "{s}");
+    assert!(
+        s.contains("field `exposure_us`: type changed from u64 to u32"),
+        "{s}"
+    );
+    assert!(
+        s.contains("field `enabled` (slot 2) appended without a default"),
+        "{s}"
+    );
+    assert!(s.contains("(the store was created for Camera)"), "{s}");
+    let e = Kv::<Renamed>::attach(g.name()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("field `exposure_us`: slot renamed from \"exposure\" to \"exposure_us\""),
+        "{e}"
+    );
+    // Without the description, the exact layout check names the slots.
+    std::fs::remove_file(format!("/dev/shm{}.membus-schema", g.name())).unwrap();
+    let s = Kv::<CameraV2>::attach(g.name()).unwrap_err().to_string();
     assert!(s.contains("slot count: expected 3, found 10"), "{s}");
     assert!(
         s.contains("slot 2: expected name \"__schema\", found \"enabled\""),
@@ -221,6 +241,13 @@ fn schema_mismatch_lists_every_difference() {
         exposure_us: i32,
         gain_db: f64,
     }
+    let e = Kv::<OtherTypes>::attach(g2.name()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("field `exposure_us`: type changed from i32 to u64"),
+        "{e}"
+    );
+    std::fs::remove_file(format!("/dev/shm{}.membus-schema", g2.name())).unwrap();
     let e = Kv::<OtherTypes>::attach(g2.name()).unwrap_err();
     assert!(e.to_string().contains("schema fingerprint"), "{e}");
 }

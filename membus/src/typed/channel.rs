@@ -6,8 +6,41 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind, Result};
 use crate::memcmd::MemCmd;
 use crate::memmsg;
-use crate::ring::Received;
+use crate::name::{IntoShareName, ShareName};
+use crate::ring::{QueueOptions, Received};
 use crate::typed::codec::Message;
+use crate::typed::schema::{self, Compat, SchemaObject};
+
+/// Publishes `M`'s description beside the share a typed constructor just created.
+fn publish<M: Message>(share: &ShareName, opts: &QueueOptions) -> Result<Option<SchemaObject>> {
+    match (M::schema(), schema::companion_name(share)) {
+        (Some(s), Some(_)) => schema::publish(share, &s, opts.mode).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Checks a channel's published description (if it has one) against `M`'s.
+fn check<M: Message>(share: &ShareName) -> Result<Compat> {
+    let (Some(mine), Some(theirs)) = (M::schema(), schema::read(share)?) else {
+        return Ok(Compat::default());
+    };
+    let c = mine.compare(&theirs);
+    if c.is_compatible() {
+        return Ok(c);
+    }
+    Err(Error::new(
+        ErrorKind::SchemaMismatch,
+        format!(
+            "channel does not match {} ({} difference{}): {} (the channel was created for {})",
+            std::any::type_name::<M>(),
+            c.differences.len(),
+            if c.differences.len() == 1 { "" } else { "s" },
+            c.differences.join("; "),
+            theirs.type_name
+        ),
+    )
+    .with_share(share.as_str()))
+}
 
 /// What a typed receive produced: exactly one of these.
 #[must_use]
@@ -48,10 +81,50 @@ enum Tx {
 pub struct Sender<M> {
     tx: Tx,
     buf: Vec<u8>,
+    compat: Compat,
+    _desc: Option<SchemaObject>,
     _m: PhantomData<fn(&M)>,
 }
 
 impl<M: Message> Sender<M> {
+    /// Creates a memmsg share for `M` (see [`memmsg::Writer::create_with`]) and publishes
+    /// `M`'s schema description beside it (`<name>.membus-schema`, removed with the
+    /// sender), so `membus schema`, `membus send` and generated code know the messages.
+    ///
+    /// # Errors
+    /// As for [`memmsg::Writer::create_with`], and the creation errors of the companion.
+    pub fn create_memmsg(
+        name: impl IntoShareName,
+        capacity: usize,
+        opts: &QueueOptions,
+    ) -> Result<Sender<M>> {
+        let w = memmsg::Writer::create_with(name, capacity, opts)?;
+        let desc = publish::<M>(w.name(), opts)?;
+        let mut s = Sender::from(w);
+        s._desc = desc;
+        Ok(s)
+    }
+
+    /// Attaches a sender to a memcmd share; when the share carries a schema description,
+    /// checks it against `M`'s (see the evolution rules in [`typed`](crate::typed)).
+    ///
+    /// # Errors
+    /// As for [`MemCmd::attach_with`]; [`ErrorKind::SchemaMismatch`] naming each
+    /// incompatible difference; [`ErrorKind::InvalidLayout`] for an unreadable description.
+    pub fn attach_memcmd(name: impl IntoShareName, opts: &QueueOptions) -> Result<Sender<M>> {
+        let c = MemCmd::attach_with(name, opts)?;
+        let compat = check::<M>(c.name())?;
+        let mut s = Sender::from(c);
+        s.compat = compat;
+        Ok(s)
+    }
+
+    /// How the channel's published schema differs from `M` (empty when it has none or
+    /// the same).
+    pub fn compat(&self) -> &Compat {
+        &self.compat
+    }
+
     /// Encodes `msg` and writes it; returns its sequence number.
     ///
     /// # Errors
@@ -77,6 +150,8 @@ impl<M> From<memmsg::Writer> for Sender<M> {
         Sender {
             tx: Tx::Msg(w),
             buf: Vec::new(),
+            compat: Compat::default(),
+            _desc: None,
             _m: PhantomData,
         }
     }
@@ -87,6 +162,8 @@ impl<M> From<MemCmd> for Sender<M> {
         Sender {
             tx: Tx::Cmd(c),
             buf: Vec::new(),
+            compat: Compat::default(),
+            _desc: None,
             _m: PhantomData,
         }
     }
@@ -101,10 +178,49 @@ enum Rx {
 pub struct Receiver<M> {
     rx: Rx,
     buf: Vec<u8>,
+    compat: Compat,
+    _desc: Option<SchemaObject>,
     _m: PhantomData<fn() -> M>,
 }
 
 impl<M: Message> Receiver<M> {
+    /// Creates a memcmd share for `M` (see [`MemCmd::create_with`]) and publishes `M`'s
+    /// schema description beside it (removed with the receiver).
+    ///
+    /// # Errors
+    /// As for [`MemCmd::create_with`], and the creation errors of the companion.
+    pub fn create_memcmd(
+        name: impl IntoShareName,
+        capacity: usize,
+        opts: &QueueOptions,
+    ) -> Result<Receiver<M>> {
+        let c = MemCmd::create_with(name, capacity, opts)?;
+        let desc = publish::<M>(c.name(), opts)?;
+        let mut r = Receiver::from(c);
+        r._desc = desc;
+        Ok(r)
+    }
+
+    /// Attaches a receiver to a memmsg share; when the share carries a schema description,
+    /// checks it against `M`'s (see the evolution rules in [`typed`](crate::typed)).
+    ///
+    /// # Errors
+    /// As for [`memmsg::Reader::attach_with`]; [`ErrorKind::SchemaMismatch`] naming each
+    /// incompatible difference; [`ErrorKind::InvalidLayout`] for an unreadable description.
+    pub fn attach_memmsg(name: impl IntoShareName, opts: &QueueOptions) -> Result<Receiver<M>> {
+        let r = memmsg::Reader::attach_with(name, opts)?;
+        let compat = check::<M>(r.name())?;
+        let mut rx = Receiver::from(r);
+        rx.compat = compat;
+        Ok(rx)
+    }
+
+    /// How the channel's published schema differs from `M` (new variants this receiver
+    /// will deliver as [`Recv::Undecodable`]); empty when it has none or the same.
+    pub fn compat(&self) -> &Compat {
+        &self.compat
+    }
+
     /// Receives the next message, waiting up to `timeout`, with the raw reader's
     /// timeout and overrun semantics; a message that does not decode is delivered as
     /// [`Recv::Undecodable`].
@@ -205,6 +321,8 @@ impl<M> From<memmsg::Reader> for Receiver<M> {
         Receiver {
             rx: Rx::Msg(r),
             buf: Vec::new(),
+            compat: Compat::default(),
+            _desc: None,
             _m: PhantomData,
         }
     }
@@ -215,6 +333,8 @@ impl<M> From<MemCmd> for Receiver<M> {
         Receiver {
             rx: Rx::Cmd(c),
             buf: Vec::new(),
+            compat: Compat::default(),
+            _desc: None,
             _m: PhantomData,
         }
     }

@@ -20,6 +20,13 @@ pub trait Message: Sized {
     /// # Errors
     /// When the bytes are not a wire form of this type; the reason says why.
     fn decode(bytes: &[u8]) -> Result<Self, CodecError>;
+
+    /// The full description of the wire form (`#[derive(Message)]` provides it; `None` for
+    /// types without one, such as [`Pod`]). A channel created through a typed constructor
+    /// ([`Sender::create_memmsg`](crate::typed::Sender::create_memmsg), ...) publishes it.
+    fn schema() -> Option<crate::typed::Schema> {
+        None
+    }
 }
 
 /// Why a message could not be encoded or decoded.

@@ -8,6 +8,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::layout::kv::KvLayout;
 use crate::memkv::{KvOptions, MemKv};
 use crate::name::IntoShareName;
+use crate::typed::schema::{self, Compat, FieldDesc, Schema, SchemaKind, SchemaObject, ValueDesc};
 
 /// Name of the extra slot in which a membus-created store records its schema fingerprint.
 /// A pymembus peer sees it as an ordinary slot.
@@ -26,6 +27,11 @@ pub struct SlotDef {
     pub ty: &'static str,
     /// The longest value text this field may write.
     pub max_len: usize,
+    /// How the schema description shows the value type.
+    pub value: ValueDesc,
+    /// The wire text assumed when a store made by an older schema lacks this field
+    /// (`#[memkv(default = "...")]`).
+    pub default: Option<&'static str>,
 }
 
 /// A struct whose fields are the slots of a memkv store. Implement it with
@@ -33,6 +39,8 @@ pub struct SlotDef {
 pub trait KvSchema: Sized {
     /// The typed change event: one variant per field (its `Debug` shows wire text).
     type Change: std::fmt::Debug;
+    /// The struct's name.
+    const TYPE_NAME: &'static str;
     /// The slots, in field order.
     const SLOTS: &'static [SlotDef];
     /// Whether a store made for this schema has the fingerprint slot (after the fields).
@@ -52,6 +60,39 @@ pub trait KvSchema: Sized {
     /// # Errors
     /// When `raw` does not parse (or `index` is not a field).
     fn decode_change(index: usize, raw: &str) -> std::result::Result<Self::Change, FieldError>;
+
+    /// The full description of this schema: what a store created for it carries in its
+    /// `<name>.membus-schema` companion, and what `membus codegen --from FILE.json` reads.
+    fn schema() -> Schema {
+        Schema {
+            format: schema::FORMAT,
+            kind: SchemaKind::Memkv,
+            type_name: Self::TYPE_NAME.to_owned(),
+            fingerprint: Self::FINGERPRINT
+                .then(|| fingerprint_of(Self::SLOTS.iter().map(|s| (s.field, s.ty)))),
+            fields: Self::SLOTS
+                .iter()
+                .map(|s| FieldDesc {
+                    name: s.field.to_owned(),
+                    slot: s.name.to_owned(),
+                    ty: s.value.ty.to_owned(),
+                    rust: s.ty.to_owned(),
+                    optional: s.value.optional,
+                    max_len: s.max_len,
+                    enum_name: s.value.enum_name.map(str::to_owned),
+                    variants: s.value.variants.iter().map(|v| (*v).to_owned()).collect(),
+                    default: s.default.map(str::to_owned),
+                })
+                .collect(),
+            message: None,
+        }
+    }
+
+    /// [`schema`](Self::schema) as JSON: write it to a file at build time for
+    /// `membus codegen python|cpp --from FILE.json`.
+    fn schema_json() -> String {
+        Self::schema().to_json()
+    }
 }
 
 /// A field value that does not parse: which field, its raw text, and why.
@@ -169,6 +210,13 @@ impl<S: KvSchema> std::fmt::Debug for TypedChanges<S> {
 /// A memkv store typed by schema `S`.
 pub struct Kv<S: KvSchema> {
     raw: MemKv,
+    /// How many of `S`'s fields the store has (fewer when an older schema made it and
+    /// the rest have defaults).
+    present: usize,
+    /// How the store's schema differs from `S` (empty for the same schema).
+    compat: Compat,
+    /// The schema companion, for the creator (removed with the handle).
+    _desc: Option<SchemaObject>,
     _schema: PhantomData<fn() -> S>,
 }
 
@@ -180,15 +228,15 @@ impl<S: KvSchema> std::fmt::Debug for Kv<S> {
 
 /// FNV-1a 64 of `name:type;` per slot, as 16 hex digits.
 fn fingerprint<S: KvSchema>() -> String {
+    fingerprint_of(S::SLOTS.iter().map(|s| (s.field, s.ty)))
+}
+
+/// FNV-1a 64 of `name:type;` for each (field name, Rust type text), as 16 hex digits: the
+/// value of a typed store's `__schema` slot.
+pub fn fingerprint_of<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for s in S::SLOTS {
-        for b in s
-            .field
-            .bytes()
-            .chain(*b":")
-            .chain(s.ty.bytes())
-            .chain(*b";")
-        {
+    for (field, ty) in fields {
+        for b in field.bytes().chain(*b":").chain(ty.bytes()).chain(*b";") {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -239,6 +287,7 @@ impl<S: KvSchema> Kv<S> {
             texts.push(fingerprint::<S>());
         }
         let values: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+        Self::check_defaults().map_err(|e| e.with_share(name.as_str()))?;
         let raw = MemKv::create_inner(
             name,
             names.len(),
@@ -248,10 +297,44 @@ impl<S: KvSchema> Kv<S> {
             layout.max_value_len(),
             opts,
         )?;
+        // A name too long for the suffix gets no description (the fingerprint still works).
+        let desc = match schema::companion_name(raw.name()) {
+            Some(_) => Some(schema::publish(raw.name(), &S::schema(), opts.mode)?),
+            None => None,
+        };
         Ok(Kv {
             raw,
+            present: S::SLOTS.len(),
+            compat: Compat::default(),
+            _desc: desc,
             _schema: PhantomData,
         })
+    }
+
+    /// Every `#[memkv(default = "...")]` must be a value of its field.
+    fn check_defaults() -> Result<()> {
+        for (i, s) in S::SLOTS.iter().enumerate() {
+            let Some(d) = s.default else { continue };
+            if let Err(e) = S::decode_change(i, d) {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "field `{}`: default {d:?} is not a value of the field: {}",
+                        s.field, e.reason
+                    ),
+                ));
+            }
+            if d.len() > s.max_len {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "field `{}`: default {d:?} is longer than max_len = {}",
+                        s.field, s.max_len
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_lengths(texts: &[String]) -> Result<()> {
@@ -296,6 +379,120 @@ impl<S: KvSchema> Kv<S> {
     /// As for [`attach`](Self::attach).
     pub fn attach_with(name: impl IntoShareName, opts: &KvOptions) -> Result<Kv<S>> {
         let raw = MemKv::attach_with(name, opts)?;
+        let diffs = Self::layout_diffs(&raw)?;
+        if diffs.is_empty() {
+            // The same layout and fingerprint. The description still tells what the
+            // fingerprint cannot see: enum variants added, renamed or removed. (An
+            // unreadable description does not stand in the way of a matching store.)
+            let mut compat = Compat::default();
+            if let (true, Ok(Some(theirs))) = (S::FINGERPRINT, schema::read(raw.name())) {
+                compat = S::schema().compare(&theirs);
+                if !compat.is_compatible() {
+                    return Err(Error::new(
+                        ErrorKind::SchemaMismatch,
+                        format!(
+                            "store does not match {} ({} difference{}): {} (the store was created for {})",
+                            std::any::type_name::<S>(),
+                            compat.differences.len(),
+                            if compat.differences.len() == 1 { "" } else { "s" },
+                            compat.differences.join("; "),
+                            theirs.type_name
+                        ),
+                    )
+                    .with_share(raw.name().as_str()));
+                }
+            }
+            return Ok(Kv {
+                raw,
+                present: S::SLOTS.len(),
+                compat,
+                _desc: None,
+                _schema: PhantomData,
+            });
+        }
+        // Not the same layout: a store made by another version of the schema may still be
+        // compatible; its description says.
+        let share = raw.name().as_str().to_owned();
+        let mismatch = |diffs: &[String], extra: &str| {
+            Error::new(
+                ErrorKind::SchemaMismatch,
+                format!(
+                    "store does not match {} ({} difference{}): {}{extra}",
+                    std::any::type_name::<S>(),
+                    diffs.len(),
+                    if diffs.len() == 1 { "" } else { "s" },
+                    diffs.join("; ")
+                ),
+            )
+            .with_share(share.as_str())
+        };
+        if !S::FINGERPRINT {
+            return Err(mismatch(&diffs, ""));
+        }
+        let theirs = match schema::read(raw.name()) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(mismatch(&diffs, "")),
+            Err(e) => {
+                return Err(mismatch(
+                    &diffs,
+                    &format!(" (its schema description cannot be read: {})", e.detail()),
+                ))
+            }
+        };
+        let compat = S::schema().compare(&theirs);
+        if !compat.is_compatible() {
+            return Err(mismatch(
+                &compat.differences,
+                &format!(" (the store was created for {})", theirs.type_name),
+            ));
+        }
+        // The description must be the one of this very store.
+        let mut want: Vec<&str> = theirs.fields.iter().map(|f| f.slot.as_str()).collect();
+        want.push(FINGERPRINT_SLOT);
+        let found = raw.slot_names()?;
+        let fp = fingerprint_of(
+            theirs
+                .fields
+                .iter()
+                .map(|f| (f.name.as_str(), f.rust.as_str())),
+        );
+        let stored = raw.get(theirs.fields.len()).ok().map(|v| v.value);
+        if found.iter().map(String::as_str).ne(want.iter().copied())
+            || theirs.fingerprint.as_deref() != Some(fp.as_str())
+            || stored.as_deref() != Some(fp.as_bytes())
+        {
+            return Err(mismatch(
+                &diffs,
+                " (its schema description does not describe this store: stale or foreign)",
+            ));
+        }
+        let present = S::SLOTS.len().min(theirs.fields.len());
+        let need_v = S::SLOTS[..present]
+            .iter()
+            .map(|s| s.max_len)
+            .max()
+            .unwrap_or(0);
+        if raw.max_value_len() < need_v {
+            return Err(mismatch(
+                &[format!(
+                    "max value length: need at least {need_v}, found {}",
+                    raw.max_value_len()
+                )],
+                "",
+            ));
+        }
+        Ok(Kv {
+            raw,
+            present,
+            compat,
+            _desc: None,
+            _schema: PhantomData,
+        })
+    }
+
+    /// The differences between the store's layout and `S`'s exact layout (names, order,
+    /// lengths, fingerprint); empty when it is `S`'s own.
+    fn layout_diffs(raw: &MemKv) -> Result<Vec<String>> {
         let (names, _) = expected::<S>().map_err(|e| e.with_share(raw.name().as_str()))?;
         let found = raw.slot_names()?;
         let mut diffs = Vec::new();
@@ -340,23 +537,15 @@ impl<S: KvSchema> Kv<S> {
                 ));
             }
         }
-        if !diffs.is_empty() {
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!(
-                    "store does not match {} ({} difference{}): {}",
-                    std::any::type_name::<S>(),
-                    diffs.len(),
-                    if diffs.len() == 1 { "" } else { "s" },
-                    diffs.join("; ")
-                ),
-            )
-            .with_share(raw.name().as_str()));
-        }
-        Ok(Kv {
-            raw,
-            _schema: PhantomData,
-        })
+        Ok(diffs)
+    }
+
+    /// How the store's schema differs from `S`, as found on attach: empty for a store made
+    /// for `S` itself; otherwise the compatible additions (fields appended with a default,
+    /// new enum variants) this reader does not know, and the fields it has that the store
+    /// lacks (they read as their default). See the evolution rules in [`typed`](crate::typed).
+    pub fn compat(&self) -> &Compat {
+        &self.compat
     }
 
     /// The raw store underneath.
@@ -385,6 +574,10 @@ impl<S: KvSchema> Kv<S> {
     /// wrote something that does not parse; [`ErrorKind::Timeout`] when every read attempt
     /// overlapped a write (a writer seems stuck).
     pub fn get<T>(&self, field: Field<S, T>) -> Result<T> {
+        if field.index >= self.present {
+            let d = field.def().and_then(|d| d.default).unwrap_or("");
+            return self.decode_field(field, d.as_bytes(), false);
+        }
         thread_local! {
             /// Reused per thread, so a typed get allocates nothing once warm.
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -445,7 +638,7 @@ impl<S: KvSchema> Kv<S> {
         for c in raw
             .changes
             .iter()
-            .filter(|c| c.index < S::SLOTS.len() && keep(c.index))
+            .filter(|c| c.index < self.present && keep(c.index))
         {
             if c.stale {
                 let name = S::SLOTS.get(c.index).map_or("?", |d| d.field);
@@ -496,9 +689,25 @@ impl<S: KvSchema> Kv<S> {
     /// [`ErrorKind::MessageTooLarge`] when the value's text exceeds the field's `max_len`,
     /// [`ErrorKind::InvalidArgument`] for a NUL byte, lock errors.
     pub fn set<T>(&self, field: Field<S, T>, value: T) -> Result<i64> {
-        let (i, s) =
-            Self::encode(&field, &value).map_err(|e| e.with_share(self.raw.name().as_str()))?;
+        let (i, s) = Self::encode(&field, &value)
+            .and_then(|w| self.check_present(w))
+            .map_err(|e| e.with_share(self.raw.name().as_str()))?;
         self.raw.set(i, s)
+    }
+
+    /// A write of a field the store lacks (made by an older schema) is refused.
+    fn check_present(&self, (i, s): (usize, String)) -> Result<(usize, String)> {
+        if i < self.present {
+            return Ok((i, s));
+        }
+        let name = S::SLOTS.get(i).map_or("?", |d| d.field);
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "field `{name}` is not in this store (an older schema created it); it reads \
+                 as its default and cannot be written"
+            ),
+        ))
     }
 
     /// Starts a batch of field writes committed together by [`Batch::commit`].
@@ -529,6 +738,7 @@ impl<S: KvSchema> Kv<S> {
         Self::check_lengths(&texts).map_err(|e| e.with_share(self.raw.name().as_str()))?;
         let batch: Vec<(usize, &[u8])> = texts
             .iter()
+            .take(self.present)
             .enumerate()
             .map(|(i, t)| (i, t.as_bytes()))
             .collect();
@@ -552,7 +762,7 @@ impl<S: KvSchema> Kv<S> {
         let snap = self.raw.snapshot()?;
         let mut bad = Vec::new();
         let mut refs = Vec::with_capacity(S::SLOTS.len());
-        for (i, v) in snap.values.iter().take(S::SLOTS.len()).enumerate() {
+        for (i, v) in snap.values.iter().take(self.present).enumerate() {
             match Self::utf8(i, v) {
                 Ok(t) => refs.push(t),
                 Err(e) => {
@@ -560,6 +770,9 @@ impl<S: KvSchema> Kv<S> {
                     refs.push("");
                 }
             }
+        }
+        for s in S::SLOTS.iter().skip(refs.len()) {
+            refs.push(s.default.unwrap_or(""));
         }
         let decoded = S::decode_slots(&refs);
         let errs = match decoded {
@@ -737,6 +950,14 @@ impl<S: KvSchema> Batch<'_, S> {
     pub fn commit(self) -> Result<i64> {
         if let Some(e) = self.error {
             return Err(e.with_share(self.kv.raw.name().as_str()));
+        }
+        if let Some((i, s)) = self.values.iter().find(|(i, _)| *i >= self.kv.present) {
+            return Err(self
+                .kv
+                .check_present((*i, s.clone()))
+                .err()
+                .unwrap_or_else(|| Error::new(ErrorKind::InvalidArgument, "field not in store"))
+                .with_share(self.kv.raw.name().as_str()));
         }
         let batch: Vec<(usize, &[u8])> = self
             .values

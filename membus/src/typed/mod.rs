@@ -64,6 +64,7 @@
 //! | field | `rename = "slot"` | the slot's name |
 //! | field | `max_len = N` | this field's value bound |
 //! | field | `text` | store through `FromStr` + `Display` |
+//! | field | `default = "text"` | the wire text a store made by an older schema (without this field) reads as; required to append a field compatibly (see below) |
 //! | enum (`MemKvEnum`) | `rename_all = "..."` | variant names on the wire |
 //! | variant | `rename = "name"` | this variant's name on the wire |
 //!
@@ -100,6 +101,36 @@
 //! delivered as [`Recv::Undecodable`] with the raw bytes and the reason; the receiver keeps
 //! going and nothing is lost.
 //!
+//! ## Self-describing shares and schema evolution
+//!
+//! [`Kv::create`], [`Sender::create_memmsg`] and [`Receiver::create_memcmd`] publish the
+//! type's full [`Schema`] (field names, slots, types, bounds, enum variants, renames,
+//! defaults; each message variant's shape) in a companion object `<name>.membus-schema`
+//! ([`schema`] documents its layout and lifecycle). libmembus and pymembus never open it.
+//! The same description is available at build time from [`KvSchema::schema_json`] and
+//! [`Message::schema`], for `membus codegen python|cpp --from FILE.json`.
+//!
+//! Attaching ([`Kv::attach`], [`Receiver::attach_memmsg`], [`Sender::attach_memcmd`])
+//! compares the reader's schema with the one the share carries ([`Schema::compare`]):
+//!
+//! * **Compatible**, reported in `compat()` ([`Compat`]):
+//!   - fields appended at the end that carry `#[memkv(default = "...")]`: an older reader
+//!     attaches and reads the fields it knows; a newer reader on an older store reads each
+//!     missing field as its default, and writing it is an
+//!     [`InvalidArgument`](crate::ErrorKind::InvalidArgument) error;
+//!   - enum variants or message variants only one side has (added by the newer side): a
+//!     value the reader does not know is an [`InvalidValue`](crate::ErrorKind::InvalidValue)
+//!     error naming the field (or [`Recv::Undecodable`]);
+//!   - a larger `max_len` on the share.
+//! * **Incompatible**, a [`SchemaMismatch`](crate::ErrorKind::SchemaMismatch) error naming
+//!   every difference: a field or slot renamed, removed or moved; a field appended without a
+//!   default; a field's type changed (including adding or removing `Option`); an enum or
+//!   message variant renamed or removed (each side has variants the other lacks); a message
+//!   payload changed; a smaller `max_len`.
+//!
+//! A share without a description (libmembus, pymembus, an older membus, a raw handle) gets
+//! the exact check: same slot names and order, large enough lengths, same fingerprint.
+//!
 //! For high-rate Rust-to-Rust streams of plain data, [`Pod<T>`] sends any
 //! `T: bytemuck::Pod` as its bytes, without serialisation.
 //!
@@ -130,9 +161,11 @@
 mod channel;
 pub(crate) mod codec;
 pub mod kv;
+pub mod schema;
 pub mod value;
 
 pub use channel::{Receiver, Recv, Sender};
 pub use codec::{CodecError, Message, Pod};
 pub use kv::{Batch, Field, FieldError, FieldId, Kv, KvSchema, KvWatch, SlotDef, TypedChanges};
+pub use schema::{Compat, Schema};
 pub use value::{KvValue, MemKvEnum};

@@ -4,6 +4,8 @@
 //! `true`/`false`, `char`s the character itself, enums their variant name, `Option::None`
 //! the empty slot.
 
+use crate::typed::schema::ValueDesc;
+
 /// A type that a memkv slot can hold as text.
 ///
 /// Implemented for every integer type, `f32`, `f64`, `bool`, `char`, `String` and
@@ -20,6 +22,9 @@ pub trait KvValue: Sized {
     const MAX_LEN: Option<usize>;
     /// The type's name as recorded in the schema fingerprint.
     const TYPE_NAME: &'static str;
+    /// How the schema description ([`Schema`](crate::typed::schema::Schema)) shows this
+    /// type.
+    const DESC: ValueDesc = ValueDesc::of_type_name(Self::TYPE_NAME);
     /// Appends the text form of `self` to `out`.
     fn encode(&self, out: &mut String);
     /// Parses the text form.
@@ -110,6 +115,7 @@ impl KvValue for char {
 impl KvValue for String {
     const MAX_LEN: Option<usize> = None;
     const TYPE_NAME: &'static str = "String";
+    const DESC: ValueDesc = ValueDesc::plain("string");
     fn encode(&self, out: &mut String) {
         out.push_str(self);
     }
@@ -123,6 +129,7 @@ impl KvValue for String {
 impl<T: KvValue> KvValue for Option<T> {
     const MAX_LEN: Option<usize> = T::MAX_LEN;
     const TYPE_NAME: &'static str = T::TYPE_NAME;
+    const DESC: ValueDesc = T::DESC.optional();
     fn encode(&self, out: &mut String) {
         if let Some(v) = self {
             v.encode(out);
