@@ -150,8 +150,8 @@ pub mod __private {
 ///
 /// Processes that have it mapped keep using it; the name is free for a new share at once.
 /// The share's waiter registry (a companion object named `<name>.membus-wait`, see
-/// [`select`]) and its schema description (`<name>.membus-schema`, see
-/// [`typed::schema`]) go with it.
+/// [`select`]), its schema description (`<name>.membus-schema`, see [`typed::schema`])
+/// and a bridge's mirror note (`<name>.membus-mirror`, see [`mirror`]) go with it.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidArgument`] for a malformed name, [`ErrorKind::AccessDenied`] when
