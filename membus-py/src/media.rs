@@ -19,6 +19,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt};
 
+use crate::aio::{ClosedError, Lendable, Links, Op, WaitFuture};
 use crate::enums::{audio_bps, audio_name, video_bpp, video_name};
 use crate::{
     errc, failed, name_arg, poll_until, record, set_error, str_arg, AudioFormatEnum,
@@ -47,6 +48,8 @@ trait Handle: Send {
     fn meta(&self) -> Vec<u8>;
     /// Readers: waits (futex) until the global sequence exceeds `last`; writers: None.
     fn wait_seq_above(&self, last: u64, timeout: Duration) -> Option<bool>;
+    /// The reader as a wait source (`pymembus.aio`); None for writers.
+    fn source(&self) -> Option<&(dyn membus::select::Selectable + Sync)>;
 }
 
 /// The writer-only operations.
@@ -124,6 +127,9 @@ macro_rules! writer_impl {
                 self.identity.meta.clone()
             }
             fn wait_seq_above(&self, _last: u64, _timeout: Duration) -> Option<bool> {
+                None
+            }
+            fn source(&self) -> Option<&(dyn membus::select::Selectable + Sync)> {
                 None
             }
         }
@@ -208,6 +214,9 @@ macro_rules! reader_impl {
             fn wait_seq_above(&self, last: u64, timeout: Duration) -> Option<bool> {
                 Some(<$r>::wait_seq_above(self, last, timeout))
             }
+            fn source(&self) -> Option<&(dyn membus::select::Selectable + Sync)> {
+                Some(self)
+            }
         }
     };
 }
@@ -224,6 +233,18 @@ struct MediaState {
     h: Option<Box<dyn Handle>>,
     /// For memvid: geometry; for memaud: channels etc. (kept to describe views).
     desc: Desc,
+    /// `pymembus.aio` waits on this handle.
+    aio: Arc<Links>,
+}
+
+impl Lendable for Box<dyn Handle> {
+    fn wait(&self, last: u64) -> WaitFuture<'_> {
+        match self.source() {
+            Some(s) => Box::pin(membus::aio::seq_above(s, last)),
+            // Only readers are lent (`Media::aio_op`); a writer would never be woken.
+            None => Box::pin(std::future::pending()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -258,6 +279,7 @@ impl Media {
             state: Mutex::new(MediaState {
                 h: None,
                 desc: Desc::None,
+                aio: Arc::default(),
             }),
             views: Arc::new(AtomicUsize::new(0)),
             kind,
@@ -281,6 +303,7 @@ impl Media {
         }
         st.h = None;
         st.desc = Desc::None;
+        st.aio.invalidate();
         Ok(())
     }
 
@@ -295,7 +318,55 @@ impl Media {
         }
         st.h = None;
         st.desc = Desc::None;
+        st.aio.invalidate();
         Ok(())
+    }
+
+    /// A `pymembus.aio` wait until the global sequence exceeds `last`: lends the reader
+    /// to the op, which `give_back` returns it through.
+    fn aio_op(
+        &self,
+        last: i64,
+        give_back: impl FnOnce(Box<dyn Handle>, u64) + Send + 'static,
+    ) -> PyResult<Op> {
+        let mut st = self.lock();
+        if st.aio.is_lent() {
+            st.aio.lend(self.kind)?;
+        }
+        let Some(h) = st.h.take() else {
+            return Err(ClosedError::new_err(format!("{} is not open", self.kind)));
+        };
+        if h.source().is_none() {
+            st.h = Some(h);
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "{}: aio waits need a reader handle (open_existing)",
+                self.kind
+            )));
+        }
+        let Ok(last) = u64::try_from(last) else {
+            // The sequence (never negative) already exceeds `last`: nothing to wait for.
+            st.h = Some(h);
+            return Ok(Op::done(self.kind, 0));
+        };
+        let gen = st.aio.lend(self.kind)?;
+        Ok(Op::lent(
+            self.kind,
+            h,
+            last,
+            Arc::clone(&st.aio),
+            gen,
+            give_back,
+        ))
+    }
+
+    /// Puts a reader lent in generation `gen` back, unless the handle was closed or
+    /// reopened since (then it is dropped: no view can point into it, since close and
+    /// reopen refuse while views exist).
+    fn give_back(&self, h: Box<dyn Handle>, gen: u64) {
+        let mut st = self.lock();
+        if st.aio.restore(gen) && st.h.is_none() {
+            st.h = Some(h);
+        }
     }
 
     fn with<T>(&self, closed: T, f: impl FnOnce(&mut dyn Handle) -> T) -> T {
@@ -804,7 +875,8 @@ macro_rules! media_class {
 
             /// `isOpen() -> bool`.
             fn isOpen(&self) -> bool {
-                self.m.lock().h.is_some()
+                let st = self.m.lock();
+                st.h.is_some() || st.aio.is_lent()
             }
 
             /// `existing() -> bool`: attached rather than created.
@@ -933,6 +1005,14 @@ pub(crate) struct MemVid {
 }
 
 impl MemVid {
+    /// A `pymembus.aio` wait until the global sequence exceeds `last`.
+    pub(crate) fn aio_op(slf: &Bound<'_, MemVid>, last: i64) -> PyResult<Op> {
+        let owner = slf.clone().unbind();
+        slf.get()
+            .m
+            .aio_op(last, move |h, gen| owner.get().m.give_back(h, gen))
+    }
+
     fn vid_desc(&self) -> Option<(usize, usize, usize, i64, i64)> {
         match self.m.lock().desc {
             Desc::Vid {
@@ -1183,6 +1263,14 @@ pub(crate) struct MemAud {
 }
 
 impl MemAud {
+    /// A `pymembus.aio` wait until the global sequence exceeds `last`.
+    pub(crate) fn aio_op(slf: &Bound<'_, MemAud>, last: i64) -> PyResult<Op> {
+        let owner = slf.clone().unbind();
+        slf.get()
+            .m
+            .aio_op(last, move |h, gen| owner.get().m.give_back(h, gen))
+    }
+
     fn aud_desc(&self) -> Option<(usize, i64, i64)> {
         match self.m.lock().desc {
             Desc::Aud {

@@ -1,6 +1,6 @@
 //! `mempkt`: the variable-length record ring, with libmembus's random access by index.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use membus::mempkt::{PacketParams, PacketReader, PacketWriter, PktKind, Record, RecordMeta};
@@ -9,6 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::aio::{ClosedError, Links, Op};
 use crate::{errc, failed, name_arg, poll_until, record, set_error, str_arg, PktKindEnum};
 
 enum Pkt {
@@ -64,9 +65,53 @@ type RecordTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, Py
 #[pyclass(frozen, name = "mempkt", module = "pymembus.pymembus")]
 pub(crate) struct MemPkt {
     state: Mutex<Option<Pkt>>,
+    /// `pymembus.aio` waits on this handle (locked after `state`).
+    aio: Arc<Links>,
 }
 
 impl MemPkt {
+    /// A `pymembus.aio` wait until the global sequence exceeds `last`: lends the handle's
+    /// reader to the op until it ends.
+    pub(crate) fn aio_op(slf: &Bound<'_, MemPkt>, last: i64) -> PyResult<Op> {
+        let h = slf.get();
+        let mut st = h.lock();
+        if h.aio.is_lent() {
+            h.aio.lend("mempkt")?;
+        }
+        let r = match st.take() {
+            Some(Pkt::Reader(r)) => r,
+            Some(w @ Pkt::Writer { .. }) => {
+                *st = Some(w);
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "mempkt: aio waits need a reader handle (open_existing)",
+                ));
+            }
+            None => return Err(ClosedError::new_err("mempkt is not open")),
+        };
+        let Ok(last) = u64::try_from(last) else {
+            // The sequence (never negative) already exceeds `last`: nothing to wait for.
+            *st = Some(Pkt::Reader(r));
+            return Ok(Op::done("mempkt", 0));
+        };
+        let gen = h.aio.lend("mempkt")?;
+        drop(st);
+        let owner = slf.clone().unbind();
+        Ok(Op::lent(
+            "mempkt",
+            r,
+            last,
+            Arc::clone(&h.aio),
+            gen,
+            move |r, gen| {
+                let h = owner.get();
+                let mut st = h.lock();
+                if h.aio.restore(gen) && st.is_none() {
+                    *st = Some(Pkt::Reader(r));
+                }
+            },
+        ))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<Pkt>> {
         crate::lock(&self.state)
     }
@@ -82,6 +127,7 @@ impl MemPkt {
     fn new() -> Self {
         MemPkt {
             state: Mutex::new(None),
+            aio: Arc::default(),
         }
     }
 
@@ -107,6 +153,7 @@ impl MemPkt {
         };
         let mut st = self.lock();
         *st = None;
+        self.aio.invalidate();
         let (Ok(bufs), Ok(arenasz), Ok(maxrec), Ok(align)) = (
             u32::try_from(bufs),
             usize::try_from(arenasz),
@@ -154,6 +201,7 @@ impl MemPkt {
         let name = name_arg(sName)?;
         let mut st = self.lock();
         *st = None;
+        self.aio.invalidate();
         Ok(match PacketReader::attach(name.as_str()) {
             Ok(r) => {
                 *st = Some(Pkt::Reader(r));
@@ -172,12 +220,15 @@ impl MemPkt {
 
     /// `close() -> None`.
     fn close(&self) {
-        *self.lock() = None;
+        let mut st = self.lock();
+        *st = None;
+        self.aio.invalidate();
     }
 
     /// `isOpen() -> bool`.
     fn isOpen(&self) -> bool {
-        self.lock().is_some()
+        let st = self.lock();
+        st.is_some() || self.aio.is_lent()
     }
 
     /// `existing() -> bool`.

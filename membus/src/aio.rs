@@ -494,3 +494,43 @@ pub(crate) async fn until(source: &(dyn Selectable + Sync), deliverable: impl Fn
         }
     }
 }
+
+/// "The source's publish counter exceeds `last`" as a source (see [`seq_above`]).
+struct Above<'a> {
+    source: &'a (dyn Selectable + Sync),
+    last: i64,
+}
+
+impl crate::select::sealed::Sealed for Above<'_> {}
+
+impl Selectable for Above<'_> {
+    fn is_ready(&self) -> bool {
+        match self.source.wait_spec().into_parts() {
+            // Acquire: pairs with the writer's Release store of the global sequence (its
+            // last publish step), so the slots it published are visible to later reads.
+            SpecParts::Futex(f) => f.seq.load(Ordering::Acquire) > self.last,
+            // No counter to compare (not a share): the source's own readiness.
+            SpecParts::Until(_) | SpecParts::Poll => self.source.is_ready(),
+        }
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        self.source.wait_spec()
+    }
+}
+
+/// Resolves when the global publish counter of a media reader (memvid, memaud, mempkt)
+/// exceeds `last`: libmembus's `waitForFrame(ms, lastSeq)` condition, for readers that
+/// address slots by index (as pymembus does) instead of through their cursor, which this
+/// neither reads nor moves. Woken like [`ready`] (same futex word, same reactor).
+///
+/// For memmsg, memcmd and memkv sources the counter is the share's 64-bit wake word
+/// (rarely what a caller means; use [`ready`]). Sources that are not shares resolve when
+/// they are ready. Cancellation-safe: it only waits.
+pub async fn seq_above(source: &(dyn Selectable + Sync), last: u64) {
+    let above = Above {
+        source,
+        last: i64::try_from(last).unwrap_or(i64::MAX),
+    };
+    ready(&above).await;
+}
