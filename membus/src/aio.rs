@@ -185,6 +185,7 @@ impl Reactor {
             // Fire entries whose word moved or whose deadline passed.
             // One probe per distinct (word, expected value) this round.
             let mut probed: Vec<((FileId, usize), u32, bool)> = Vec::new();
+            let mut wake: Vec<Waker> = Vec::new();
             let mut i = 0;
             while i < st.entries.len() {
                 let e = &st.entries[i];
@@ -216,10 +217,20 @@ impl Reactor {
                         Fired::Changed
                     };
                     st.fired.push((e.id, how));
-                    e.waker.wake();
+                    wake.push(e.waker);
                 } else {
                     i += 1;
                 }
+            }
+            if !wake.is_empty() {
+                // Wake outside the lock: the woken task's first step is a poll that takes
+                // it (`update_waker`, `remove`); held here, that poll would block on it
+                // and cost one more sleep and wake-up on the latency path.
+                drop(st);
+                for w in wake {
+                    w.wake();
+                }
+                continue;
             }
             if st.entries.is_empty() {
                 let since = *idle_since.get_or_insert(now);

@@ -219,6 +219,7 @@ async def wait_frame(h, last_seq: int, *, timeout: float | None = None) -> int:
                 return seq
             if seq < 0:
                 _raise_for(h, _NOT_OPEN)
+            await asyncio.sleep(_RETRY)
 
 
 async def frame(h, last_seq: int = -1, *, timeout: float | None = None):
