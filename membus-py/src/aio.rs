@@ -280,8 +280,12 @@ impl Op {
         let fut = crate::lock(&self.fut).take();
         if let Some(mut fut) = fut {
             // Every await point of an op's future is inside `guarded`, which checks the
-            // flag first, so this poll completes it (and runs the give-back).
-            let _ = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            // flag first, so this poll completes it (and runs the give-back). This runs in
+            // `Drop` too: a panic must not unwind out of it (into the interpreter's
+            // deallocation); had one happened, the reader would be dropped with the future.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+            }));
         }
     }
 }

@@ -4,8 +4,10 @@ A coroutine awaits a message, a memkv change, a media frame or a mempkt record w
 blocking the event loop and without a thread per share. The waits run on membus's async
 reactor: one thread per process, whatever the number of shares and pending awaits,
 sleeping in the kernel on the shares' futex words. Pending awaits use no CPU: nothing
-polls (except, as in blocking waits, against a libmembus/pymembus 2.2 writer, which wakes
-nobody: then the reactor re-reads every millisecond while such a source is pending).
+polls, except as in blocking waits against a libmembus/pymembus 2.2 writer, which wakes
+nobody: the reactor's safety-net re-read (every 50 ms for memmsg, memcmd and memkv, 250 ms
+for media rings) sees its first change, then it re-reads every millisecond while such a
+source is pending.
 
 Handles map as follows (``h`` is an open pymembus handle):
 
