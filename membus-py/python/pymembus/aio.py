@@ -11,24 +11,23 @@ source is pending.
 
 Handles map as follows (``h`` is an open pymembus handle):
 
-=============================  ==================================================  ==========================
-call                           waits for                                           returns
-=============================  ==================================================  ==========================
-``await read(h)``              memmsg (reader) / memcmd: the next message          ``bytes``
-``await read_with_overrun(h)`` the same, or an overrun                             ``(bytes, overrun: bool)``
-``async for m in messages(h)`` every next message (overruns are skipped)           ``bytes`` each
-``await wait_change(kv, e)``   memkv: the epoch to exceed ``e``                    the new epoch (``int``)
-``async for d, e in           memkv: every change after ``epoch`` (default: now)  ``(dict, epoch)`` as
-changes(kv, epoch=None)``                                                          ``getChanged`` gives
-``await wait_frame(h, s)``     memvid / memaud / mempkt reader: ``getSeq() > s``   the new ``getSeq()``
-``await frame(v, s)``          memvid / memaud reader: the newest frame after      ``(seq, view)``, the view
-                               ``s``                                               as ``getBuf`` gives
-``await record(p, s)``         mempkt reader: the newest record after ``s``        ``(seq, getRecord tuple)``
-``async for s in frames(h)``   media / mempkt: every new global sequence           ``int`` each
-=============================  ==================================================  ==========================
+- memmsg (opened as a reader) and memcmd: ``await read(h)`` gives the next message as
+  ``bytes`` (overruns are skipped); ``await read_with_overrun(h)`` gives
+  ``(bytes, overrun)`` as ``read_bytes_with_overrun`` does; ``async for m in
+  messages(h)`` gives every next message.
+- memkv: ``await wait_change(kv, epoch)`` waits for the epoch to exceed ``epoch`` and gives
+  the new one; ``async for changed, epoch in changes(kv, epoch=None)`` gives every change
+  after ``epoch`` (default: the current one) as ``getChanged`` does.
+- memvid, memaud and mempkt (readers, ``open_existing``): ``await wait_frame(h, last_seq)``
+  waits for ``getSeq() > last_seq`` (``waitForFrame``) and gives the new ``getSeq()``;
+  ``await frame(h, last_seq)`` (memvid, memaud) gives ``(seq, view)``, the newest frame as
+  ``getBuf(getPtr(-1))`` gives it; ``await record(p, last_seq)`` (mempkt) gives
+  ``(seq, getRecord(getPtr(-1)))``; ``async for seq in frames(h)`` gives every new global
+  sequence (frames published faster than the loop takes them are coalesced).
 
-Every call takes ``timeout=None`` (seconds); when it passes, ``TimeoutError`` is raised
-(as ``asyncio.timeout`` does) and nothing is consumed.
+The awaitable calls (not the async iterators, which compose with ``asyncio.timeout``)
+take ``timeout=None`` (seconds); when it passes, ``TimeoutError`` is raised (as
+``asyncio.timeout`` does) and nothing is consumed.
 
 **Cancellation loses nothing.** An await only *waits*; the item is read afterwards by the
 handle's own non-blocking method, on the loop's thread, in the same step that resolves the
