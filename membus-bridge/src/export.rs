@@ -98,42 +98,68 @@ struct Endpoint {
     /// The local share, its type and the session id of the object this export mapped.
     share: (String, ShareType, i64),
     last_check: std::time::Instant,
-    queries: Queryable<FifoChannelHandler<Query>>,
-    _token: LivelinessToken,
-    publisher: Publisher<'static>,
+    decls: Decls,
+    /// The [`Net`](crate::Net) generation `decls` were made on.
+    gen: u64,
     session: u64,
     seq: u64,
 }
 
-impl Endpoint {
-    fn declare(ctx: &Ctx, name: &str, kind: ShareType, ours: i64) -> Result<Endpoint> {
-        let queries = ctx
-            .session
+/// The Zenoh declarations of an export, re-made when the session is replaced.
+struct Decls {
+    queries: Queryable<FifoChannelHandler<Query>>,
+    _token: LivelinessToken,
+    publisher: Publisher<'static>,
+}
+
+impl Decls {
+    fn declare(ctx: &Ctx) -> Result<Decls> {
+        let session = ctx.session();
+        let queries = session
             .declare_queryable(ctx.keys.info.clone())
             .with(FifoChannel::new(64))
             .wait()
             .map_err(|e| net_err("declaring the description queryable", e))?;
-        let publisher = ctx
-            .session
+        let publisher = session
             .declare_publisher(ctx.keys.data.clone())
             .congestion_control(CongestionControl::Block)
             .wait()
             .map_err(|e| net_err("declaring the publisher", e))?;
-        let token = ctx
-            .session
+        let token = session
             .liveliness()
             .declare_token(ctx.keys.alive.clone())
             .wait()
             .map_err(|e| net_err("declaring the liveliness token", e))?;
-        Ok(Endpoint {
-            share: (name.to_owned(), kind, ours),
-            last_check: std::time::Instant::now(),
+        Ok(Decls {
             queries,
             _token: token,
             publisher,
+        })
+    }
+}
+
+impl Endpoint {
+    fn declare(ctx: &Ctx, name: &str, kind: ShareType, ours: i64) -> Result<Endpoint> {
+        let gen = ctx.net.generation();
+        Ok(Endpoint {
+            share: (name.to_owned(), kind, ours),
+            last_check: std::time::Instant::now(),
+            decls: Decls::declare(ctx)?,
+            gen,
             session: random_id(),
             seq: 0,
         })
+    }
+
+    /// Declares everything again on a replaced session (same bridge session and sequence:
+    /// importers see no new session, and count what went missing meanwhile).
+    fn refresh(&mut self, ctx: &Ctx) -> Result<()> {
+        let gen = ctx.net.generation();
+        if gen != self.gen {
+            self.decls = Decls::declare(ctx)?;
+            self.gen = gen;
+        }
+        Ok(())
     }
 
     /// A frame buffer holding the header of the next item (seq already advanced).
@@ -151,12 +177,14 @@ impl Endpoint {
         out
     }
 
-    fn put(&self, frame: Vec<u8>, stats: &ShareStats) -> Result<()> {
-        self.publisher
+    fn put(&mut self, ctx: &Ctx, frame: Vec<u8>) -> Result<()> {
+        self.refresh(ctx)?;
+        self.decls
+            .publisher
             .put(frame)
             .wait()
             .map_err(|e| net_err("publishing", e))?;
-        ShareStats::add(&stats.sent, 1);
+        ShareStats::add(&ctx.stats.sent, 1);
         Ok(())
     }
 
@@ -165,6 +193,7 @@ impl Endpoint {
     /// removed or re-created by its owner ends this export (the worker then attaches to
     /// the new one, under a new bridge session).
     fn answer(&mut self, ctx: &Ctx, describe: impl Fn() -> Result<Info>) -> Result<()> {
+        self.refresh(ctx)?;
         if self.last_check.elapsed() >= Duration::from_secs(1) {
             self.last_check = std::time::Instant::now();
             let (name, kind, ours) = &self.share;
@@ -184,8 +213,7 @@ impl Endpoint {
                 Err(_) => {}
             }
         }
-        while let Ok(Some(q)) = self.queries.try_recv() {
-            let info = describe()?;
+        while let Ok(Some(q)) = self.decls.queries.try_recv() {
             let mut out = Vec::new();
             Header {
                 kind: Kind::Info,
@@ -195,7 +223,11 @@ impl Endpoint {
                 stamp: wire::now_ns(),
             }
             .write(&mut out);
-            info.write(&mut out);
+            // `?probe`: an importer's stall watchdog wants only how far this export has
+            // published (the header), not the description (a memkv's is a full snapshot).
+            if q.parameters().get(wire::PROBE_PARAM).is_none() {
+                describe()?.write(&mut out);
+            }
             if let Err(e) = q.reply(ctx.keys.info.clone(), out).wait() {
                 ctx.stats
                     .set_error(format!("answering a description query: {e}"));
@@ -240,7 +272,7 @@ fn export_msg(ctx: &Ctx, name: &str) -> Result<()> {
             Received::Message { .. } => {
                 let mut out = ep.start_item(Kind::Msg, 0, buf.len());
                 out.extend_from_slice(&buf);
-                ep.put(out, &ctx.stats)?;
+                ep.put(ctx, out)?;
                 since_answer += 1;
                 if since_answer >= 256 {
                     since_answer = 0;
@@ -265,12 +297,14 @@ fn export_cmd(ctx: &Ctx, name: &str) -> Result<()> {
     let capacity = cmd.capacity() as u64;
     let max = cmd.max_message_len();
     let mut ep = Endpoint::declare(ctx, name, ShareType::Cmd, cmd.session_id())?;
-    let sub = ctx
-        .session
-        .declare_subscriber(ctx.keys.cmd.clone())
-        .with(FifoChannel::new(4096))
-        .wait()
-        .map_err(|e| net_err("subscribing to commands", e))?;
+    let subscribe = || {
+        ctx.session()
+            .declare_subscriber(ctx.keys.cmd.clone())
+            .with(FifoChannel::new(4096))
+            .wait()
+            .map_err(|e| net_err("subscribing to commands", e))
+    };
+    let mut sub = subscribe()?;
     announce(
         ctx,
         name,
@@ -281,7 +315,12 @@ fn export_cmd(ctx: &Ctx, name: &str) -> Result<()> {
     // Last sequence delivered per sending importer: exactly once, in order per sender.
     let mut last: HashMap<u64, u64> = HashMap::new();
     while !ctx.stopped() {
+        let gen = ep.gen;
         ep.answer(ctx, describe)?;
+        if ep.gen != gen {
+            // The session was replaced (see `Net`): commands arrive on the new one.
+            sub = subscribe()?;
+        }
         let sample = match sub.recv_timeout(POLL) {
             Ok(Some(s)) => s,
             Ok(None) => continue,
@@ -375,7 +414,7 @@ fn export_kv(ctx: &Ctx, name: &str) -> Result<()> {
             let b = KvBatch { epoch, values };
             let mut out = ep.start_item(Kind::KvBatch, 0, 64);
             b.write(&mut out);
-            ep.put(out, &ctx.stats)?;
+            ep.put(ctx, out)?;
         }
         since = ch.epoch;
     }
@@ -453,7 +492,7 @@ fn export_vid(ctx: &Ctx, name: &str) -> Result<()> {
             out[..HEADER_LEN].copy_from_slice(&head);
             ShareStats::add(&ctx.stats.skipped, skipped);
             skipped = 0;
-            ep.put(out, &ctx.stats)?;
+            ep.put(ctx, out)?;
         }
     }
     Ok(())
@@ -521,7 +560,7 @@ fn export_aud(ctx: &Ctx, name: &str) -> Result<()> {
                 payload: &pcm,
             }
             .write(&mut out);
-            ep.put(out, &ctx.stats)?;
+            ep.put(ctx, out)?;
         }
     }
     Ok(())
@@ -568,7 +607,7 @@ fn export_pkt(ctx: &Ctx, name: &str) -> Result<()> {
                         payload: &payload,
                     }
                     .write(&mut out);
-                    ep.put(out, &ctx.stats)?;
+                    ep.put(ctx, out)?;
                 }
                 Next::Overrun { lost } => {
                     ep.seq += lost;

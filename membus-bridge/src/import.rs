@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use membus::layout::media::AudioFormat;
 use membus::layout::media::VideoFormat;
@@ -12,6 +12,7 @@ use membus::memkv::{KvOptions, MemKv};
 use membus::memmsg::Writer;
 use membus::mempkt::{PacketParams, PacketWriter, PktKind, RecordMeta};
 use membus::memvid::{VideoParams, VideoWriter};
+use membus::mirror::MirrorNote;
 use membus::{ErrorKind, Identity, QueueOptions, Received};
 use zenoh::handlers::{FifoChannel, FifoChannelHandler};
 use zenoh::pubsub::Subscriber;
@@ -26,6 +27,24 @@ use crate::{random_id, BridgeError, Ctx, Result};
 
 const POLL: Duration = Duration::from_millis(50);
 
+/// How often an importer that has received nothing for a while asks the exporter how far
+/// it has published (the stall watchdog, see [`Worker::check_stall`]).
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// Consecutive answered probes that must find items published but never delivered
+/// before the importer replaces its session (the link works, the data does not flow).
+const STALL_PROBES: u32 = 2;
+
+/// How long probes must go unanswered, while the exporter's liveliness token is still
+/// there, before the importer replaces its session. Longer than Zenoh's lease (10 s by
+/// default), so that an ordinary silent outage is first reported the ordinary way (the
+/// token vanishes when the lease expires and the mirror goes stale).
+const UNANSWERED_FOR: Duration = Duration::from_secs(12);
+
+/// After a session replacement, how long the exporter's token may stay unseen before the
+/// mirror is reported stale.
+const REJOIN_GRACE: Duration = Duration::from_secs(3);
+
 /// The exporter's liveliness as last reported by Zenoh.
 const ALIVE_UNKNOWN: u8 = 0;
 const ALIVE_YES: u8 = 1;
@@ -35,12 +54,10 @@ fn net_err(what: &str, e: impl std::fmt::Display) -> BridgeError {
     BridgeError::Net(format!("{what}: {e}"))
 }
 
-pub(crate) fn run(ctx: Ctx, local: String) {
-    let alive = Arc::new(AtomicU8::new(ALIVE_UNKNOWN));
-    let flag = alive.clone();
-    // Keeps the liveliness subscription for the worker's life.
-    let _live = match ctx
-        .session
+/// The liveliness subscription that follows the exporter's token into `flag`.
+fn declare_liveliness(ctx: &Ctx, flag: &Arc<AtomicU8>) -> Result<LiveSub> {
+    let flag = flag.clone();
+    ctx.session()
         .liveliness()
         .declare_subscriber(ctx.keys.alive.clone())
         .history(true)
@@ -53,14 +70,22 @@ pub(crate) fn run(ctx: Ctx, local: String) {
             flag.store(v, Ordering::Relaxed);
         })
         .wait()
-    {
+        .map_err(|e| net_err("liveliness subscription", e))
+}
+
+/// A liveliness subscription with a callback.
+type LiveSub = Subscriber<()>;
+
+pub(crate) fn run(ctx: Ctx, local: String) {
+    let alive = Arc::new(AtomicU8::new(ALIVE_UNKNOWN));
+    let mut gen = ctx.net.generation();
+    // Keeps the liveliness subscription for the worker's life.
+    let mut live = match declare_liveliness(&ctx, &alive) {
         Ok(s) => s,
         Err(e) => {
-            ctx.stats.set_error(format!("liveliness subscription: {e}"));
+            ctx.stats.set_error(e.to_string());
             ctx.stats.set_state(State::Failed);
-            ctx.say(format!(
-                "import {local}: liveliness subscription failed: {e}"
-            ));
+            ctx.say(format!("import {local}: {e}"));
             return;
         }
     };
@@ -91,12 +116,21 @@ pub(crate) fn run(ctx: Ctx, local: String) {
             ctx: &ctx,
             local: &local,
             alive: &alive,
+            live: &mut live,
+            gen: &mut gen,
             cur_session: 0,
             expected: 0,
             was_stale: false,
             snapshot_session: 0,
             rejected_session: 0,
             info: info.clone(),
+            sub_capacity: 0,
+            last_data: Instant::now(),
+            last_probe: Instant::now(),
+            suspect: 0,
+            unanswered_since: None,
+            restarted_at: None,
+            note_kept: false,
         };
         let r = match info {
             Info::Msg { capacity } => w.msg(capacity),
@@ -130,7 +164,7 @@ fn report_err(ctx: &Ctx, local: &str, last: &mut String, e: BridgeError) {
 /// Asks the exporter for its description. `Ok(None)`: no exporter answered in time.
 fn describe(ctx: &Ctx) -> Result<Option<(Header, Info)>> {
     let replies = ctx
-        .session
+        .session()
         .get(ctx.keys.info.clone())
         .timeout(Duration::from_secs(2))
         .wait()
@@ -156,6 +190,28 @@ fn describe(ctx: &Ctx) -> Result<Option<(Header, Info)>> {
     Ok(None)
 }
 
+/// Asks the exporter only how far it has published (a stall probe, see
+/// [`Worker::check_stall`]): its session and last sequence number. `Ok(None)`: no answer.
+fn probe(ctx: &Ctx) -> Result<Option<Header>> {
+    let replies = ctx
+        .session()
+        .get(format!("{}?{}=1", ctx.keys.info, wire::PROBE_PARAM))
+        .timeout(Duration::from_secs(2))
+        .wait()
+        .map_err(|e| net_err("probing the exporter", e))?;
+    while let Ok(reply) = replies.recv() {
+        let Ok(sample) = reply.into_result() else {
+            continue;
+        };
+        match Header::parse(&sample.payload().to_bytes()) {
+            Ok((h, _)) if h.kind == Kind::Info => return Ok(Some(h)),
+            Ok((h, _)) => malformed(ctx, format!("{:?} frame as a probe answer", h.kind)),
+            Err(e) => malformed(ctx, format!("probe answer: {e}")),
+        }
+    }
+    Ok(None)
+}
+
 /// Creates the mirror; a leftover of the same name without a live membus owner (a bridge
 /// that crashed) is replaced.
 fn create_fresh<T>(local: &str, mut make: impl FnMut() -> membus::Result<T>) -> Result<T> {
@@ -174,7 +230,11 @@ fn create_fresh<T>(local: &str, mut make: impl FnMut() -> membus::Result<T>) -> 
 struct Worker<'a> {
     ctx: &'a Ctx,
     local: &'a str,
-    alive: &'a AtomicU8,
+    alive: &'a Arc<AtomicU8>,
+    /// The liveliness subscription (declared afresh on a replaced session).
+    live: &'a mut LiveSub,
+    /// The [`Net`](crate::Net) generation the worker's declarations were made on.
+    gen: &'a mut u64,
     cur_session: u64,
     expected: u64,
     was_stale: bool,
@@ -184,12 +244,39 @@ struct Worker<'a> {
     rejected_session: u64,
     /// The description the mirror was made from.
     info: Info,
+    /// The data subscription's queue length (for re-subscribing).
+    sub_capacity: usize,
+    /// When the last data frame arrived.
+    last_data: Instant,
+    /// When the stall watchdog last asked the exporter.
+    last_probe: Instant,
+    /// Consecutive probes that found items published but not delivered.
+    suspect: u32,
+    /// Since when probes have gone unanswered while the exporter's token was there.
+    unanswered_since: Option<Instant>,
+    /// When this worker last replaced the session.
+    restarted_at: Option<Instant>,
+    /// Whether this worker wrote a mirror note (removed when the worker ends).
+    note_kept: bool,
 }
 
+impl Drop for Worker<'_> {
+    fn drop(&mut self) {
+        if self.note_kept {
+            let _ = MirrorNote::remove(self.local);
+        }
+    }
+}
+
+/// The data subscription of an import.
+type DataSub = Subscriber<FifoChannelHandler<Sample>>;
+
 impl Worker<'_> {
-    fn subscribe(&self, capacity: usize) -> Result<Subscriber<FifoChannelHandler<Sample>>> {
+    fn subscribe(&mut self, capacity: usize) -> Result<DataSub> {
+        self.sub_capacity = capacity;
+        self.last_data = Instant::now();
         self.ctx
-            .session
+            .session()
             .declare_subscriber(self.ctx.keys.data.clone())
             .with(FifoChannel::new(capacity))
             .wait()
@@ -210,7 +297,9 @@ impl Worker<'_> {
         Ok(d)
     }
 
-    fn ready(&self, detail: String) {
+    fn ready(&mut self, detail: String) {
+        self.note(true);
+        self.note_kept = true;
         self.ctx.stats.set_state(State::Live);
         self.ctx.say(format!(
             "import {} {} <- {} ready ({detail})",
@@ -220,12 +309,46 @@ impl Worker<'_> {
         ));
     }
 
+    /// After the session was replaced (see [`Net`](crate::Net)): declares the liveliness
+    /// subscription again and returns true, so the caller declares its own again too.
+    fn refresh(&mut self) -> Result<bool> {
+        let gen = self.ctx.net.generation();
+        if gen == *self.gen {
+            return Ok(false);
+        }
+        // The old session is closed, so its callback no longer runs; the token is unknown
+        // until the new subscription reports it (its history brings a live token at once).
+        // Relaxed: see the callback's store.
+        self.alive.store(ALIVE_UNKNOWN, Ordering::Relaxed);
+        self.restarted_at = Some(Instant::now());
+        self.last_data = Instant::now();
+        *self.live = declare_liveliness(self.ctx, self.alive)?;
+        *self.gen = gen;
+        Ok(true)
+    }
+
+    /// Writes the mirror note (see `membus::mirror`): local tools can tell a mirror whose
+    /// exporter is gone. A note that cannot be written is reported; the data keeps flowing.
+    fn note(&self, live: bool) {
+        let note = MirrorNote::new(self.ctx.keys.base.clone(), live);
+        if let Err(e) = note.write(self.local) {
+            self.ctx.stats.set_error(format!("mirror note: {e}"));
+        }
+    }
+
     /// Follows the exporter's liveliness into the state and the event lines.
     fn watch_liveness(&mut self) {
         // Relaxed: see the callback's store.
-        let gone = self.alive.load(Ordering::Relaxed) == ALIVE_GONE;
+        let flag = self.alive.load(Ordering::Relaxed);
+        // After a session replacement the token is unknown until the new session sees it.
+        let rejoining = flag == ALIVE_UNKNOWN
+            && self
+                .restarted_at
+                .is_some_and(|t| t.elapsed() >= REJOIN_GRACE);
+        let gone = flag == ALIVE_GONE || rejoining;
         if gone && !self.was_stale {
             self.was_stale = true;
+            self.note(false);
             self.ctx.stats.set_state(State::Stale);
             self.ctx.say(format!(
                 "import {}: exporter of {} is gone; mirror stale",
@@ -233,6 +356,7 @@ impl Worker<'_> {
             ));
         } else if !gone && self.was_stale {
             self.was_stale = false;
+            self.note(true);
             self.ctx.stats.set_state(State::Live);
             self.ctx.say(format!(
                 "import {}: exporter of {} is back",
@@ -243,17 +367,22 @@ impl Worker<'_> {
 
     /// Next data frame of `kind`, or `None` on timeout/malformed. Accounts for session
     /// changes, gaps (lost and skipped) and duplicates; returns the header and body.
-    fn next(
-        &mut self,
-        sub: &Subscriber<FifoChannelHandler<Sample>>,
-        kind: Kind,
-    ) -> Result<Option<(Header, Sample)>> {
+    fn next(&mut self, sub: &mut DataSub, kind: Kind) -> Result<Option<(Header, Sample)>> {
+        if self.refresh()? {
+            *sub = self.subscribe(self.sub_capacity)?;
+        }
         self.watch_liveness();
         let sample = match sub.recv_timeout(POLL) {
             Ok(Some(s)) => s,
-            Ok(None) => return Ok(None),
+            Ok(None) => {
+                self.check_stall()?;
+                return Ok(None);
+            }
             Err(e) => return Err(net_err("subscriber", e)),
         };
+        self.last_data = Instant::now();
+        self.suspect = 0;
+        self.unanswered_since = None;
         let bytes = sample.payload().to_bytes();
         let h = match Header::parse(&bytes) {
             Ok((h, _)) if h.kind == kind => h,
@@ -321,15 +450,83 @@ impl Worker<'_> {
         Ok(Some((h, sample)))
     }
 
+    /// The stall watchdog. Zenoh can come out of a broken link with the exporter's
+    /// liveliness token back and the transport kept alive, yet with nothing arriving from
+    /// the exporter any more (see [`Net`](crate::Net) for the mechanism): `put` succeeds
+    /// there, and nothing comes here, for ever. So when nothing has arrived for a while
+    /// although the exporter's token is there, the importer asks the exporter how far it
+    /// has published (the description's sequence number), and replaces the process's
+    /// Zenoh session (every worker then declares afresh) when
+    /// - [`STALL_PROBES`] answers in a row show items published that never arrived, or
+    /// - no probe has been answered for [`UNANSWERED_FOR`] (longer than the lease, so an
+    ///   ordinary outage is reported as a stale mirror first).
+    ///
+    /// What went missing is counted as lost by the sequence gap when the stream resumes.
+    fn check_stall(&mut self) -> Result<()> {
+        // Relaxed: see the liveliness callback's store.
+        let alive = self.alive.load(Ordering::Relaxed) == ALIVE_YES;
+        if !alive || self.was_stale {
+            self.suspect = 0;
+            self.unanswered_since = None;
+            return Ok(());
+        }
+        if self.last_data.elapsed() < PROBE_EVERY || self.last_probe.elapsed() < PROBE_EVERY {
+            return Ok(());
+        }
+        self.last_probe = Instant::now();
+        let what = match probe(self.ctx)? {
+            None => {
+                let since = *self.unanswered_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < UNANSWERED_FOR {
+                    return Ok(());
+                }
+                format!(
+                    "has not answered for {:.0} s",
+                    since.elapsed().as_secs_f64()
+                )
+            }
+            Some(h) => {
+                self.unanswered_since = None;
+                let undelivered = if h.session == self.cur_session {
+                    h.seq >= self.expected
+                } else {
+                    // A new exporter session that has already published.
+                    h.seq > 0
+                };
+                if !undelivered {
+                    self.suspect = 0;
+                    return Ok(());
+                }
+                self.suspect += 1;
+                if self.suspect < STALL_PROBES {
+                    return Ok(());
+                }
+                format!("has published up to item {}", h.seq)
+            }
+        };
+        self.suspect = 0;
+        self.unanswered_since = None;
+        ShareStats::add(&self.ctx.stats.stalls, 1);
+        self.ctx.say(format!(
+            "import {}: the exporter of {} is alive and {what}, but nothing has arrived for {:.1} s; opening a new Zenoh session",
+            self.local,
+            self.ctx.keys.base,
+            self.last_data.elapsed().as_secs_f64()
+        ));
+        self.last_data = Instant::now();
+        // Every worker notices the new generation and declares afresh (`refresh`).
+        self.ctx.net.restart(*self.gen)
+    }
+
     fn msg(&mut self, capacity: u64) -> Result<()> {
         let cap = usize::try_from(capacity)
             .map_err(|_| BridgeError::Config(format!("capacity {capacity}")))?;
         let writer = create_fresh(self.local, || Writer::create(self.local, cap))?;
-        let sub = self.subscribe(8192)?;
+        let mut sub = self.subscribe(8192)?;
         self.sync()?;
         self.ready(format!("capacity {capacity}"));
         while !self.ctx.stopped() {
-            let Some((_, sample)) = self.next(&sub, Kind::Msg)? else {
+            let Some((_, sample)) = self.next(&mut sub, Kind::Msg)? else {
                 continue;
             };
             let frame = sample.payload().to_bytes();
@@ -355,13 +552,14 @@ impl Worker<'_> {
             .map_err(|_| BridgeError::Config(format!("capacity {capacity}")))?;
         let opts = QueueOptions::new().register_reader(false);
         let mut cmd = create_fresh(self.local, || MemCmd::create_with(self.local, cap, &opts))?;
-        let publisher = self
-            .ctx
-            .session
-            .declare_publisher(self.ctx.keys.cmd.clone())
-            .congestion_control(CongestionControl::Block)
-            .wait()
-            .map_err(|e| net_err("declaring the command publisher", e))?;
+        let declare = |ctx: &Ctx| {
+            ctx.session()
+                .declare_publisher(ctx.keys.cmd.clone())
+                .congestion_control(CongestionControl::Block)
+                .wait()
+                .map_err(|e| net_err("declaring the command publisher", e))
+        };
+        let mut publisher = declare(self.ctx)?;
         self.sync()?;
         self.ready(format!(
             "capacity {capacity}, commands flow to the exporter"
@@ -370,6 +568,9 @@ impl Worker<'_> {
         let mut seq = 0u64;
         let mut buf = Vec::new();
         while !self.ctx.stopped() {
+            if self.refresh()? {
+                publisher = declare(self.ctx)?;
+            }
             self.watch_liveness();
             match cmd.read_into(&mut buf, POLL)? {
                 Received::Message { .. } => {
@@ -394,7 +595,9 @@ impl Worker<'_> {
                     seq += lost;
                     ShareStats::add(&self.ctx.stats.lost, lost);
                 }
-                Received::Timeout => {}
+                // Commands flow the other way, so only unanswered probes tell a wedged
+                // link here.
+                Received::Timeout => self.check_stall()?,
             }
         }
         Ok(())
@@ -422,7 +625,7 @@ impl Worker<'_> {
                 &KvOptions::new(),
             )
         })?;
-        let sub = self.subscribe(8192)?;
+        let mut sub = self.subscribe(8192)?;
         // The snapshot that counts is the one taken after the subscription is in place.
         let mut applied = match self.sync()? {
             Some((h, info)) => self.apply_snapshot(&kv, h, info, &first)?,
@@ -430,9 +633,20 @@ impl Worker<'_> {
         };
         self.ready(format!("{count} slots, snapshot at epoch {applied}"));
         while !self.ctx.stopped() {
-            let Some((h, sample)) = self.next(&sub, Kind::KvBatch)? else {
+            // Relaxed: only this worker adds to `lost` on an import.
+            let lost_before = self.ctx.stats.lost.load(Ordering::Relaxed);
+            let Some((h, sample)) = self.next(&mut sub, Kind::KvBatch)? else {
                 continue;
             };
+            if h.session == self.snapshot_session
+                && self.ctx.stats.lost.load(Ordering::Relaxed) != lost_before
+            {
+                // Batches went missing (a broken link): values the mirror never saw may
+                // differ, so take a fresh snapshot; batches up to it are then skipped.
+                if let Some((h2, info)) = describe(self.ctx)? {
+                    applied = self.apply_snapshot(&kv, h2, info, &first)?;
+                }
+            }
             let frame = sample.payload().to_bytes();
             let body = &frame[wire::HEADER_LEN..];
             if h.session == self.rejected_session {
@@ -468,7 +682,7 @@ impl Worker<'_> {
                 .iter()
                 .map(|(i, v)| (*i, v.as_slice()))
                 .collect();
-            match kv.set_many(&set) {
+            match kv.set_many_at_least(&set, batch.epoch) {
                 Ok(_) => {
                     applied = batch.epoch;
                     ShareStats::add(&self.ctx.stats.received, 1);
@@ -523,7 +737,15 @@ impl Worker<'_> {
             .enumerate()
             .map(|(i, v)| (i, v.as_slice()))
             .collect();
-        if let Err(e) = kv.set_many(&set) {
+        // The mirror's epochs follow the exporter's (never backwards, see
+        // `set_many_at_least`). A fresh exporter store (epoch 0) over a fresh mirror holds
+        // nothing to copy.
+        let nothing = epoch == 0 && kv.epoch() == 0;
+        if let Err(e) = if nothing {
+            Ok(0)
+        } else {
+            kv.set_many_at_least(&set, epoch)
+        } {
             if matches!(
                 e.kind(),
                 ErrorKind::MessageTooLarge | ErrorKind::InvalidArgument
@@ -561,14 +783,14 @@ impl Worker<'_> {
         let payload_len = l.video.scanwidth * l.video.height;
         let max_user = l.frames.frameextra;
         // A few frames of slack: video is never queued without bound.
-        let sub = self.subscribe(4)?;
+        let mut sub = self.subscribe(4)?;
         self.sync()?;
         self.ready(format!(
             "{}x{} format {} bufs {}",
             v.width, v.height, v.format, v.bufs
         ));
         while !self.ctx.stopped() {
-            let Some((_, sample)) = self.next(&sub, Kind::Video)? else {
+            let Some((_, sample)) = self.next(&mut sub, Kind::Video)? else {
                 continue;
             };
             let frame = sample.payload().to_bytes();
@@ -617,14 +839,14 @@ impl Worker<'_> {
                 a.payload, l.frames.payload
             )));
         }
-        let sub = self.subscribe(1024)?;
+        let mut sub = self.subscribe(1024)?;
         self.sync()?;
         self.ready(format!(
             "{} ch format {} at {} Hz",
             a.channels, a.format, a.sample_rate
         ));
         while !self.ctx.stopped() {
-            let Some((_, sample)) = self.next(&sub, Kind::Audio)? else {
+            let Some((_, sample)) = self.next(&mut sub, Kind::Audio)? else {
                 continue;
             };
             let frame = sample.payload().to_bytes();
@@ -662,14 +884,14 @@ impl Worker<'_> {
         };
         let mut writer = PacketWriter::create(self.local, &params)?;
         let maxrec = writer.layout().maxrec;
-        let sub = self.subscribe(8192)?;
+        let mut sub = self.subscribe(8192)?;
         self.sync()?;
         self.ready(format!(
             "{} descriptors, arena {}, records up to {maxrec}",
             p.bufs, p.arenasz
         ));
         while !self.ctx.stopped() {
-            let Some((_, sample)) = self.next(&sub, Kind::Packet)? else {
+            let Some((_, sample)) = self.next(&mut sub, Kind::Packet)? else {
                 continue;
             };
             let frame = sample.payload().to_bytes();

@@ -41,8 +41,8 @@ pub mod stats;
 pub mod wire;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use config::{BridgeConfig, ExportSpec, ImportSpec, ShareType};
@@ -85,10 +85,70 @@ pub type Result<T> = std::result::Result<T, BridgeError>;
 /// binary prints them; a library user may log them.
 pub type Report = Arc<dyn Fn(String) + Send + Sync>;
 
+/// The process's Zenoh session, which a worker may replace.
+///
+/// Why replaceable: zenoh 1.10 can come out of a broken link in a state where the new
+/// transport to a peer is alive on both sides (keep-alives flow, so no lease ever expires)
+/// yet carries nothing from one side: the old transport's late clean-up, when its blocked
+/// TCP write finally fails, deletes the *new* transport of the same peer id from the
+/// transport manager. An importer's stall watchdog (`Worker::check_stall` in `import.rs`) detects it; the only cure
+/// is a transport under a fresh Zenoh id, i.e. a new session. Every worker compares
+/// [`generation`](Self::generation) with that of its declarations and declares afresh when
+/// it changed.
+pub(crate) struct Net {
+    opts: NetOptions,
+    /// Bumped after every replacement. Release/Acquire: a worker that sees the new number
+    /// also sees the new session in `cur` (it locks `cur` anyway).
+    gen: AtomicU64,
+    cur: Mutex<zenoh::Session>,
+}
+
+impl Net {
+    fn open(opts: &NetOptions) -> Result<Net> {
+        Ok(Net {
+            opts: opts.clone(),
+            gen: AtomicU64::new(0),
+            cur: Mutex::new(net::open_session(opts)?),
+        })
+    }
+
+    /// The current session (a cheap handle).
+    pub fn session(&self) -> zenoh::Session {
+        self.cur.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many times the session was replaced.
+    pub fn generation(&self) -> u64 {
+        // Acquire: pairs with the Release increment in `restart`.
+        self.gen.load(Ordering::Acquire)
+    }
+
+    /// Replaces the session, unless another worker already did since generation `seen`.
+    ///
+    /// # Errors
+    /// [`BridgeError::Net`] when the new session cannot open (the old one is closed then;
+    /// the next call tries again).
+    pub fn restart(&self, seen: u64) -> Result<()> {
+        let mut cur = self.cur.lock().unwrap_or_else(|p| p.into_inner());
+        if self.gen.load(Ordering::Relaxed) != seen {
+            return Ok(());
+        }
+        let _ = zenoh::Wait::wait(cur.close());
+        *cur = net::open_session(&self.opts)?;
+        // Release: pairs with the Acquire load in `generation`.
+        self.gen.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    fn close(&self) {
+        let _ = zenoh::Wait::wait(self.session().close());
+    }
+}
+
 /// What every worker thread shares.
 #[derive(Clone)]
 pub(crate) struct Ctx {
-    pub session: zenoh::Session,
+    pub net: Arc<Net>,
     pub keys: Keys,
     pub stats: Arc<ShareStats>,
     pub stop: Arc<AtomicBool>,
@@ -96,6 +156,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// The current Zenoh session.
+    pub fn session(&self) -> zenoh::Session {
+        self.net.session()
+    }
+
     pub fn stopped(&self) -> bool {
         // Relaxed: a plain flag; the workers only need to see it eventually.
         self.stop.load(Ordering::Relaxed)
@@ -120,7 +185,7 @@ impl Ctx {
 
 /// A running bridge: one worker thread per bridged share over one Zenoh session.
 pub struct Bridge {
-    session: zenoh::Session,
+    net: Arc<Net>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     stats: Vec<Arc<ShareStats>>,
@@ -150,7 +215,7 @@ impl Bridge {
                 .map_err(|e| BridgeError::Config(format!("share {local:?}: {e}")))?;
             keyed.push((dir, Keys::new(ns, &remote)?, local, kind));
         }
-        let session = net::open_session(&cfg.net)?;
+        let net = Arc::new(Net::open(&cfg.net)?);
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let mut stats = Vec::new();
@@ -158,7 +223,7 @@ impl Bridge {
             let kind_name = kind.map(ShareType::as_str).unwrap_or("?");
             let st = Arc::new(ShareStats::new(dir, &local, &keys.base, kind_name));
             let ctx = Ctx {
-                session: session.clone(),
+                net: net.clone(),
                 keys,
                 stats: st.clone(),
                 stop: stop.clone(),
@@ -184,7 +249,7 @@ impl Bridge {
             threads.push(t);
         }
         Ok(Bridge {
-            session,
+            net,
             stop,
             threads,
             stats,
@@ -203,7 +268,7 @@ impl Bridge {
 
     /// This bridge's Zenoh session id.
     pub fn zid(&self) -> String {
-        self.session.zid().to_string()
+        self.net.session().zid().to_string()
     }
 
     /// Stops every worker, removes the shares this bridge created, closes the session.
@@ -217,7 +282,7 @@ impl Bridge {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        let _ = zenoh::Wait::wait(self.session.close());
+        self.net.close();
     }
 }
 

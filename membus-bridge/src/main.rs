@@ -187,6 +187,8 @@ fn serve(cfg: BridgeConfig, every: Option<Duration>) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Zenoh's own diagnostics, only when asked for (`RUST_LOG=zenoh=debug`).
+    zenoh::try_init_log_from_env();
     let r = (|| -> Result<(), String> {
         match cli.cmd {
             Cmd::Export { names, net } => {

@@ -81,6 +81,9 @@ pub struct ShareStats {
     pub lag_ns: AtomicU64,
     /// Times the exporter's session changed (resynchronisations).
     pub resyncs: AtomicU64,
+    /// Times an importer found items published but never delivered, and subscribed again
+    /// (the stall watchdog).
+    pub stalls: AtomicU64,
     state: AtomicU8,
     last_error: Mutex<Option<String>>,
 }
@@ -101,6 +104,7 @@ impl ShareStats {
             duplicates: AtomicU64::new(0),
             lag_ns: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
             state: AtomicU8::new(State::Waiting as u8),
             last_error: Mutex::new(None),
         }
@@ -160,7 +164,7 @@ impl fmt::Display for ShareStats {
         };
         write!(
             f,
-            "{dir} {} {} {arrow} {} [{}] sent {} received {} lost {} skipped {} malformed {} duplicates {} resyncs {} lag {:.3} ms",
+            "{dir} {} {} {arrow} {} [{}] sent {} received {} lost {} skipped {} malformed {} duplicates {} resyncs {} stalls {} lag {:.3} ms",
             self.kind(),
             self.local,
             self.key,
@@ -172,6 +176,7 @@ impl fmt::Display for ShareStats {
             g(&self.malformed),
             g(&self.duplicates),
             g(&self.resyncs),
+            g(&self.stalls),
             g(&self.lag_ns) as f64 / 1e6,
         )?;
         if let Some(e) = self.last_error() {

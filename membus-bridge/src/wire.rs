@@ -24,6 +24,10 @@ pub const MAGIC: [u8; 4] = *b"MBR1";
 /// Header length.
 pub const HEADER_LEN: usize = 40;
 
+/// Query parameter of a stall probe: the exporter answers with a bare [`Header`] of kind
+/// [`Kind::Info`] (its session and last sequence number), without the description.
+pub const PROBE_PARAM: &str = "probe";
+
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

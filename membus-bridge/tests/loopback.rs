@@ -9,6 +9,7 @@ use common::{endpoint, field, final_line, free_port, unique_namespace, Proc};
 use membus::memcmd::MemCmd;
 use membus::memkv::MemKv;
 use membus::memmsg::{Reader, Writer};
+use membus::mirror::MirrorNote;
 use membus::Received;
 use membus_tests::ShmGuard;
 
@@ -194,6 +195,9 @@ fn memkv_late_joiner_gets_snapshot_then_whole_batches() {
         snap.values,
         [b"auto".to_vec(), b"20".to_vec(), b"20".to_vec()]
     );
+    // The mirror's epochs are the exporter's: 1 + 1 + 20 batches so far.
+    assert_eq!(snap.epoch, kv.epoch(), "{snap:?}");
+    assert_eq!(snap.epoch, 22);
 
     // Now batches: x and y always change together; the mirror must never show them apart.
     const LAST: u32 = 300;
@@ -225,6 +229,21 @@ fn memkv_late_joiner_gets_snapshot_then_whole_batches() {
         assert!(Instant::now() < deadline, "single set did not arrive");
         std::thread::sleep(Duration::from_millis(5));
     }
+    // Every batch was applied under the exporter's own epoch, so a reader of the mirror
+    // sees the same numbers (and the same change history) as one of the source.
+    assert_eq!(mirror.epoch(), kv.epoch());
+    let last_epochs = |k: &MemKv| -> Vec<(usize, i64)> {
+        let mut c: Vec<_> = k
+            .changed_since(0)
+            .unwrap()
+            .changes
+            .iter()
+            .map(|c| (c.index, c.epoch))
+            .collect();
+        c.sort();
+        c
+    };
+    assert_eq!(last_epochs(&mirror), last_epochs(&kv));
     let lines = imp.stop();
     exp.stop();
     let fin = final_line(&lines, dst.name());
@@ -381,6 +400,13 @@ fn exporter_killed_marks_mirror_stale_then_resumes_without_duplicates() {
     imp.wait_line(&["mirror stale", dst.name()], Duration::from_secs(20));
     imp.signal(libc::SIGUSR1);
     imp.wait_line(&["status:", dst.name(), "[stale]"], START);
+    // Local tools see it too: the mirror note beside the share says the source is gone.
+    let note = MirrorNote::read(dst.name())
+        .unwrap()
+        .expect("a mirror note");
+    assert!(!note.live, "{note:?}");
+    assert_eq!(note.source, format!("{ns}/membus{}", src.name()));
+    assert_eq!(note.pid, imp.child.id());
 
     // A new exporter session on the same endpoint: the mirror follows it again.
     let mut exp2 = exporter("exp2", &ns, port, &[src.name()]);
@@ -403,8 +429,11 @@ fn exporter_killed_marks_mirror_stale_then_resumes_without_duplicates() {
         first.starts_with("two-"),
         "replayed an old message: {first}"
     );
+    assert!(MirrorNote::read(dst.name()).unwrap().unwrap().live);
     let lines = imp.stop();
     exp2.stop();
+    // The bridge removes the note with the mirror.
+    assert_eq!(MirrorNote::read(dst.name()).unwrap(), None);
     let fin = final_line(&lines, dst.name());
     assert_eq!(field(fin, "duplicates"), 0, "{fin}");
     assert!(field(fin, "resyncs") >= 1, "{fin}");

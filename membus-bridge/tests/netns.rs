@@ -462,8 +462,6 @@ fn full_shm_case(net: &Net) {
     a.finish();
 }
 
-const N_PACED: u64 = 9000;
-
 fn link_case(net: &Net) {
     let port = 17451;
     let share = format!("memmsg:{SHARE}-link");
@@ -487,18 +485,34 @@ fn link_case(net: &Net) {
     b.0.wait_line(&["helper: attached"], T);
     a.tell("go");
     // Cut the link for 12 s in the middle of the stream (longer than Zenoh's 10 s lease, so
-    // the session breaks and what was in flight is lost), then bring it back.
+    // the session breaks and what was in flight is lost), then bring it back. The writer
+    // keeps writing until the reader has seen the stream resume, however long the bridge
+    // takes to recover, so the end of the stream never falls into the outage.
     std::thread::sleep(Duration::from_millis(1500));
     sh(&["ip", "-n", &net.a, "link", "set", &net.va, "down"]);
     b.0.wait_line(&["mirror stale"], Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
     sh(&["ip", "-n", &net.a, "link", "set", &net.va, "up"]);
     b.0.wait_line(&["is back"], Duration::from_secs(30));
-    let ok = b.0.wait_line(&["helper: result"], Duration::from_secs(120));
+    let resumed =
+        b.0.wait_line_for(&["helper: resumed"], Duration::from_secs(60));
+    a.tell("stop");
+    let wrote = a.0.wait_line(&["helper: wrote"], T);
+    let n: u64 = wrote
+        .rsplit(' ')
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("{wrote}"));
+    b.tell(&format!("last {n}"));
+    let ok = b.0.wait_line(&["helper: result"], Duration::from_secs(60));
     let lb = b.finish();
     // The exporter's final counters go to the log either way (they tell a stalled
     // exporter from a stalled importer).
     a.finish();
+    assert!(
+        resumed.is_some(),
+        "the stream did not resume within 60 s: {ok}"
+    );
     assert!(ok.contains("helper: result ok"), "{ok}");
     let fin = final_of(&lb);
     let nums: Vec<u64> = ok
@@ -506,15 +520,26 @@ fn link_case(net: &Net) {
         .filter_map(|w| w.split_once('=').and_then(|(_, v)| v.parse().ok()))
         .collect();
     let (got, overrun) = (nums[0], nums[1]);
-    assert!(
-        got < N_PACED,
-        "a 12 s outage must cost messages: {ok}; {fin}"
-    );
+    assert!(got < n, "a 12 s outage must cost messages: {ok}; {fin}");
     assert_eq!(
         got + overrun + field(&fin, "lost"),
-        N_PACED,
+        n,
         "every message delivered or counted ({ok}; {fin})"
     );
+}
+
+/// Reads stdin lines on a thread: the in-host helpers' control channel.
+fn stdin_lines() -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 // ---- helpers that run inside a host ----
@@ -648,24 +673,36 @@ fn helper(role: &str, _arg: &str) {
         "paced-writer" => {
             let w = Writer::create(format!("{SHARE}-link"), 1 << 20).expect("create");
             println!("helper: created");
-            wait_go();
-            for i in 0..N_PACED {
-                w.write(&i.to_le_bytes()).expect("write");
+            let lines = stdin_lines();
+            let _ = lines.recv(); // go
+            let mut n = 0u64;
+            // Bounded: at most 120 s of stream (the test says stop long before).
+            while n < 60_000 && lines.try_recv().is_err() {
+                w.write(&n.to_le_bytes()).expect("write");
+                n += 1;
                 std::thread::sleep(Duration::from_millis(2));
             }
-            wait_eof();
+            println!("helper: wrote {n}");
+            while lines.recv().is_ok() {}
         }
         "paced-reader" => {
             let mut r = attach_retry(|| Reader::attach(format!("{SHARE}-link")));
             println!("helper: attached");
-            let end = Instant::now() + Duration::from_secs(100);
+            let lines = stdin_lines();
+            let end = Instant::now() + Duration::from_secs(150);
             let (mut got, mut overrun, mut last) = (0u64, 0u64, None::<u64>);
-            while last != Some(N_PACED - 1) {
+            // Messages received since the first gap (the outage), and the writer's total
+            // once the test tells it.
+            let (mut after_gap, mut gap_seen, mut total) = (0u64, false, None::<u64>);
+            while total.is_none_or(|n| last != Some(n - 1)) {
                 if Instant::now() > end {
                     println!(
-                        "helper: result FAIL stream did not resume (got {got}, last {last:?})"
+                        "helper: result FAIL stream did not resume (got {got}, last {last:?}, total {total:?})"
                     );
                     return;
+                }
+                if let Ok(line) = lines.try_recv() {
+                    total = line.strip_prefix("last ").and_then(|n| n.parse().ok());
                 }
                 match r.read(Duration::from_millis(100)).expect("read") {
                     Received::Message { payload, .. } => {
@@ -673,6 +710,15 @@ fn helper(role: &str, _arg: &str) {
                         if last.is_some_and(|l| i <= l) {
                             println!("helper: result FAIL message {i} after {last:?}");
                             return;
+                        }
+                        if last.is_some_and(|l| i > l + 1) {
+                            gap_seen = true;
+                        }
+                        if gap_seen {
+                            after_gap += 1;
+                            if after_gap == 300 {
+                                println!("helper: resumed");
+                            }
                         }
                         last = Some(i);
                         got += 1;

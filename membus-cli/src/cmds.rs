@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use membus::memcmd::MemCmd;
 use membus::memkv::MemKv;
 use membus::memmsg::{Reader, Writer};
+use membus::mirror::{MirrorNote, MIRROR_SUFFIX};
 use membus::{QueueOptions, Received, ShareName, Start};
 use serde_json::json;
 
@@ -28,6 +29,9 @@ enum State {
     InUse,
     /// Neither.
     Stale,
+    /// A live bridge keeps it as a mirror of a share on another host whose exporter is
+    /// gone (its mirror note says so): the data is the last the exporter sent.
+    StaleMirror,
 }
 
 impl State {
@@ -36,13 +40,17 @@ impl State {
             State::Live => "live",
             State::InUse => "in use",
             State::Stale => "stale",
+            State::StaleMirror => "stale mirror",
         }
     }
 }
 
 fn state_of(name: &str, users: &[User]) -> State {
     if membus::has_live_owner(name).unwrap_or(false) {
-        State::Live
+        match MirrorNote::read(name) {
+            Ok(Some(n)) if !n.live => State::StaleMirror,
+            _ => State::Live,
+        }
     } else if !users.is_empty() {
         State::InUse
     } else {
@@ -91,9 +99,32 @@ fn users_text(users: &[User]) -> String {
         .join(",")
 }
 
+/// One line about a mirror note: its source, whether live, since when, kept by whom.
+fn mirror_text(n: &MirrorNote) -> String {
+    let ago = n
+        .since
+        .elapsed()
+        .map(|d| format!("{} s ago", d.as_secs()))
+        .unwrap_or_else(|_| "just now".into());
+    format!(
+        "of {} (exporter {} since {ago}; kept by pid {})",
+        n.source,
+        if n.live { "live" } else { "gone" },
+        n.pid
+    )
+}
+
 fn entry_json(p: &Probe, state: State, users: &[User]) -> serde_json::Value {
     let mut v = p.to_json();
     v["state"] = json!(state.as_str());
+    if let Ok(Some(n)) = MirrorNote::read(p.name.as_str()) {
+        let since = n
+            .since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        v["mirror"] = json!({"source": n.source, "live": n.live, "since": since, "pid": n.pid});
+    }
     v["users"] = json!(users
         .iter()
         .map(|u| json!({"pid": u.pid, "comm": u.comm}))
@@ -240,6 +271,11 @@ pub fn info(name: &str, as_json: bool) -> CmdResult {
             continue;
         }
         rows.push((k.to_string(), v));
+    }
+    match MirrorNote::read(name.as_str()) {
+        Ok(Some(n)) => rows.push(("mirror".into(), mirror_text(&n))),
+        Ok(None) => {}
+        Err(e) => rows.push(("mirror".into(), e.to_string())),
     }
     if let Some(problem) = &p.problem {
         rows.push(("problem".into(), problem.clone()));
@@ -653,10 +689,15 @@ pub fn rm(names: &[String], stale: bool, all_users: bool, force: bool) -> CmdRes
                 targets.push(n.clone());
             }
         }
-        // Waiter registries (`NAME.membus-wait`) whose share is gone: membus leaves them
-        // beside shares that libmembus or pymembus made.
+        // Waiter registries (`NAME.membus-wait`) and mirror notes (`NAME.membus-mirror`)
+        // whose share is gone: membus leaves registries beside shares that libmembus or
+        // pymembus made, and a bridge killed outright leaves its notes.
         for p in all_probes() {
-            let Some(main) = p.name.strip_suffix(".membus-wait") else {
+            let Some(main) = p
+                .name
+                .strip_suffix(".membus-wait")
+                .or_else(|| p.name.strip_suffix(MIRROR_SUFFIX))
+            else {
                 continue;
             };
             if p.name.contains(filter)

@@ -202,6 +202,19 @@ enum Cmd {
         /// Run only the cases whose name contains this text.
         #[arg(long)]
         only: Option<String>,
+        /// Compare with libmembus's benchmark (or any program that writes its JSON):
+        /// run the two in alternation for `--rounds` rounds and print each round's ratio
+        /// per case (matched by name and payload) and their median.
+        #[arg(long, value_name = "LIBMEMBUS_BENCH_BINARY", conflicts_with = "json")]
+        compare: Option<PathBuf>,
+        /// Rounds of `--compare`.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), requires = "compare")]
+        rounds: u32,
+        /// Arguments for the compared binary; `{json}` is the file it must write and
+        /// `{duration_ms}` the measuring time per case (if it writes no file, its standard
+        /// output is read as the JSON).
+        #[arg(long, value_name = "ARGS", default_value = bench::COMPARE_ARGS, requires = "compare", allow_hyphen_values = true)]
+        compare_args: String,
     },
     /// Internal: the child process of the cross-process benchmark cases.
     #[command(hide = true)]
@@ -275,8 +288,23 @@ fn main() -> ExitCode {
         } => cmds::rm(&names, stale, all_users, force),
         Cmd::Bench {
             duration_ms,
+            json: _,
+            only,
+            compare: Some(binary),
+            rounds,
+            compare_args,
+        } => bench::compare(&bench::Compare {
+            binary: &binary,
+            args: &compare_args,
+            rounds,
+            duration_ms,
+            only: only.as_deref(),
+        }),
+        Cmd::Bench {
+            duration_ms,
             json,
             only,
+            ..
         } => bench::run(duration_ms, json.as_deref(), only.as_deref()),
         Cmd::BenchPeer { role, names } => bench::peer(&role, &names),
     };

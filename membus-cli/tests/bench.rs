@@ -148,3 +148,117 @@ fn bench_rejects_bad_arguments() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--duration-ms"));
 }
+
+/// A stand-in for libmembus's benchmark: a shell script that writes libmembus-shaped JSON
+/// (to the `--json` file when given one, else to standard output) and logs each call.
+fn fake_libmembus(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("fake-libmembus-bench");
+    let body = r#"#!/bin/sh
+echo run >> "$(dirname "$0")/calls"
+out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --json) out="$2"; shift 2;;
+    *) shift;;
+  esac
+done
+json='{"metadata":{"duration_ms":10},"results":[{"name":"memmsg single writer/reader","group":"memmsg","payload":"64 B","operations":10,"bytes":640,"seconds":1,"ops_per_sec":1000.5,"mb_per_sec":0.1,"ns_per_op":1},{"name":"libmembus only","group":"x","payload":"1 B","operations":1,"bytes":1,"seconds":1,"ops_per_sec":1,"mb_per_sec":0,"ns_per_op":1}],"latency_results":[]}'
+if [ -n "$out" ]; then printf '%s\n' "$json" > "$out"; else printf '%s\n' "$json"; fi
+"#;
+    std::fs::write(&script, body).expect("write the fake benchmark");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+/// `--compare` alternates the two benchmarks for `--rounds` rounds and prints one ratio per
+/// round and their median for each case both report (figures are not judged).
+#[test]
+fn compare_alternates_rounds_and_matches_cases() {
+    let dir = std::env::temp_dir().join(format!("membus-compare-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let script = fake_libmembus(&dir);
+    for (args, label) in [
+        (None, "JSON file"),
+        (Some("--duration-ms {duration_ms}"), "standard output"),
+    ] {
+        let _ = std::fs::remove_file(dir.join("calls"));
+        let mut cmd = vec![
+            "bench",
+            "--duration-ms",
+            "10",
+            "--only",
+            "memmsg single",
+            "--compare",
+            script.to_str().expect("UTF-8 path"),
+            "--rounds",
+            "3",
+        ];
+        if let Some(a) = args {
+            cmd.extend(["--compare-args", a]);
+        }
+        let (out, _) = run_ok(&cmd);
+        let calls = std::fs::read_to_string(dir.join("calls")).expect("the fake ran");
+        assert_eq!(
+            calls.lines().count(),
+            3,
+            "{label}: one call per round:\n{out}"
+        );
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("memmsg single writer/reader"))
+            .unwrap_or_else(|| panic!("{label}: no row for the shared case:\n{out}"));
+        let (_, figures) = row
+            .split_once("ops/s")
+            .unwrap_or_else(|| panic!("{label}: no ops/s column: {row}"));
+        let ratios: Vec<f64> = figures
+            .split_whitespace()
+            .filter_map(|w| w.trim_end_matches('×').parse::<f64>().ok())
+            .collect();
+        assert_eq!(ratios.len(), 4, "{label}: three rounds and a median: {row}");
+        assert!(ratios.iter().all(|r| *r > 0.0), "{label}: {row}");
+        let mut sorted = ratios[..3].to_vec();
+        sorted.sort_by(f64::total_cmp);
+        assert!(
+            (ratios[3] - sorted[1]).abs() < 0.006,
+            "{label}: median of {row}"
+        );
+        assert!(
+            !out.contains("libmembus only"),
+            "{label}: unmatched case shown:\n{out}"
+        );
+        assert!(out.contains("CPU: "), "{label}: no CPU line:\n{out}");
+    }
+    std::fs::remove_dir_all(&dir).expect("remove temp dir");
+}
+
+/// Without `--compare` the metadata names the CPU and the copy strategy.
+#[test]
+fn json_metadata_names_the_cpu() {
+    let json = std::env::temp_dir().join(format!("membus-bench-cpu-{}.json", std::process::id()));
+    let (table, _) = run_ok(&[
+        "bench",
+        "--duration-ms",
+        "10",
+        "--only",
+        "zero-copy",
+        "--json",
+        json.to_str().expect("UTF-8"),
+    ]);
+    let text = std::fs::read_to_string(&json).expect("JSON written");
+    std::fs::remove_file(&json).expect("remove JSON");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("parses");
+    let cpu = &v["metadata"]["cpu"];
+    for key in ["vendor", "model", "flags", "copy_strategy", "copy_plan"] {
+        assert!(cpu[key].is_string(), "cpu.{key} missing: {text}");
+    }
+    assert!(
+        cpu["l2_bytes"].is_u64() && cpu["l3_bytes"].is_u64(),
+        "{text}"
+    );
+    assert!(table.starts_with("CPU: "), "{table}");
+    let r = &v["results"][0];
+    assert_eq!(r["name"], "mempkt read (zero-copy view)", "{text}");
+    assert_eq!(r["payload"], "32768 B/record", "{text}");
+    assert!(r["operations"].as_u64().is_some_and(|n| n > 0), "{text}");
+}

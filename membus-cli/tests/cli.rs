@@ -754,3 +754,63 @@ fn rm_stale_removes_a_waiter_registry_whose_share_is_gone() {
     );
     assert!(!std::path::Path::new(&format!("/dev/shm{companion}")).exists());
 }
+
+#[test]
+fn a_mirror_whose_exporter_is_gone_shows_as_stale_mirror() {
+    // What membus-bridge does for a mirror: the share has a live owner (here, this test),
+    // and a note beside it says whether the source on the other host is alive.
+    use membus::mirror::MirrorNote;
+    let name = unique_name("mirror");
+    let _g = ShmGuard(name.clone());
+    let _n = ShmGuard(format!("{name}.membus-mirror"));
+    let w = membus::memmsg::Writer::create(name.as_str(), 4096).unwrap();
+    let state = |v: &Value| v["state"].as_str().unwrap_or_default().to_string();
+    assert_eq!(state(&json(&["info", &name, "--json"])), "live");
+
+    MirrorNote::new("plant/membus/cam", true)
+        .write(name.as_str())
+        .unwrap();
+    let v = json(&["info", &name, "--json"]);
+    assert_eq!(state(&v), "live");
+    assert_eq!(v["mirror"]["source"], "plant/membus/cam");
+    assert_eq!(v["mirror"]["live"], true);
+
+    MirrorNote::new("plant/membus/cam", false)
+        .write(name.as_str())
+        .unwrap();
+    assert_eq!(state(&json(&["info", &name, "--json"])), "stale mirror");
+    let text = ok(&["info", &name]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("mirror") && l.contains("of plant/membus/cam (exporter gone")),
+        "{text}"
+    );
+    let ls = ok(&["ls"]);
+    let row = ls
+        .lines()
+        .find(|l| l.contains(name.as_str()))
+        .expect("listed");
+    assert!(row.contains("stale mirror"), "{row}");
+    // A live bridge keeps it: `rm --stale` leaves it alone, a plain `rm` wants --force.
+    let tag = name.trim_start_matches('/');
+    assert_eq!(ok(&["rm", "--stale", tag]), "");
+    assert!(!membus(&["rm", &name]).status.success());
+
+    // A bridge killed outright leaves the note; once the share is gone it is an orphan
+    // that `rm --stale` removes.
+    drop(w);
+    assert!(std::path::Path::new(&format!("/dev/shm{name}.membus-mirror")).exists());
+    assert_eq!(
+        ok(&["rm", "--stale", tag]),
+        format!("removed {name}.membus-mirror\n")
+    );
+
+    // A note that is not one is reported, never trusted.
+    let w = membus::memmsg::Writer::create(name.as_str(), 4096).unwrap();
+    std::fs::write(format!("/dev/shm{name}.membus-mirror"), b"garbage\n").unwrap();
+    let text = ok(&["info", &name]);
+    assert!(text.contains("not a mirror note"), "{text}");
+    assert_eq!(state(&json(&["info", &name, "--json"])), "live");
+    drop(w);
+    assert_eq!(MirrorNote::read(name.as_str()).ok().flatten(), None);
+}

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use membus::layout::media::{AudioFormat, FrameLayout, VideoFormat};
+use membus::layout::media::{AudLayout, AudioFormat, FrameLayout, VidLayout, VideoFormat};
 use membus::memaud::{AudioParams, AudioReader, AudioWriter};
 use membus::memvid::{VideoParams, VideoReader, VideoWriter};
-use membus::Identity;
+use membus::{Identity, SeqWatch};
 use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -22,13 +22,14 @@ use pyo3::types::{PyBytes, PyInt};
 use crate::aio::{ClosedError, Lendable, Links, Op, WaitFuture};
 use crate::enums::{audio_bps, audio_name, video_bpp, video_name};
 use crate::{
-    errc, failed, name_arg, poll_until, record, set_error, str_arg, AudioFormatEnum,
-    VideoFormatEnum,
+    errc, failed, name_arg, poll_until, set_error, str_arg, AudioFormatEnum, VideoFormatEnum,
 };
 
 /// What the Python classes need from a media handle, writer or reader.
 trait Handle: Send {
     fn frames(&self) -> &FrameLayout;
+    /// What a view of this share needs to know, and the getters report.
+    fn desc(&self) -> Desc;
     fn session_id(&self) -> i64;
     fn seq(&self) -> u64;
     /// The write pointer.
@@ -46,6 +47,8 @@ trait Handle: Send {
     fn fourcc(&self) -> u32;
     fn guid(&self) -> [u8; 16];
     fn meta(&self) -> Vec<u8>;
+    /// A watch on the publish counter that waits without this handle (and its lock).
+    fn seq_watch(&self) -> membus::Result<SeqWatch>;
     /// Readers: waits (futex) until the global sequence exceeds `last`; writers: None.
     fn wait_seq_above(&self, last: u64, timeout: Duration) -> Option<bool>;
     /// The reader as a wait source (`pymembus.aio`); None for writers.
@@ -62,69 +65,77 @@ trait WriterOps {
     fn set_pts(&mut self, slot: usize, which: u8, pts: i64) -> membus::Result<()>;
 }
 
-/// A writer and the identity it was created with (writers have no accessor for it).
-struct Owned<W> {
-    w: W,
-    identity: Identity,
+/// The members of `Handle` that read the same on writers and readers.
+macro_rules! common_handle_fns {
+    ($desc:expr) => {
+        fn frames(&self) -> &FrameLayout {
+            &self.layout().frames
+        }
+        fn desc(&self) -> Desc {
+            $desc(self.layout())
+        }
+        fn session_id(&self) -> i64 {
+            Self::session_id(self)
+        }
+        fn seq(&self) -> u64 {
+            Self::seq(self)
+        }
+        fn slot_seq(&mut self, slot: usize) -> membus::Result<u64> {
+            Self::slot_seq(self, slot)
+        }
+        fn fourcc(&self) -> u32 {
+            Self::fourcc(self)
+        }
+        fn guid(&self) -> [u8; 16] {
+            Self::guid(self)
+        }
+        fn meta(&self) -> Vec<u8> {
+            Self::meta(self).unwrap_or_default()
+        }
+        fn seq_watch(&self) -> membus::Result<SeqWatch> {
+            Self::seq_watch(self)
+        }
+    };
 }
 
 macro_rules! writer_impl {
-    ($w:ty, $pts:expr) => {
-        impl WriterOps for Owned<$w> {
+    ($w:ty, $desc:expr, $pts:expr, $set_pts:expr) => {
+        impl WriterOps for $w {
             fn set_ptr(&mut self, slot: usize) -> membus::Result<()> {
-                self.w.set_ptr(slot)
+                Self::set_ptr(self, slot)
             }
             fn advance(&mut self, inc: i64) -> membus::Result<usize> {
-                self.w.publish_advance(inc)
+                self.publish_advance(inc)
             }
             fn fill(&mut self, slot: usize, byte: u8) -> membus::Result<()> {
-                self.w.slot_mut(slot)?.fill(byte)
+                self.slot_mut(slot)?.fill(byte)
             }
             fn set_user_data(&mut self, slot: usize, data: &[u8]) -> membus::Result<()> {
-                self.w.slot_mut(slot)?.set_user_data(data)
+                self.slot_mut(slot)?.set_user_data(data)
             }
             fn set_pts(&mut self, slot: usize, which: u8, pts: i64) -> membus::Result<()> {
-                writer_set_pts(&mut self.w, slot, which, pts)
+                $set_pts(&mut self.slot_mut(slot)?, which, pts);
+                Ok(())
             }
         }
 
-        impl Handle for Owned<$w> {
-            fn frames(&self) -> &FrameLayout {
-                &self.w.layout().frames
-            }
-            fn session_id(&self) -> i64 {
-                self.w.session_id()
-            }
-            fn seq(&self) -> u64 {
-                self.w.seq()
-            }
+        impl Handle for $w {
+            common_handle_fns!($desc);
             fn ptr(&self) -> membus::Result<usize> {
-                Ok(self.w.ptr())
+                Ok(Self::ptr(self))
             }
             fn writer(&mut self) -> Option<&mut dyn WriterOps> {
                 Some(self)
             }
-            fn slot_seq(&mut self, slot: usize) -> membus::Result<u64> {
-                self.w.slot_seq(slot)
-            }
             fn user_data(&mut self, slot: usize) -> membus::Result<Vec<u8>> {
-                Ok(self.w.slot_mut(slot)?.user_data())
+                Ok(self.slot_mut(slot)?.user_data())
             }
             fn pts(&mut self, slot: usize, which: u8) -> i64 {
-                self.w.slot_mut(slot).map_or(0, |f| $pts(&f, which))
+                self.slot_mut(slot).map_or(0, |f| $pts(&f, which))
             }
             unsafe fn payload(&self, slot: usize) -> membus::Result<(*mut u8, bool)> {
                 // SAFETY: the caller upholds payload_ptr's obligations (see the trait).
-                Ok((unsafe { self.w.payload_ptr(slot) }?, false))
-            }
-            fn fourcc(&self) -> u32 {
-                self.identity.fourcc
-            }
-            fn guid(&self) -> [u8; 16] {
-                self.identity.guid
-            }
-            fn meta(&self) -> Vec<u8> {
-                self.identity.meta.clone()
+                Ok((unsafe { self.payload_ptr(slot) }?, false))
             }
             fn wait_seq_above(&self, _last: u64, _timeout: Duration) -> Option<bool> {
                 None
@@ -136,60 +147,15 @@ macro_rules! writer_impl {
     };
 }
 
-fn writer_set_pts<W: SetPts>(w: &mut W, slot: usize, which: u8, pts: i64) -> membus::Result<()> {
-    w.set_pts_at(slot, which, pts)
-}
-
-trait SetPts {
-    fn set_pts_at(&mut self, slot: usize, which: u8, pts: i64) -> membus::Result<()>;
-}
-
-impl SetPts for VideoWriter {
-    fn set_pts_at(&mut self, slot: usize, which: u8, pts: i64) -> membus::Result<()> {
-        let mut f = self.slot_mut(slot)?;
-        if which == 0 {
-            f.set_vpts(pts);
-        } else {
-            f.set_apts(pts);
-        }
-        Ok(())
-    }
-}
-
-impl SetPts for AudioWriter {
-    fn set_pts_at(&mut self, slot: usize, _which: u8, pts: i64) -> membus::Result<()> {
-        self.slot_mut(slot)?.set_pts(pts);
-        Ok(())
-    }
-}
-
-writer_impl!(
-    VideoWriter,
-    |f: &membus::memvid::FrameMut<'_>, w: u8| if w == 0 { f.vpts() } else { f.apts() }
-);
-writer_impl!(AudioWriter, |f: &membus::memaud::AudioBufMut<'_>,
-                           _w: u8| f.pts());
-
 macro_rules! reader_impl {
-    ($r:ty, $pts:expr) => {
+    ($r:ty, $desc:expr, $pts:expr) => {
         impl Handle for $r {
-            fn frames(&self) -> &FrameLayout {
-                &self.layout().frames
-            }
-            fn session_id(&self) -> i64 {
-                <$r>::session_id(self)
-            }
-            fn seq(&self) -> u64 {
-                <$r>::seq(self)
-            }
+            common_handle_fns!($desc);
             fn ptr(&self) -> membus::Result<usize> {
                 self.write_ptr()
             }
             fn writer(&mut self) -> Option<&mut dyn WriterOps> {
                 None
-            }
-            fn slot_seq(&mut self, slot: usize) -> membus::Result<u64> {
-                Ok(self.slot(slot)?.seq())
             }
             fn user_data(&mut self, slot: usize) -> membus::Result<Vec<u8>> {
                 Ok(self.slot(slot)?.user_data())
@@ -202,15 +168,6 @@ macro_rules! reader_impl {
                 // the pointer is exported read-only, so nothing writes through it.
                 Ok((unsafe { self.payload_ptr(slot) }?.cast_mut(), true))
             }
-            fn fourcc(&self) -> u32 {
-                <$r>::fourcc(self)
-            }
-            fn guid(&self) -> [u8; 16] {
-                <$r>::guid(self)
-            }
-            fn meta(&self) -> Vec<u8> {
-                <$r>::meta(self).unwrap_or_default()
-            }
             fn wait_seq_above(&self, last: u64, timeout: Duration) -> Option<bool> {
                 Some(<$r>::wait_seq_above(self, last, timeout))
             }
@@ -221,20 +178,74 @@ macro_rules! reader_impl {
     };
 }
 
+fn vid_desc(l: &VidLayout) -> Desc {
+    Desc::Vid {
+        width: l.video.width,
+        height: l.video.height,
+        scanwidth: l.video.scanwidth,
+        format: l.video.format.value(),
+        fps: l.video.fps,
+    }
+}
+
+fn aud_desc(l: &AudLayout) -> Desc {
+    Desc::Aud {
+        channels: l.channels,
+        sample_rate: l.sample_rate,
+        format: l.format.value(),
+        fps: l.fps,
+    }
+}
+
+writer_impl!(
+    VideoWriter,
+    vid_desc,
+    |f: &membus::memvid::FrameMut<'_>, w: u8| if w == 0 { f.vpts() } else { f.apts() },
+    |f: &mut membus::memvid::FrameMut<'_>, w: u8, pts: i64| if w == 0 {
+        f.set_vpts(pts)
+    } else {
+        f.set_apts(pts)
+    }
+);
+writer_impl!(
+    AudioWriter,
+    aud_desc,
+    |f: &membus::memaud::AudioBufMut<'_>, _w: u8| f.pts(),
+    |f: &mut membus::memaud::AudioBufMut<'_>, _w: u8, pts: i64| f.set_pts(pts)
+);
 reader_impl!(
     VideoReader,
+    vid_desc,
     |f: &membus::memvid::Frame<'_>, w: u8| if w == 0 { f.vpts() } else { f.apts() }
 );
-reader_impl!(AudioReader, |f: &membus::memaud::AudioBuf<'_>, _w: u8| f
-    .pts());
+reader_impl!(
+    AudioReader,
+    aud_desc,
+    |f: &membus::memaud::AudioBuf<'_>, _w: u8| f.pts()
+);
 
 /// The open handle of a memvid or memaud object.
+#[derive(Default)]
 struct MediaState {
     h: Option<Box<dyn Handle>>,
     /// For memvid: geometry; for memaud: channels etc. (kept to describe views).
     desc: Desc,
-    /// `pymembus.aio` waits on this handle.
+    /// Attached to a share that existed (`open_existing`, or `open` with bCreate=False).
+    existing: bool,
+    /// Made on the first `waitForFrame`: waits without holding the handle's lock.
+    watch: Option<Arc<SeqWatch>>,
+    /// `pymembus.aio` waits on this handle (kept across resets: see `MediaState::reset`).
     aio: Arc<Links>,
+}
+
+impl MediaState {
+    /// Closes: the default state, with the same `aio` record, whose pending waits end.
+    fn reset(&mut self) {
+        let aio = Arc::clone(&self.aio);
+        *self = MediaState::default();
+        self.aio = aio;
+        self.aio.invalidate();
+    }
 }
 
 impl Lendable for Box<dyn Handle> {
@@ -276,11 +287,7 @@ struct Media {
 impl Media {
     fn new(kind: &'static str) -> Media {
         Media {
-            state: Mutex::new(MediaState {
-                h: None,
-                desc: Desc::None,
-                aio: Arc::default(),
-            }),
+            state: Mutex::new(MediaState::default()),
             views: Arc::new(AtomicUsize::new(0)),
             kind,
         }
@@ -301,10 +308,43 @@ impl Media {
                 self.kind
             )));
         }
-        st.h = None;
-        st.desc = Desc::None;
-        st.aio.invalidate();
+        st.reset();
         Ok(())
+    }
+
+    /// Opens through `make` (reopen rules first): stores the handle and returns True, or
+    /// returns False with the error recorded (`quiet_invalid`: invalid parameters leave the
+    /// error unchanged, as pymembus's create does).
+    fn open(
+        &self,
+        existing: bool,
+        quiet_invalid: bool,
+        make: impl FnOnce() -> membus::Result<Box<dyn Handle>>,
+    ) -> PyResult<bool> {
+        let mut st = self.lock();
+        self.prepare_reopen(&mut st)?;
+        match make() {
+            Ok(h) => {
+                *st = MediaState {
+                    desc: h.desc(),
+                    h: Some(h),
+                    existing,
+                    watch: None,
+                    aio: Arc::clone(&st.aio),
+                };
+                set_error(errc::OK);
+                Ok(true)
+            }
+            Err(e) if quiet_invalid && e.kind() == membus::ErrorKind::InvalidArgument => Ok(false),
+            Err(e) => Ok(failed(&e, false)),
+        }
+    }
+
+    /// RuntimeError while views exist (before anything else is checked, as pymembus
+    /// does); otherwise closes the current handle.
+    fn check_reopen(&self) -> PyResult<()> {
+        let mut st = self.lock();
+        self.prepare_reopen(&mut st)
     }
 
     fn close(&self) -> PyResult<()> {
@@ -316,9 +356,7 @@ impl Media {
                 self.kind
             )));
         }
-        st.h = None;
-        st.desc = Desc::None;
-        st.aio.invalidate();
+        st.reset();
         Ok(())
     }
 
@@ -397,40 +435,49 @@ impl Media {
         }
     }
 
+    /// `waitForFrame`: event-driven on writers and readers alike. The wait sleeps on a
+    /// [`SeqWatch`] (the share's futex) with the GIL released and without this object's
+    /// lock, so other threads, including one publishing through this very handle, carry
+    /// on. Where no watch can be made (a reader whose share's mode forbids mapping the
+    /// header read-write), a reader sleeps on its own handle in 10 ms slices and a writer
+    /// polls.
     fn wait_for_frame(&self, py: Python<'_>, wait_ms: u64, last_seq: i64) -> bool {
-        let is_reader = {
+        let watch = {
             let mut st = self.lock();
-            match st.h.as_deref_mut() {
-                None => {
-                    set_error(errc::NOT_OPEN);
-                    return false;
-                }
-                Some(h) => h.writer().is_none(),
+            let st = &mut *st;
+            let Some(h) = st.h.as_deref() else {
+                set_error(errc::NOT_OPEN);
+                return false;
+            };
+            if st.watch.is_none() {
+                st.watch = h.seq_watch().ok().map(Arc::new);
             }
+            st.watch.clone()
         };
-        let ok = if is_reader && last_seq >= 0 && wait_ms > 0 {
-            // Event-driven: sleep on the share's futex, in slices so that other threads
-            // using this handle wait for its lock at most one slice.
-            let deadline = Instant::now() + Duration::from_millis(wait_ms);
-            py.detach(|| loop {
-                let slice = deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(10));
-                let done = self.with(Some(false), |h| h.wait_seq_above(last_seq as u64, slice));
-                match done {
-                    Some(true) => break true,
-                    _ if Instant::now() >= deadline => break false,
-                    Some(false) => {}
-                    None => break false,
-                }
-            })
-        } else {
-            poll_until(py, wait_ms, || {
-                self.with(false, |h| h.seq() as i64 > last_seq)
-            })
+        let ok = match watch {
+            _ if last_seq < 0 || wait_ms == 0 => self.with(false, |h| h.seq() as i64 > last_seq),
+            Some(w) => {
+                let current = |w: &Arc<SeqWatch>| {
+                    self.lock()
+                        .watch
+                        .as_ref()
+                        .is_some_and(|x| Arc::ptr_eq(x, w))
+                };
+                wait_on_watch(py, &w, wait_ms, last_seq, &current)
+            }
+            None => self.wait_on_handle(py, wait_ms, last_seq),
         };
         set_error(if ok { errc::OK } else { errc::TIMEOUT });
         ok
+    }
+
+    /// `waitForFrame` without a watch (see [`wait_without_watch`]).
+    fn wait_on_handle(&self, py: Python<'_>, wait_ms: u64, last_seq: i64) -> bool {
+        let is_reader = self.with(false, |h| h.writer().is_none());
+        let slice = |d: Duration| self.with(None, |h| h.wait_seq_above(last_seq as u64, d));
+        let arrived = || self.with(false, |h| h.seq() as i64 > last_seq);
+        let slice: &(dyn Fn(Duration) -> Option<bool> + Sync) = &slice;
+        wait_without_watch(py, wait_ms, is_reader.then_some(slice), &arrived)
     }
 
     fn get_ptr(&self, offset: i64) -> i64 {
@@ -502,6 +549,14 @@ impl Media {
         })
     }
 
+    /// Timestamp `which` (0 = vpts/pts, 1 = apts) of slot `idx mod bufs`; 0 when closed.
+    fn slot_pts(&self, idx: i64, which: u8) -> i64 {
+        self.with(0, |h| {
+            let slot = idx.rem_euclid(h.frames().bufs as i64) as usize;
+            h.pts(slot, which)
+        })
+    }
+
     fn frame_seq(&self, idx: i64) -> i64 {
         self.with(-1, |h| {
             let slot = idx.rem_euclid(h.frames().bufs as i64) as usize;
@@ -554,6 +609,60 @@ impl Media {
         let guard = ViewGuard::new(self.views.clone());
         Ok((ptr as usize, f.payload, ro, st.desc, guard))
     }
+}
+
+/// `waitForFrame(wait_ms, last_seq)` on a watch (`last_seq` ≥ 0): true at once if the
+/// publish counter already exceeds it, else sleeps on the share's futex with the GIL
+/// released. The sleep is cut in slices of at most 250 ms (a frame wakes it at once
+/// whatever the slice); after each it gives up if `current` says the handle no longer
+/// uses this watch (closed or reopened meanwhile).
+pub(crate) fn wait_on_watch(
+    py: Python<'_>,
+    w: &Arc<SeqWatch>,
+    wait_ms: u64,
+    last_seq: i64,
+    current: &(dyn Fn(&Arc<SeqWatch>) -> bool + Sync),
+) -> bool {
+    let last = u64::try_from(last_seq).unwrap_or(0);
+    if w.seq() > last {
+        return true;
+    }
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    py.detach(|| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if w.wait_seq_above(last, left.min(Duration::from_millis(250))) {
+            break true;
+        }
+        if Instant::now() >= deadline || !current(w) {
+            break false;
+        }
+    })
+}
+
+/// `waitForFrame(wait_ms, ..)` where no [`SeqWatch`] could be made (a reader whose
+/// share's mode forbids mapping the header read-write, or no `/proc`): a reader sleeps on
+/// its own futex in 10 ms slices through `slice` (which holds the handle's lock, so other
+/// threads using the handle wait for it at most one slice, and returns `None` once the
+/// handle is closed); a writer (`slice` is `None`) polls `arrived`.
+pub(crate) fn wait_without_watch(
+    py: Python<'_>,
+    wait_ms: u64,
+    slice: Option<&(dyn Fn(Duration) -> Option<bool> + Sync)>,
+    arrived: &(dyn Fn() -> bool + Sync),
+) -> bool {
+    let Some(slice) = slice else {
+        return poll_until(py, wait_ms, arrived);
+    };
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    py.detach(|| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match slice(left.min(Duration::from_millis(10))) {
+            Some(true) => break true,
+            None => break false,
+            Some(false) if Instant::now() >= deadline => break false,
+            Some(false) => {}
+        }
+    })
 }
 
 /// One live view in its parent's count; released on drop.
@@ -834,21 +943,67 @@ fn audio_export(ptr: usize, len: usize, ro: bool, ch: usize, fmt: i64) -> Export
 }
 
 /// guid argument: empty or exactly 16 bytes.
+/// pymembus's `format` argument of `open`: a member of the format enum (`member`, its
+/// value), or a numeric bit depth listed in `bits` as (depth, format value). Another
+/// number raises ValueError ("unsupported bpp; use a video_format value", with `names`
+/// = ("bpp", "video_format")), anything else TypeError.
+fn format_arg(
+    format: &Bound<'_, PyAny>,
+    member: Option<i64>,
+    bits: &[(i64, i64)],
+    names: (&str, &str),
+) -> PyResult<i64> {
+    if let Some(v) = member {
+        return Ok(v);
+    }
+    let (depth, enum_name) = names;
+    if !format.is_instance_of::<PyInt>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "format must be a {enum_name} or an int {depth}"
+        )));
+    }
+    let n = format.extract::<i64>()?;
+    bits.iter()
+        .find(|(b, _)| *b == n)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let article = if enum_name.starts_with('a') {
+                "an"
+            } else {
+                "a"
+            };
+            PyValueError::new_err(format!(
+                "unsupported {depth}; use {article} {enum_name} value"
+            ))
+        })
+}
+
+/// pymembus's `fourcc`, `guid` and `meta` arguments (ValueError for a GUID that is not
+/// empty or 16 bytes).
+fn identity_args(
+    fourcc: u32,
+    guid: Option<&Bound<'_, PyAny>>,
+    meta: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Identity> {
+    Ok(Identity {
+        fourcc,
+        guid: match guid {
+            Some(g) => guid_arg(g)?,
+            None => [0; 16],
+        },
+        meta: match meta {
+            Some(m) => str_arg(m)?.into_owned(),
+            None => Vec::new(),
+        },
+    })
+}
+
 fn guid_arg(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 16]> {
     let g = str_arg(obj)?;
     if g.is_empty() {
         return Ok([0; 16]);
     }
     <[u8; 16]>::try_from(&*g).map_err(|_| PyValueError::new_err("guid must be exactly 16 bytes"))
-}
-
-/// Records a failed open as pymembus does: parameter validation leaves the last error
-/// unchanged; everything else sets it.
-fn open_failed(e: &membus::Error) -> bool {
-    if e.kind() != membus::ErrorKind::InvalidArgument {
-        record(e);
-    }
-    false
 }
 
 fn u32_arg(v: i64) -> Option<u32> {
@@ -881,7 +1036,7 @@ macro_rules! media_class {
 
             /// `existing() -> bool`: attached rather than created.
             fn existing(&self) -> bool {
-                self.m.with(false, |h| h.writer().is_none())
+                self.m.lock().existing
             }
 
             /// `getBufs() -> int` (0 when closed).
@@ -1049,18 +1204,6 @@ impl MemVid {
             _parent: slf.clone().into_any().unbind(),
         })
     }
-
-    fn store(&self, h: Box<dyn Handle>, l: &membus::layout::media::VidLayout) {
-        let mut st = self.m.lock();
-        st.desc = Desc::Vid {
-            width: l.video.width,
-            height: l.video.height,
-            scanwidth: l.video.scanwidth,
-            format: l.video.format.value(),
-            fps: l.video.fps,
-        };
-        st.h = Some(h);
-    }
 }
 
 media_class!(MemVid {
@@ -1073,8 +1216,8 @@ media_class!(MemVid {
 
     /// `open(sName, bCreate, w, h, format, fps, bufs, scanwidth=0, align=0, frameextra=0,
     /// fourcc=0, guid='', meta='')`, or with a numeric `bpp` (8, 24, 32) in place of
-    /// `format`. `bCreate=False` attaches and checks every parameter; the handle is then
-    /// read-only (its mutators fail with access_denied).
+    /// `format`. `bCreate=False` attaches read-write and checks every parameter, then
+    /// publishes on from the share's write pointer and sequence.
     #[allow(clippy::too_many_arguments)] // pymembus's signature
     #[pyo3(signature = (sName, bCreate, w, h, format, fps, bufs, scanwidth = 0, align = 0,
         frameextra = 0, fourcc = 0, guid = None, meta = None))]
@@ -1095,32 +1238,18 @@ media_class!(MemVid {
         meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         let name = name_arg(sName)?;
-        let fmt = if let Ok(e) = format.cast::<VideoFormatEnum>() {
-            e.get().value()
-        } else if format.is_instance_of::<PyInt>() {
-            match format.extract::<i64>()? {
-                8 => VideoFormat::Gray8.value(),
-                24 => VideoFormat::Rgb24.value(),
-                32 => VideoFormat::Rgba32.value(),
-                _ => return Err(PyValueError::new_err("unsupported bpp; use a video_format value")),
-            }
-        } else {
-            return Err(pyo3::exceptions::PyTypeError::new_err(
-                "format must be a video_format or an int bpp",
-            ));
-        };
-        let guid = match guid {
-            Some(g) => guid_arg(g)?,
-            None => [0; 16],
-        };
-        let meta = match meta {
-            Some(m) => str_arg(m)?.into_owned(),
-            None => Vec::new(),
-        };
-        {
-            let mut st = self.m.lock();
-            self.m.prepare_reopen(&mut st)?;
-        }
+        let fmt = format_arg(
+            format,
+            format.cast::<VideoFormatEnum>().ok().map(|e| e.get().value()),
+            &[
+                (8, VideoFormat::Gray8.value()),
+                (24, VideoFormat::Rgb24.value()),
+                (32, VideoFormat::Rgba32.value()),
+            ],
+            ("bpp", "video_format"),
+        )?;
+        let identity = identity_args(fourcc, guid, meta)?;
+        self.m.check_reopen()?;
         let (Some(w), Some(h), Some(fps), Some(bufs), Ok(sw), Ok(align), Ok(fx), Some(format)) = (
             u32_arg(w),
             u32_arg(h),
@@ -1133,59 +1262,26 @@ media_class!(MemVid {
         ) else {
             return Ok(false);
         };
-        let identity = Identity { fourcc, guid, meta };
         let mut p = VideoParams::new(w, h, format, fps, bufs);
         p.scanwidth = sw;
         p.align = align;
         p.frameextra = fx;
-        p.identity = identity.clone();
+        p.identity = identity;
         p.mode = 0o644;
+        let name = name.as_str();
         if bCreate {
-            match VideoWriter::create(name.as_str(), &p) {
-                Ok(wr) => {
-                    let l = wr.layout().clone();
-                    self.store(Box::new(Owned { w: wr, identity }), &l);
-                    set_error(errc::OK);
-                    Ok(true)
-                }
-                Err(e) => Ok(open_failed(&e)),
-            }
+            self.m.open(false, true, || Ok(Box::new(VideoWriter::create(name, &p)?)))
         } else {
-            let opts = membus::memvid::ReaderOptions {
-                expect: Some(p),
-                ..Default::default()
-            };
-            match VideoReader::attach_with(name.as_str(), &opts) {
-                Ok(r) => {
-                    let l = r.layout().clone();
-                    self.store(Box::new(r), &l);
-                    set_error(errc::OK);
-                    Ok(true)
-                }
-                Err(e) => Ok(failed(&e, false)),
-            }
+            self.m.open(true, false, || Ok(Box::new(VideoWriter::attach(name, &p)?)))
         }
     }
 
     /// `open_existing(sName) -> bool`: attaches read-only (header validated).
     fn open_existing(&self, sName: &Bound<'_, PyAny>) -> PyResult<bool> {
         let name = name_arg(sName)?;
-        {
-            let mut st = self.m.lock();
-            self.m.prepare_reopen(&mut st)?;
-        }
-        match VideoReader::attach(name.as_str()) {
-            Ok(r) => {
-                let l = r.layout().clone();
-                self.store(Box::new(r), &l);
-                set_error(errc::OK);
-                Ok(true)
-            }
-            Err(e) => Ok(failed(&e, false)),
-        }
+        self.m.open(true, false, || Ok(Box::new(VideoReader::attach(name.as_str())?)))
     }
 
-    /// `getBuf(idx) -> vidview`: a view of slot `idx mod bufs`.
     fn getBuf(slf: &Bound<'_, Self>, idx: i64) -> PyResult<VidView> {
         Self::view(slf, idx)
     }
@@ -1236,25 +1332,14 @@ media_class!(MemVid {
 
     /// `getVpts(idx) -> int` (0 when closed).
     fn getVpts(&self, idx: i64) -> i64 {
-        self.slot_pts(idx, 0)
+        self.m.slot_pts(idx, 0)
     }
 
     /// `getApts(idx) -> int` (0 when closed).
     fn getApts(&self, idx: i64) -> i64 {
-        self.slot_pts(idx, 1)
+        self.m.slot_pts(idx, 1)
     }
 });
-
-impl MemVid {
-    fn slot_pts(&self, idx: i64, which: u8) -> i64 {
-        let mut st = self.m.lock();
-        let Some(h) = st.h.as_deref_mut() else {
-            return 0;
-        };
-        let slot = idx.rem_euclid(h.frames().bufs as i64) as usize;
-        h.pts(slot, which)
-    }
-}
 
 /// pymembus `memaud`.
 #[pyclass(frozen, name = "memaud", module = "pymembus.pymembus")]
@@ -1299,17 +1384,6 @@ impl MemAud {
             _parent: slf.clone().into_any().unbind(),
         })
     }
-
-    fn store(&self, h: Box<dyn Handle>, l: &membus::layout::media::AudLayout) {
-        let mut st = self.m.lock();
-        st.desc = Desc::Aud {
-            channels: l.channels,
-            sample_rate: l.sample_rate,
-            format: l.format.value(),
-            fps: l.fps,
-        };
-        st.h = Some(h);
-    }
 }
 
 media_class!(MemAud {
@@ -1322,8 +1396,8 @@ media_class!(MemAud {
 
     /// `open(sName, bCreate, ch, format, sampleRate, fps, bufs, align=0, frameextra=0,
     /// fourcc=0, guid='', meta='', payloadSize=0)`, or with a numeric `bps` (8, 16, 24,
-    /// 32) in place of `format`. `bCreate=False` attaches and checks every parameter; the
-    /// handle is then read-only.
+    /// 32) in place of `format`. `bCreate=False` attaches read-write and checks every
+    /// parameter, then publishes on from the share's write pointer and sequence.
     #[allow(clippy::too_many_arguments)] // pymembus's signature
     #[pyo3(signature = (sName, bCreate, ch, format, sampleRate, fps, bufs, align = 0,
         frameextra = 0, fourcc = 0, guid = None, meta = None, payloadSize = 0))]
@@ -1344,33 +1418,19 @@ media_class!(MemAud {
         payloadSize: i64,
     ) -> PyResult<bool> {
         let name = name_arg(sName)?;
-        let fmt = if let Ok(e) = format.cast::<AudioFormatEnum>() {
-            e.get().value()
-        } else if format.is_instance_of::<PyInt>() {
-            match format.extract::<i64>()? {
-                8 => AudioFormat::U8.value(),
-                16 => AudioFormat::S16le.value(),
-                24 => AudioFormat::S24le.value(),
-                32 => AudioFormat::S32le.value(),
-                _ => return Err(PyValueError::new_err("unsupported bps; use an audio_format value")),
-            }
-        } else {
-            return Err(pyo3::exceptions::PyTypeError::new_err(
-                "format must be an audio_format or an int bps",
-            ));
-        };
-        let guid = match guid {
-            Some(g) => guid_arg(g)?,
-            None => [0; 16],
-        };
-        let meta = match meta {
-            Some(m) => str_arg(m)?.into_owned(),
-            None => Vec::new(),
-        };
-        {
-            let mut st = self.m.lock();
-            self.m.prepare_reopen(&mut st)?;
-        }
+        let fmt = format_arg(
+            format,
+            format.cast::<AudioFormatEnum>().ok().map(|e| e.get().value()),
+            &[
+                (8, AudioFormat::U8.value()),
+                (16, AudioFormat::S16le.value()),
+                (24, AudioFormat::S24le.value()),
+                (32, AudioFormat::S32le.value()),
+            ],
+            ("bps", "audio_format"),
+        )?;
+        let identity = identity_args(fourcc, guid, meta)?;
+        self.m.check_reopen()?;
         let (Some(ch), Some(rate), Some(fps), Some(bufs), Ok(align), Ok(fx), Ok(ps), Some(format)) = (
             u32_arg(ch),
             u32_arg(sampleRate),
@@ -1383,56 +1443,24 @@ media_class!(MemAud {
         ) else {
             return Ok(false);
         };
-        let identity = Identity { fourcc, guid, meta };
         let mut p = AudioParams::new(ch, format, rate, fps, bufs);
         p.align = align;
         p.frameextra = fx;
         p.payload_size = if format == AudioFormat::UserType { ps } else { 0 };
-        p.identity = identity.clone();
+        p.identity = identity;
         p.mode = 0o644;
+        let name = name.as_str();
         if bCreate {
-            match AudioWriter::create(name.as_str(), &p) {
-                Ok(wr) => {
-                    let l = wr.layout().clone();
-                    self.store(Box::new(Owned { w: wr, identity }), &l);
-                    set_error(errc::OK);
-                    Ok(true)
-                }
-                Err(e) => Ok(open_failed(&e)),
-            }
+            self.m.open(false, true, || Ok(Box::new(AudioWriter::create(name, &p)?)))
         } else {
-            let opts = membus::memaud::ReaderOptions {
-                expect: Some(p),
-                ..Default::default()
-            };
-            match AudioReader::attach_with(name.as_str(), &opts) {
-                Ok(r) => {
-                    let l = r.layout().clone();
-                    self.store(Box::new(r), &l);
-                    set_error(errc::OK);
-                    Ok(true)
-                }
-                Err(e) => Ok(failed(&e, false)),
-            }
+            self.m.open(true, false, || Ok(Box::new(AudioWriter::attach(name, &p)?)))
         }
     }
 
     /// `open_existing(sName) -> bool`: attaches read-only (header validated).
     fn open_existing(&self, sName: &Bound<'_, PyAny>) -> PyResult<bool> {
         let name = name_arg(sName)?;
-        {
-            let mut st = self.m.lock();
-            self.m.prepare_reopen(&mut st)?;
-        }
-        match AudioReader::attach(name.as_str()) {
-            Ok(r) => {
-                let l = r.layout().clone();
-                self.store(Box::new(r), &l);
-                set_error(errc::OK);
-                Ok(true)
-            }
-            Err(e) => Ok(failed(&e, false)),
-        }
+        self.m.open(true, false, || Ok(Box::new(AudioReader::attach(name.as_str())?)))
     }
 
     /// `getBuf(idx) -> audview`: a view of buffer `idx mod bufs`.
@@ -1497,12 +1525,7 @@ media_class!(MemAud {
 
     /// `getPts(idx) -> int` (0 when closed).
     fn getPts(&self, idx: i64) -> i64 {
-        let mut st = self.m.lock();
-        let Some(h) = st.h.as_deref_mut() else {
-            return 0;
-        };
-        let slot = idx.rem_euclid(h.frames().bufs as i64) as usize;
-        h.pts(slot, 0)
+        self.m.slot_pts(idx, 0)
     }
 });
 

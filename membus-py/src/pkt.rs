@@ -1,60 +1,86 @@
 //! `mempkt`: the variable-length record ring, with libmembus's random access by index.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use membus::mempkt::{PacketParams, PacketReader, PacketWriter, PktKind, Record, RecordMeta};
-use membus::Identity;
+use membus::{Identity, SeqWatch};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::aio::{ClosedError, Links, Op};
-use crate::{errc, failed, name_arg, poll_until, record, set_error, str_arg, PktKindEnum};
+use crate::aio::{ClosedError, Lendable, Links, Op, WaitFuture};
+use crate::{errc, failed, name_arg, record, set_error, str_arg, PktKindEnum};
 
 enum Pkt {
-    Writer { w: PacketWriter, identity: Identity },
+    Writer(PacketWriter),
     Reader(PacketReader),
+}
+
+/// An open handle.
+struct Open {
+    h: Pkt,
+    /// Attached to a share that existed (`open_existing`, or `open` with bCreate=False).
+    existing: bool,
+    /// Made on the first `waitForFrame`: waits without holding the handle's lock.
+    watch: Option<Arc<SeqWatch>>,
+}
+
+impl Open {
+    fn new(h: Pkt, existing: bool) -> Open {
+        Open {
+            h,
+            existing,
+            watch: None,
+        }
+    }
 }
 
 impl Pkt {
     fn layout(&self) -> &membus::layout::media::PktLayout {
         match self {
-            Pkt::Writer { w, .. } => w.layout(),
+            Pkt::Writer(w) => w.layout(),
             Pkt::Reader(r) => r.layout(),
         }
     }
 
     fn seq(&self) -> u64 {
         match self {
-            Pkt::Writer { w, .. } => w.seq(),
+            Pkt::Writer(w) => w.seq(),
             Pkt::Reader(r) => r.seq(),
         }
     }
 
     fn ptr(&self) -> membus::Result<usize> {
         match self {
-            Pkt::Writer { w, .. } => Ok(w.ptr()),
+            Pkt::Writer(w) => Ok(w.ptr()),
             Pkt::Reader(r) => r.write_ptr(),
         }
     }
 
     fn slot_seq(&self, slot: usize) -> membus::Result<u64> {
         match self {
-            Pkt::Writer { w, .. } => w.slot_seq(slot),
+            Pkt::Writer(w) => w.slot_seq(slot),
             Pkt::Reader(r) => r.slot_seq(slot),
         }
     }
 
     fn record_at(&self, slot: usize) -> membus::Result<Option<Record>> {
         match self {
-            Pkt::Writer { w, .. } => w.record_at(slot),
+            Pkt::Writer(w) => w.record_at(slot),
             Pkt::Reader(r) => r.record_at(slot),
         }
     }
 
     fn slot(&self, idx: i64) -> usize {
         idx.rem_euclid(self.layout().bufs as i64) as usize
+    }
+
+    fn seq_watch(&self) -> membus::Result<SeqWatch> {
+        match self {
+            Pkt::Writer(w) => w.seq_watch(),
+            Pkt::Reader(r) => r.seq_watch(),
+        }
     }
 }
 
@@ -64,9 +90,19 @@ type RecordTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, Py
 /// pymembus `mempkt`.
 #[pyclass(frozen, name = "mempkt", module = "pymembus.pymembus")]
 pub(crate) struct MemPkt {
-    state: Mutex<Option<Pkt>>,
+    state: Mutex<Option<Open>>,
     /// `pymembus.aio` waits on this handle (locked after `state`).
     aio: Arc<Links>,
+}
+
+impl Lendable for Open {
+    fn wait(&self, last: u64) -> WaitFuture<'_> {
+        match &self.h {
+            Pkt::Reader(r) => Box::pin(membus::aio::seq_above(r, last)),
+            // Only readers are lent (`MemPkt::aio_op`); a writer would never be woken.
+            Pkt::Writer(_) => Box::pin(std::future::pending()),
+        }
+    }
 }
 
 impl MemPkt {
@@ -78,9 +114,9 @@ impl MemPkt {
         if h.aio.is_lent() {
             h.aio.lend("mempkt")?;
         }
-        let r = match st.take() {
-            Some(Pkt::Reader(r)) => r,
-            Some(w @ Pkt::Writer { .. }) => {
+        let o = match st.take() {
+            Some(o) if matches!(o.h, Pkt::Reader(_)) => o,
+            Some(w) => {
                 *st = Some(w);
                 return Err(pyo3::exceptions::PyTypeError::new_err(
                     "mempkt: aio waits need a reader handle (open_existing)",
@@ -90,7 +126,7 @@ impl MemPkt {
         };
         let Ok(last) = u64::try_from(last) else {
             // The sequence (never negative) already exceeds `last`: nothing to wait for.
-            *st = Some(Pkt::Reader(r));
+            *st = Some(o);
             return Ok(Op::done("mempkt", 0));
         };
         let gen = h.aio.lend("mempkt")?;
@@ -98,26 +134,40 @@ impl MemPkt {
         let owner = slf.clone().unbind();
         Ok(Op::lent(
             "mempkt",
-            r,
+            o,
             last,
             Arc::clone(&h.aio),
             gen,
-            move |r, gen| {
+            move |o, gen| {
                 let h = owner.get();
                 let mut st = h.lock();
                 if h.aio.restore(gen) && st.is_none() {
-                    *st = Some(Pkt::Reader(r));
+                    *st = Some(o);
                 }
             },
         ))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Pkt>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Open>> {
         crate::lock(&self.state)
     }
 
     fn with<T>(&self, closed: T, f: impl FnOnce(&Pkt) -> T) -> T {
-        self.lock().as_ref().map_or(closed, f)
+        self.lock().as_ref().map_or(closed, |o| f(&o.h))
+    }
+
+    /// `waitForFrame` without a watch (see `media::wait_without_watch`).
+    fn wait_on_handle(&self, py: Python<'_>, wait_ms: u64, last_seq: i64) -> bool {
+        let is_reader = self.with(false, |h| matches!(h, Pkt::Reader(_)));
+        let slice = |d: Duration| {
+            self.with(None, |h| match h {
+                Pkt::Reader(r) => Some(r.wait_seq_above(last_seq as u64, d)),
+                Pkt::Writer(_) => None,
+            })
+        };
+        let arrived = || self.with(false, |h| h.seq() as i64 > last_seq);
+        let slice: &(dyn Fn(Duration) -> Option<bool> + Sync) = &slice;
+        crate::media::wait_without_watch(py, wait_ms, is_reader.then_some(slice), &arrived)
     }
 }
 
@@ -132,7 +182,8 @@ impl MemPkt {
     }
 
     /// `open(sName, bCreate, bufs, arenasz, maxrec, align=0, fourcc=0, meta='') -> bool`.
-    /// `bCreate=False` attaches and checks the parameters; the handle is then read-only.
+    /// `bCreate=False` attaches read-write and checks the parameters, then writes on from
+    /// the share's write pointer, sequence and arena cursor.
     #[allow(clippy::too_many_arguments)] // pymembus's signature
     #[pyo3(signature = (sName, bCreate, bufs, arenasz, maxrec, align = 0, fourcc = 0, meta = None))]
     fn open(
@@ -151,6 +202,7 @@ impl MemPkt {
             Some(m) => str_arg(m)?.into_owned(),
             None => Vec::new(),
         };
+        let name = name.as_str();
         let mut st = self.lock();
         *st = None;
         self.aio.invalidate();
@@ -162,27 +214,22 @@ impl MemPkt {
         ) else {
             return Ok(false);
         };
-        let identity = Identity {
+        let mut p = PacketParams::new(bufs, arenasz, maxrec);
+        p.align = align;
+        p.identity = Identity {
             fourcc,
             guid: [0; 16],
             meta,
         };
-        let mut p = PacketParams::new(bufs, arenasz, maxrec);
-        p.align = align;
-        p.identity = identity.clone();
         p.mode = 0o644;
         let opened = if bCreate {
-            PacketWriter::create(name.as_str(), &p).map(|w| Pkt::Writer { w, identity })
+            PacketWriter::create(name, &p)
         } else {
-            let opts = membus::mempkt::ReaderOptions {
-                expect: Some(p),
-                ..Default::default()
-            };
-            PacketReader::attach_with(name.as_str(), &opts).map(Pkt::Reader)
+            PacketWriter::attach(name, &p)
         };
         Ok(match opened {
-            Ok(h) => {
-                *st = Some(h);
+            Ok(w) => {
+                *st = Some(Open::new(Pkt::Writer(w), !bCreate));
                 set_error(errc::OK);
                 true
             }
@@ -204,7 +251,7 @@ impl MemPkt {
         self.aio.invalidate();
         Ok(match PacketReader::attach(name.as_str()) {
             Ok(r) => {
-                *st = Some(Pkt::Reader(r));
+                *st = Some(Open::new(Pkt::Reader(r), true));
                 set_error(errc::OK);
                 true
             }
@@ -233,7 +280,7 @@ impl MemPkt {
 
     /// `existing() -> bool`.
     fn existing(&self) -> bool {
-        self.with(false, |h| matches!(h, Pkt::Reader(_)))
+        self.lock().as_ref().is_some_and(|o| o.existing)
     }
 
     /// `write(payload, kind=pkt_kind.data, track=0, pts=0, meta='') -> int`: the new
@@ -254,15 +301,15 @@ impl MemPkt {
         };
         let kind = PktKind::from_value(kind.map_or(0, |k| k.value()));
         let mut st = self.lock();
-        Ok(match st.as_mut() {
+        Ok(match st.as_mut().map(|o| &mut o.h) {
             None => -1,
             Some(Pkt::Reader(_)) => {
                 set_error(errc::ACCESS_DENIED);
                 -1
             }
             // An empty record: -1 with the last error unchanged (libmembus).
-            Some(Pkt::Writer { .. }) if payload.is_empty() && meta.is_empty() => -1,
-            Some(Pkt::Writer { w, .. }) => {
+            Some(Pkt::Writer(_)) if payload.is_empty() && meta.is_empty() => -1,
+            Some(Pkt::Writer(w)) => {
                 let rec = RecordMeta {
                     kind,
                     track,
@@ -329,38 +376,33 @@ impl MemPkt {
         self.with(-1, |h| h.slot_seq(h.slot(idx)).map_or(-1, |s| s as i64))
     }
 
-    /// `waitForFrame(wait_ms, lastSeq) -> bool` (GIL released while waiting).
+    /// `waitForFrame(wait_ms, lastSeq) -> bool`: sleeps on the share's futex with the GIL
+    /// released and without this object's lock, on writers and readers alike (see
+    /// `memvid.waitForFrame`).
     fn waitForFrame(&self, py: Python<'_>, wait_ms: u64, lastSeq: i64) -> bool {
-        let is_reader = match self.lock().as_ref() {
-            None => {
+        let watch = {
+            let mut st = self.lock();
+            let Some(o) = st.as_mut() else {
                 set_error(errc::NOT_OPEN);
                 return false;
+            };
+            if o.watch.is_none() {
+                o.watch = o.h.seq_watch().ok().map(Arc::new);
             }
-            Some(h) => matches!(h, Pkt::Reader(_)),
+            o.watch.clone()
         };
-        let ok = if is_reader && lastSeq >= 0 && wait_ms > 0 {
-            // Event-driven (the share's futex), in slices so other threads using this
-            // handle wait for its lock at most one slice.
-            let deadline = Instant::now() + Duration::from_millis(wait_ms);
-            py.detach(|| loop {
-                let slice = deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(10));
-                let done = self.with(false, |h| match h {
-                    Pkt::Reader(r) => r.wait_seq_above(lastSeq as u64, slice),
-                    Pkt::Writer { .. } => false,
-                });
-                if done {
-                    break true;
-                }
-                if Instant::now() >= deadline || self.lock().is_none() {
-                    break false;
-                }
-            })
-        } else {
-            poll_until(py, wait_ms, || {
-                self.with(false, |h| h.seq() as i64 > lastSeq)
-            })
+        let ok = match watch {
+            _ if lastSeq < 0 || wait_ms == 0 => self.with(false, |h| h.seq() as i64 > lastSeq),
+            Some(w) => {
+                let current = |w: &Arc<SeqWatch>| {
+                    self.lock()
+                        .as_ref()
+                        .and_then(|o| o.watch.as_ref())
+                        .is_some_and(|x| Arc::ptr_eq(x, w))
+                };
+                crate::media::wait_on_watch(py, &w, wait_ms, lastSeq, &current)
+            }
+            None => self.wait_on_handle(py, wait_ms, lastSeq),
         };
         set_error(if ok { errc::OK } else { errc::TIMEOUT });
         ok
@@ -379,7 +421,7 @@ impl MemPkt {
     /// `getWcursor() -> int`.
     fn getWcursor(&self) -> i64 {
         self.with(0, |h| match h {
-            Pkt::Writer { w, .. } => w.wcursor(),
+            Pkt::Writer(w) => w.wcursor(),
             Pkt::Reader(r) => r.wcursor(),
         })
     }
@@ -387,7 +429,7 @@ impl MemPkt {
     /// `getSessionId() -> int`.
     fn getSessionId(&self) -> i64 {
         self.with(0, |h| match h {
-            Pkt::Writer { w, .. } => w.session_id(),
+            Pkt::Writer(w) => w.session_id(),
             Pkt::Reader(r) => r.session_id(),
         })
     }
@@ -400,7 +442,7 @@ impl MemPkt {
     /// `getFourcc() -> int`.
     fn getFourcc(&self) -> i64 {
         self.with(0, |h| match h {
-            Pkt::Writer { identity, .. } => i64::from(identity.fourcc),
+            Pkt::Writer(w) => i64::from(w.fourcc()),
             Pkt::Reader(r) => i64::from(r.fourcc()),
         })
     }
@@ -422,7 +464,7 @@ impl MemPkt {
                 return None;
             }
             Some(match h {
-                Pkt::Writer { identity, .. } => identity.meta.clone(),
+                Pkt::Writer(w) => w.meta().unwrap_or_default(),
                 Pkt::Reader(r) => r.meta().unwrap_or_default(),
             })
         });

@@ -144,9 +144,16 @@ def test_memvid_methods(names):
     assert r.getUserData(0) == b"abc" and r.getGuid() == guid and r.getMeta() == b"hello"
     assert r.getPtr(0) == 1 and r.getFourcc() == 0x34325652
     assert r.waitForFrame(0, 3) and not r.waitForFrame(0, 4)
-    a = pm.memvid()  # attach with a parameter check
+    a = pm.memvid()  # attach read-write with a parameter check
     assert a.open(n, False, 8, 4, VF.rgb24, 25, 4, frameextra=20, meta=b"hello")
+    assert a.existing() and a.getGuid() == guid and a.getMeta() == b"hello"
+    assert a.getFourcc() == 0x34325652 and a.getSessionId() == w.getSessionId()
+    assert a.getSeq() == 4 and a.getPtr(0) == 1  # continues from the header
+    assert a.fill(1, 9) and a.setVpts(1, 333) and a.next(1) == 2
+    assert r.getSeq() == 5 and r.getFrameSeq(1) == 5 and r.getVpts(1) == 333
+    assert numpy.asarray(r[1]).max() == 9
     assert not pm.memvid().open(n, False, 8, 4, VF.rgb24, 30, 4)
+    assert pm.last_error() == pm.errc.size_mismatch
     for h in (a, r, w):
         h.close()
 
@@ -219,6 +226,95 @@ def test_close_and_reopen_refused_while_views_live(names, cls):
     assert open_()
     h.close()
     h.close()  # closing a closed handle is a no-op
+
+
+@pytest.mark.parametrize("cls", ["memvid", "memaud"])
+def test_open_without_create_attaches_read_write(names, cls):
+    n = names()
+    c, a, r = getattr(pm, cls)(), getattr(pm, cls)(), getattr(pm, cls)()
+    if cls == "memvid":
+        args = (8, 4, VF.gray8, 30, 3)
+    else:
+        args = (1, AF.u8, 8000, 10, 3)
+    assert c.open(n, True, *args) and c.next(1) == 1
+    assert a.open(n, False, *args) and a.existing() and not c.existing()
+    assert r.open_existing(n)
+    view = numpy.asarray(a[a.getPtr(0)])
+    assert view.flags.writeable
+    view[...] = 42
+    assert a.next(1) == 2 and a.getSeq() == 2 and c.getSeq() == 2 == r.getSeq()
+    assert numpy.asarray(r[1]).min() == 42 and r.getFrameSeq(1) == 2
+    del view
+    a.close()
+    # The attached handle never owned the share: closing it leaves the share in place.
+    assert r.open_existing(n) and r.getSeq() == 2
+    r.close()
+    c.close()
+
+
+def test_writer_wait_for_frame_is_woken_by_another_thread(names):
+    n = names()
+    w = pm.memvid()
+    assert w.open(n, True, 8, 4, VF.gray8, 30, 2)
+    assert not w.waitForFrame(20, 0) and pm.last_error() == pm.errc.timeout
+    # The waiting thread holds neither the GIL nor the handle's lock: next(1) on the same
+    # handle from another thread goes through and wakes it.
+    t = threading.Timer(0.05, lambda: w.next(1))
+    t.start()
+    assert w.waitForFrame(5000, 0) and pm.last_error() == pm.errc.ok
+    t.join()
+    w.close()
+
+
+def test_wait_for_frame_ends_when_another_thread_closes_the_handle(names):
+    n = names()
+    w = pm.memvid()
+    assert w.open(n, True, 8, 4, VF.gray8, 30, 2)
+    got = []
+    t = threading.Thread(target=lambda: got.append(w.waitForFrame(60_000, 0)))
+    t.start()
+    threading.Event().wait(0.05)
+    w.close()
+    t.join(timeout=30)  # a wait that ignored the close would run for 60 s
+    assert not t.is_alive() and got == [False]
+
+
+def test_attached_writer_wait_for_frame_sees_the_other_writers_frames(names, peer):
+    n = names()
+    proc, line = peer.serve("vid-serve", n, 1)
+    assert line == "done"
+    try:
+        a = pm.memvid()
+        assert a.open(n, False, 8, 4, VF.rgb24, 30, 3, 32)
+        assert a.getSeq() == 1
+        w = pm.memvid()  # a second writer handle (this process) publishes
+        assert w.open(n, False, 8, 4, VF.rgb24, 30, 3, 32)
+        threading.Timer(0.05, lambda: w.next(1)).start()
+        assert a.waitForFrame(5000, 1)
+        w.close()
+        a.close()
+    finally:
+        stop(proc)
+
+
+def test_rust_creates_python_attaches_and_publishes(names, peer):
+    n = names()
+    proc, line = peer.serve("vid-serve", n, 5)
+    assert line == "done"
+    try:
+        w = pm.memvid()
+        assert not w.open(n, False, 8, 4, VF.rgb24, 30, 3)  # scanwidth differs
+        assert w.open(n, False, 8, 4, VF.rgb24, 30, 3, 32)
+        assert w.getSeq() == 5 and w.getPtr(0) == 5 % 3
+        frame = numpy.asarray(w[w.getPtr(0)])
+        frame[...] = 2
+        w.setVpts(w.getPtr(0), 77)
+        assert w.next(1) == 0
+        assert peer.run("vid-read", n) == f"seq=6 sum={2 * 96} vpts=77"
+        del frame
+        w.close()
+    finally:
+        stop(proc)
 
 
 def test_wait_for_frame_releases_gil(names):

@@ -1,5 +1,7 @@
 """mempkt: every method, random access by index, reader denial, other processes."""
 
+import threading
+
 import pytest
 
 from conftest import pm, stop
@@ -38,12 +40,31 @@ def test_mempkt_methods(names):
     assert r.getWcursor() == w.getWcursor() > 0
     pm.memmap.remove(n + "-none")
     assert r.write("denied") == -1 and pm.last_error() == pm.errc.access_denied
-    a = pm.mempkt()
-    assert a.open(n, False, 8, 1000, 256)
+    a = pm.mempkt()  # attach read-write with a parameter check
+    assert a.open(n, False, 8, 1000, 256) and a.existing() and not w.existing()
+    assert a.getSeq() == 3 and a.getWcursor() == w.getWcursor()
+    assert a.write(b"from-a", meta=b"am") == 4 and r.getSeq() == 4
+    assert r.getRecord(3)[:2] == (b"from-a", b"am")
     assert not pm.mempkt().open(n, False, 8, 2048, 256)
     for h in (a, r, w):
         h.close()
     assert not w.isOpen() and w.getRecord(0) is None
+
+
+def test_rust_creates_python_attaches_and_writes(names, peer):
+    n = names()
+    proc, line = peer.serve("pkt-serve", n, 2)
+    assert line == "done"
+    try:
+        a = pm.mempkt()
+        assert a.open(n, False, 8, 4096, 512)
+        assert a.getSeq() == 2
+        threading.Timer(0.05, lambda: a.write(b"py-2", K.audio, 3, 2, b"pm")).start()
+        assert a.waitForFrame(5000, 2)
+        assert peer.run("pkt-read", n, 3) == "rust-0/m-0/0,rust-1/m-1/1,py-2/pm/2"
+        a.close()
+    finally:
+        stop(proc)
 
 
 def test_lapped_records_are_none(names):

@@ -70,6 +70,7 @@ pub mod memmap;
 pub mod memmsg;
 pub mod mempkt;
 pub mod memvid;
+pub mod mirror;
 mod name;
 pub mod pixel;
 mod ring;
@@ -79,10 +80,12 @@ pub mod typed;
 mod wait;
 
 pub use error::{Error, ErrorKind, Result};
-pub use media::{Identity, Next, ReadFrom};
+pub use media::{Identity, Next, ReadFrom, SeqWatch};
 pub use memmap::{MapOptions, MemMap, ReadOnly, ReadWrite};
 pub use name::{IntoShareName, ShareName, MAX_NAME_LEN};
-pub use ring::{QueueOptions, Received, Start, TryIter};
+pub use ring::{QueueOptions, Received, Start, TryIter, WaitPolicy};
+pub use sys::copy::{copy_strategy, CopyPlan, CopyStrategy};
+pub use sys::cpu::CpuInfo;
 pub use typed::Message;
 
 /// `#[derive(Message)]`: see [`typed`].

@@ -1,6 +1,7 @@
 //! What memvid, memaud and mempkt share: the "MBUS" prefix, creation that replaces only a
-//! stale share (W13) and publishes the header last (W14), read-only attachment (W10), and
-//! checked word access.
+//! stale share (W13) and publishes the header last (W14), validated attachment (read-only
+//! for readers, W10; read-write for writers that continue a ring), checked word access,
+//! and waits on the publish counter that borrow no handle ([`SeqWatch`]).
 
 use std::sync::atomic::{fence, AtomicBool, AtomicI64, Ordering};
 use std::sync::OnceLock;
@@ -11,7 +12,7 @@ use crate::layout::identify::{wrong_type, ShareType, HEAD_LEN};
 use crate::layout::media::{header_words, off, MediaKind, MAGIC};
 use crate::name::ShareName;
 use crate::sys::copy::{copy_from_shared, copy_to_shared};
-use crate::sys::shm::{Access, PrefixMap, Replace, Segment};
+use crate::sys::shm::{Access, FileId, PrefixMap, Replace, Segment};
 use crate::wait::{low_half, Registry, Waker};
 
 /// Where a new reader starts.
@@ -109,15 +110,18 @@ impl MediaSeg {
         Segment::create_replacing(name, size, mode, Replace::AnyStale).map(MediaSeg::new)
     }
 
-    /// Attaches read-only and returns the header words, waiting briefly for a live
-    /// creator that has not published its header yet.
-    pub(crate) fn attach_read_only(
+    /// Attaches with `access` (readers: read-only; writers that continue a ring:
+    /// read-write) and returns the header words once the "MBUS" magic and type word match
+    /// `kind`, waiting briefly for a live creator that has not published its header yet.
+    /// The caller validates the rest of the header (the layout's `from_header`).
+    pub(crate) fn attach(
         name: &ShareName,
         kind: MediaKind,
+        access: Access,
     ) -> Result<(MediaSeg, [i64; 30])> {
         let started = Instant::now();
         loop {
-            let attempt = Segment::attach(name, Access::ReadOnly).map(|seg| {
+            let attempt = Segment::attach(name, access).map(|seg| {
                 let m = MediaSeg::new(seg);
                 let h = m.header();
                 (m, h)
@@ -160,6 +164,21 @@ impl MediaSeg {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// [`attach`](Self::attach), then the layout read from the header (`from_header`,
+    /// which checks every offset against the mapping) and the caller's check of it.
+    pub(crate) fn attach_layout<L>(
+        name: &ShareName,
+        kind: MediaKind,
+        access: Access,
+        from_header: impl FnOnce(&[i64; 30], usize) -> Result<L>,
+        check: impl FnOnce(&L) -> Result<()>,
+    ) -> Result<(MediaSeg, L)> {
+        let (share, h) = Self::attach(name, kind, access)?;
+        let layout = from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
+        check(&layout)?;
+        Ok((share, layout))
     }
 
     /// The first 240 bytes (fewer if the object is smaller) as words, read atomically.
@@ -286,7 +305,7 @@ impl MediaSeg {
         }
         self.copy_in(meta_at, &identity.meta)?;
         // Release: publishes everything above; pairs with the Acquire fence after the
-        // header copy in `attach_read_only` (and with libmembus readers' validation).
+        // magic load in `header` (and with libmembus readers' validation).
         fence(Ordering::Release);
         w(off::MAGIC, MAGIC)
     }
@@ -559,9 +578,66 @@ impl SlotWriter {
         }
     }
 
-    /// Marks the current slot in progress: its stamp is zeroed, so a reader still looking
-    /// at its previous frame sees it as overwritten.
-    pub(crate) fn begin(&self) {
+    /// A writer that continues a ring it attached to: from the header's write pointer and
+    /// global sequence, as libmembus's read-write attach does.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] when the write pointer is outside `0..bufs` or the
+    /// global sequence is negative or so large that counting on would overflow.
+    pub(crate) fn resume(share: MediaSeg, slots: Slots) -> Result<SlotWriter> {
+        // Acquire: pairs with the Release stores of ptr and seq in `publish` of the writer
+        // that published last (a libmembus writer's plain stores are read all the same).
+        let ptr = share.load_acquire(off::PTR)?;
+        let seq = share.load_acquire(off::SEQ)?;
+        let ptr = usize::try_from(ptr)
+            .ok()
+            .filter(|&p| p < slots.bufs)
+            .ok_or_else(|| {
+                share.invalid(format!("write pointer {ptr} is outside 0..{}", slots.bufs))
+            })?;
+        // Half the range: frames are counted one by one, so this never limits a real ring,
+        // and `seq + 1` in `publish` cannot overflow.
+        if !(0..=i64::MAX / 2).contains(&seq) {
+            return Err(share.invalid(format!(
+                "global sequence {seq} is outside 0..={}",
+                i64::MAX / 2
+            )));
+        }
+        Ok(SlotWriter {
+            share,
+            slots,
+            ptr,
+            seq,
+            waker: Waker::default(),
+        })
+    }
+
+    /// Takes up the header's write pointer and sequence where another writer moved them:
+    /// a writer attached to the share (or the creator, seen from an attached writer), as
+    /// libmembus's writers share the header's pointer and sequence. Writers that take
+    /// turns so continue one another's ring; writers publishing at the same time are not
+    /// coordinated (see `VideoWriter::attach`). Values out of range are ignored, and the
+    /// sequence only moves forward, so a hostile header can neither steer this writer
+    /// outside the ring nor make its sequence overflow.
+    pub(crate) fn sync(&mut self) {
+        // Acquire: pairs with the Release stores of ptr and seq in the other writer's
+        // `publish` (or `set_ptr`), so the slots it published are seen published.
+        if let Ok(p) = self.share.load_acquire(off::PTR) {
+            if let Some(p) = usize::try_from(p).ok().filter(|&p| p < self.slots.bufs) {
+                self.ptr = p;
+            }
+        }
+        if let Ok(s) = self.share.load_acquire(off::SEQ) {
+            if s > self.seq && s <= i64::MAX / 2 {
+                self.seq = s;
+            }
+        }
+    }
+
+    /// Marks the current slot in progress (after [`sync`](Self::sync)): its stamp is
+    /// zeroed, so a reader still looking at its previous frame sees it as overwritten.
+    pub(crate) fn begin(&mut self) {
+        self.sync();
         if let Ok(w) = self
             .share
             .word(self.slots.slot(self.ptr) + self.slots.stamp_at)
@@ -576,6 +652,7 @@ impl SlotWriter {
     /// Publishes the current slot: stamp, then write pointer, then global sequence, each a
     /// Release store (W1: libmembus bumps the global sequence first). Returns its sequence.
     pub(crate) fn publish(&mut self) -> Result<u64> {
+        self.sync();
         let s = self.seq + 1;
         // Release: the payload and slot fields written before are visible to a reader
         // whose Acquire load sees this stamp (`SlotRing::next_slot`).
@@ -600,9 +677,26 @@ impl SlotWriter {
         Ok(s as u64)
     }
 
-    /// Frames published so far.
+    /// Frames published so far, by this writer and any other (the header's sequence
+    /// where it is ahead; see [`sync`](Self::sync)).
     pub(crate) fn seq(&self) -> u64 {
-        self.seq as u64
+        let header = self.share.load_acquire(off::SEQ).unwrap_or(0);
+        if header > self.seq && header <= i64::MAX / 2 {
+            header as u64
+        } else {
+            self.seq as u64
+        }
+    }
+
+    /// The write pointer: the header's when it is in range (another writer may have
+    /// moved it; see [`sync`](Self::sync)), else this writer's own.
+    pub(crate) fn current_ptr(&self) -> usize {
+        self.share
+            .load_acquire(off::PTR)
+            .ok()
+            .and_then(|p| usize::try_from(p).ok())
+            .filter(|&p| p < self.slots.bufs)
+            .unwrap_or(self.ptr)
     }
 }
 
@@ -675,6 +769,7 @@ impl SlotWriter {
     /// pointer by `inc` slots (any sign; 0 republishes the same slot next time) instead of
     /// one. Returns the new write pointer.
     pub(crate) fn publish_advance(&mut self, inc: i64) -> Result<usize> {
+        self.sync();
         let bufs = self.slots.bufs as i64;
         let next = (self.ptr as i64 + inc.rem_euclid(bufs)).rem_euclid(bufs) as usize;
         self.publish()?;
@@ -687,7 +782,8 @@ impl SlotWriter {
     /// Slot `slot`'s stamp (0 = never published or being rewritten).
     pub(crate) fn stamp(&self, slot: usize) -> Result<i64> {
         let at = checked_slot(&self.slots, slot)? + self.slots.stamp_at;
-        // Relaxed: this writer is the only one storing stamps; it reads back its own.
+        // Relaxed: the stamp is only reported (this writer's own, or a second writer's),
+        // never used to read slot data.
         Ok(self.share.word(at)?.load(Ordering::Relaxed))
     }
 }
@@ -723,3 +819,353 @@ impl SlotRing {
         crate::select::wait_ready(&SeqAbove { ring: self, last }, timeout)
     }
 }
+
+/// A watch on a media ring's publish counter that borrows no handle: libmembus's
+/// `waitForFrame(ms, lastSeq)` for code that must not hold the writer or reader while it
+/// waits (another thread can publish through the same writer meanwhile).
+///
+/// Made by `seq_watch()` on any memvid, memaud or mempkt writer or reader. It maps the
+/// share's header page read-write through a second descriptor of its own (only the waiter
+/// registry in the reserved words is written through it), so it stays valid after the
+/// handle it came from is dropped, and sleeps on the same futex as the handle's own waits:
+/// membus writers wake it; against a libmembus/pymembus writer it polls every millisecond.
+///
+/// ```no_run
+/// use membus::memvid::{VideoParams, VideoWriter};
+/// use membus::layout::media::VideoFormat;
+/// use std::time::Duration;
+///
+/// # fn main() -> membus::Result<()> {
+/// let mut writer = VideoWriter::create("/camera", &VideoParams::new(64, 48, VideoFormat::Gray8, 30, 4))?;
+/// let watch = writer.seq_watch()?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| watch.wait_seq_above(0, Duration::from_secs(1)));
+///     writer.publish()
+/// })?;
+/// assert_eq!(watch.seq(), 1);
+/// # Ok(()) }
+/// ```
+pub struct SeqWatch {
+    map: PrefixMap,
+    file: FileId,
+    /// Learned while waiting: the writer publishes without waking (libmembus).
+    polling_writer: AtomicBool,
+}
+
+impl std::fmt::Debug for SeqWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeqWatch")
+            .field("seq", &self.seq())
+            .finish()
+    }
+}
+
+impl SeqWatch {
+    /// A watch on `share`'s global sequence.
+    pub(crate) fn new(share: &MediaSeg) -> Result<SeqWatch> {
+        let map = share.seg.map_prefix_rw(off::CLASS).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                ErrorKind::AccessDenied
+            } else {
+                ErrorKind::MapFailed
+            };
+            Error::new(kind, "mapping the header's wait words read-write")
+                .with_share(share.name().as_str())
+                .with_os_error(e)
+        })?;
+        let w = SeqWatch {
+            map,
+            file: share.seg.file_id(),
+            // Without a live membus owner the writer is libmembus/pymembus (or a membus
+            // writer attached to its share, which wakes, and is then learned): poll.
+            polling_writer: AtomicBool::new(
+                !Segment::has_live_owner(share.name()).unwrap_or(false),
+            ),
+        };
+        if w.map.atomic_i64(off::SEQ).is_none()
+            || w.map
+                .atomic_i64_slice(off::RESERVED + 8, REGISTRY_SLOTS)
+                .is_none()
+        {
+            return Err(share.invalid("the header page is shorter than its wait words".into()));
+        }
+        Ok(w)
+    }
+
+    fn seq_word(&self) -> Option<&AtomicI64> {
+        self.map.atomic_i64(off::SEQ)
+    }
+
+    /// The global publish counter (Acquire: pairs with the writer's Release swap of the
+    /// global sequence in its publish). 0 if the share's counter is negative (hostile).
+    pub fn seq(&self) -> u64 {
+        self.seq_word()
+            .map_or(0, |w| w.load(Ordering::Acquire).max(0) as u64)
+    }
+
+    /// Blocks until the global publish counter exceeds `last` or `timeout` passes; returns
+    /// whether it does.
+    pub fn wait_seq_above(&self, last: u64, timeout: Duration) -> bool {
+        let last = i64::try_from(last).unwrap_or(i64::MAX);
+        crate::select::wait_ready(&WatchAbove { watch: self, last }, timeout)
+    }
+}
+
+/// "The watched global sequence exceeds `last`" as a [`select`](crate::select) source.
+struct WatchAbove<'a> {
+    watch: &'a SeqWatch,
+    last: i64,
+}
+
+impl crate::select::sealed::Sealed for WatchAbove<'_> {}
+
+impl crate::select::Selectable for WatchAbove<'_> {
+    fn is_ready(&self) -> bool {
+        // Acquire: as in `SeqWatch::seq`.
+        self.watch
+            .seq_word()
+            .is_some_and(|w| w.load(Ordering::Acquire) > self.last)
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        let m = &self.watch.map;
+        match (
+            m.atomic_i64(off::SEQ),
+            m.atomic_i64(off::RESERVED),
+            m.atomic_i64_slice(off::RESERVED + 8, REGISTRY_SLOTS),
+        ) {
+            (Some(seq), Some(active), Some(pids)) => {
+                crate::select::WaitSpec::futex(crate::select::FutexSpec {
+                    seq,
+                    registry: Some(Registry::new(self.watch.file, off::RESERVED, active, pids)),
+                    polling_writer: &self.watch.polling_writer,
+                    key: (self.watch.file, off::SEQ),
+                    safety: crate::select::SAFETY_MEDIA,
+                })
+            }
+            // Checked in `SeqWatch::new`; never panic all the same.
+            _ => crate::select::WaitSpec::poll(),
+        }
+    }
+}
+
+/// The API memvid and memaud writers (and readers) share: the share's identity and
+/// libmembus's slot-index API (pymembus's `getPtr`, `setPtr`, `next(inc)`,
+/// `getFrameSeq(idx)`, `getBuf(idx)`, `waitForFrame`). `writer` is for a type with fields
+/// `w: SlotWriter` and `layout` (with `.frames`), `reader` for one with `ring: SlotRing`
+/// and `layout`. `$fill` names the writer's method that fills the current slot (for the
+/// docs).
+macro_rules! ring_api {
+    (writer $t:ty, $fill:literal) => {
+        /// libmembus's slot-index API on the writer (pymembus's `getBuf(idx)`, `getPtr`,
+        /// `setPtr`, `next(inc)`, `getFrameSeq(idx)`): any slot, not only the current
+        /// one; and the share's identity (`getFourcc`, `getGuid`, `getMeta`).
+        impl $t {
+            #[doc = concat!("The write pointer: the slot [`", $fill, "`](Self::", $fill, ") fills and")]
+            /// [`publish`](Self::publish) publishes next.
+            pub fn ptr(&self) -> usize {
+                self.w.current_ptr()
+            }
+
+            /// Moves the write pointer to `slot` (libmembus's `setPtr`); nothing is
+            /// published.
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) when
+            /// `slot` ≥ bufs.
+            pub fn set_ptr(&mut self, slot: usize) -> $crate::Result<()> {
+                self.w.set_ptr(slot)
+            }
+
+            /// Publishes the current slot as [`publish`](Self::publish) does, then moves
+            /// the write pointer by `inc` slots instead of one (libmembus's `next(inc)`: 0
+            /// stays on the slot, negative values go back). Returns the new write pointer.
+            ///
+            /// # Errors
+            /// As for [`publish`](Self::publish).
+            pub fn publish_advance(&mut self, inc: i64) -> $crate::Result<usize> {
+                self.w.publish_advance(inc)
+            }
+
+            /// Slot `slot`'s publish stamp: the sequence number of the frame it holds, 0 if
+            /// none was published there (or it is being rewritten).
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) when
+            /// `slot` ≥ bufs.
+            pub fn slot_seq(&self, slot: usize) -> $crate::Result<u64> {
+                Ok(self.w.stamp(slot)?.max(0) as u64)
+            }
+
+            /// A raw pointer to slot `slot`'s payload (`layout().frames.payload` bytes),
+            /// for exporting it to code that cannot borrow (a Python buffer, a GPU upload).
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) when
+            /// `slot` ≥ bufs.
+            ///
+            /// # Safety
+            /// The pointer is valid for reads and writes of `layout().frames.payload` bytes
+            /// only while this writer is alive (dropping it unmaps the share); the caller
+            /// must not use it afterwards. The bytes are shared with other processes, which
+            /// may read and write them at any time: the caller must not create Rust
+            /// references to them except to types for which any bit pattern is valid and
+            /// concurrent changes are acceptable (`u8` and other bytemuck `Pod` types), and
+            /// must not rely on them staying unchanged.
+            pub unsafe fn payload_ptr(&self, slot: usize) -> $crate::Result<*mut u8> {
+                $crate::media::checked_slot(&self.w.slots, slot)?;
+                self.w.share.bytes(
+                    self.layout.frames.payload_at(slot),
+                    self.layout.frames.payload,
+                )
+            }
+
+            /// fourcc (0 = none), as stored in the share.
+            pub fn fourcc(&self) -> u32 {
+                self.w.share.fourcc()
+            }
+
+            /// GUID bytes (all zero = none), as stored in the share.
+            pub fn guid(&self) -> [u8; 16] {
+                self.w.share.guid()
+            }
+
+            /// The main user buffer, as stored in the share.
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidLayout`](crate::ErrorKind::InvalidLayout) if it does
+            /// not fit the share.
+            pub fn meta(&self) -> $crate::Result<Vec<u8>> {
+                self.w.share.meta(240, self.layout.frames.metasize)
+            }
+
+            /// A [`SeqWatch`](crate::SeqWatch) on this ring's publish counter: waits for
+            /// frames (from this writer on another thread, or another writer) without
+            /// borrowing the writer.
+            ///
+            /// # Errors
+            /// [`ErrorKind::MapFailed`](crate::ErrorKind::MapFailed) when the header page
+            /// cannot be mapped a second time.
+            pub fn seq_watch(&self) -> $crate::Result<$crate::SeqWatch> {
+                $crate::media::SeqWatch::new(&self.w.share)
+            }
+        }
+    };
+    (reader $t:ty) => {
+        /// What memvid and memaud readers share: polling and waiting, the share's identity,
+        /// and libmembus's slot-index API (the header's write pointer, raw payload pointers
+        /// and waits on the publish counter: pymembus's `getPtr`, `getBuf(idx)`,
+        /// `waitForFrame`).
+        impl $t {
+            /// Whether [`next`](Self::next) would find something now.
+            pub fn poll(&self) -> bool {
+                self.ring.poll()
+            }
+
+            /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without
+            /// consuming anything; returns `poll()`. A membus writer wakes the waiter
+            /// through a futex in the share; against a libmembus writer this polls every
+            /// millisecond. Also a source for [`select`](crate::select::select).
+            pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+                $crate::select::wait_ready(self, timeout)
+            }
+
+            /// The writer's session id.
+            pub fn session_id(&self) -> i64 {
+                self.ring.share.session_id()
+            }
+
+            /// The global publish counter.
+            pub fn seq(&self) -> u64 {
+                self.ring.seq()
+            }
+
+            /// fourcc (0 = none).
+            pub fn fourcc(&self) -> u32 {
+                self.ring.share.fourcc()
+            }
+
+            /// GUID bytes (all zero = none).
+            pub fn guid(&self) -> [u8; 16] {
+                self.ring.share.guid()
+            }
+
+            /// The main user buffer.
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidLayout`](crate::ErrorKind::InvalidLayout) if it does
+            /// not fit the share.
+            pub fn meta(&self) -> $crate::Result<Vec<u8>> {
+                self.ring.share.meta(240, self.layout.frames.metasize)
+            }
+
+            /// Blocks until the global publish counter ([`seq`](Self::seq)) exceeds `last`
+            /// or `timeout` passes, and returns whether it does: libmembus's
+            /// `waitForFrame(ms, lastSeq)`, independent of this reader's own position.
+            /// Sleeps on the share's futex like [`wait_ready`](Self::wait_ready) (membus
+            /// writers wake it; against a libmembus writer it polls every millisecond).
+            pub fn wait_seq_above(&self, last: u64, timeout: std::time::Duration) -> bool {
+                self.ring.wait_seq_above(last, timeout)
+            }
+
+            /// The header's write pointer: the slot the writer fills next (the newest
+            /// published frame is one before it).
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidLayout`](crate::ErrorKind::InvalidLayout) when the
+            /// header's pointer is outside `0..bufs`.
+            pub fn write_ptr(&self) -> $crate::Result<usize> {
+                self.ring.write_ptr()
+            }
+
+            /// Slot `slot`'s publish stamp: the sequence number of the frame it holds, 0 if
+            /// none was published there (or it is being rewritten).
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) when
+            /// `slot` ≥ bufs.
+            pub fn slot_seq(&self, slot: usize) -> $crate::Result<u64> {
+                self.ring.checked_slot(slot)?;
+                Ok(self.ring.stamp(slot)?.max(0) as u64)
+            }
+
+            /// A raw read-only pointer to slot `slot`'s payload (`layout().frames.payload`
+            /// bytes), for exporting it to code that cannot borrow (a Python buffer).
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) when
+            /// `slot` ≥ bufs.
+            ///
+            /// # Safety
+            /// The pointer is valid for reads of `layout().frames.payload` bytes only while
+            /// this reader is alive (dropping it unmaps the share); the mapping is
+            /// read-only, so writing through it faults. The writer may change the bytes at
+            /// any time: the caller must not create Rust references to them except to types
+            /// for which any bit pattern is valid (`u8` and other bytemuck `Pod` types), and
+            /// must not rely on them staying unchanged.
+            pub unsafe fn payload_ptr(&self, slot: usize) -> $crate::Result<*const u8> {
+                self.ring.checked_slot(slot)?;
+                self.ring
+                    .share
+                    .bytes(
+                        self.layout.frames.payload_at(slot),
+                        self.layout.frames.payload,
+                    )
+                    .map(|p| p.cast_const())
+            }
+
+            /// A [`SeqWatch`](crate::SeqWatch) on this ring's publish counter, usable
+            /// without borrowing the reader.
+            ///
+            /// # Errors
+            /// [`ErrorKind::AccessDenied`](crate::ErrorKind::AccessDenied) when the share's
+            /// mode does not let this process map its header read-write (then use
+            /// [`wait_seq_above`](Self::wait_seq_above));
+            /// [`ErrorKind::MapFailed`](crate::ErrorKind::MapFailed) for other failures.
+            pub fn seq_watch(&self) -> $crate::Result<$crate::SeqWatch> {
+                $crate::media::SeqWatch::new(&self.ring.share)
+            }
+        }
+    };
+}
+pub(crate) use ring_api;

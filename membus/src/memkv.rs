@@ -739,6 +739,18 @@ impl MemKv {
     /// # Errors
     /// As for [`set`](Self::set), for any entry.
     pub fn set_many(&self, values: &[(usize, &[u8])]) -> Result<i64> {
+        self.set_many_at_least(values, 0)
+    }
+
+    /// Sets several slots as one batch, like [`set_many`](Self::set_many), under epoch
+    /// `max(epoch, current + 1)`: a mirror of another store (the Zenoh bridge's importer)
+    /// passes the source's epoch, so its readers see the source's numbers. Epochs never go
+    /// backwards: a source that restarted with smaller numbers continues from the current
+    /// epoch + 1. Returns the new epoch (the current one for an empty batch).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set), for any entry.
+    pub fn set_many_at_least(&self, values: &[(usize, &[u8])], epoch: i64) -> Result<i64> {
         for &(idx, value) in values {
             self.slot_off(idx)?;
             self.layout.check_value(value).map_err(|e| {
@@ -755,7 +767,7 @@ impl MemKv {
         if values.is_empty() {
             return Ok(e);
         }
-        let e = e.wrapping_add(1).max(1);
+        let e = e.wrapping_add(1).max(1).max(epoch);
         for &(idx, value) in values {
             self.write_slot(idx, value, e)?;
         }

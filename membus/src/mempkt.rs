@@ -31,6 +31,7 @@ use crate::layout::align_up;
 use crate::layout::media::{MediaKind, PktLayout, DESC_STRIDE};
 use crate::media::{check_params, Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
+use crate::sys::shm::Access;
 
 /// Descriptor field offsets.
 const D_OFFSET: usize = 0;
@@ -211,6 +212,71 @@ impl PacketWriter {
         })
     }
 
+    /// Attaches read-write to an existing share and continues it, as
+    /// [`VideoWriter::attach`](crate::memvid::VideoWriter::attach) does for memvid: the
+    /// header is validated exactly as [`PacketReader::attach_with`] validates it, `params`
+    /// must match it, writing continues from the header's write pointer, global sequence
+    /// and arena cursor, and the owner lock is never taken (only the creator removes the
+    /// share; writers taking turns continue one another's ring, writers at the same time are
+    /// not coordinated).
+    ///
+    /// # Errors
+    /// [`ErrorKind::OpenFailed`]/[`ErrorKind::MapFailed`] from the OS
+    /// ([`ErrorKind::AccessDenied`] when the share's mode forbids writing);
+    /// [`ErrorKind::InvalidLayout`] for a header that is not a valid mempkt header or
+    /// whose write pointer, sequence or arena cursor is out of range;
+    /// [`ErrorKind::SizeMismatch`] naming every parameter that differs from `params`;
+    /// [`ErrorKind::InvalidArgument`] for invalid `params`.
+    pub fn attach(name: impl IntoShareName, params: &PacketParams) -> Result<PacketWriter> {
+        let name = name.into_share_name()?;
+        let (share, l) = MediaSeg::attach_layout(
+            &name,
+            MediaKind::Pkt,
+            Access::ReadWrite,
+            PktLayout::from_header,
+            |l| check_expected(&name, l, params),
+        )?;
+        // Acquire: pairs with the Release store of the cursor in `write` of the writer
+        // that wrote last.
+        let wcursor = share.load_acquire(H_WCURSOR)?;
+        // Half the range: the cursor grows by at most a record plus the arena per write,
+        // so this never limits a real ring, and `write`'s sums cannot overflow.
+        if !(0..=i64::MAX / 2).contains(&wcursor) {
+            return Err(share.invalid(format!(
+                "arena cursor {wcursor} is outside 0..={}",
+                i64::MAX / 2
+            )));
+        }
+        Ok(PacketWriter {
+            w: SlotWriter::resume(share, slots(&l))?,
+            layout: l,
+            wcursor,
+        })
+    }
+
+    /// fourcc (0 = none), as stored in the share.
+    pub fn fourcc(&self) -> u32 {
+        self.w.share.fourcc()
+    }
+
+    /// The main user buffer, as stored in the share.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
+    pub fn meta(&self) -> Result<Vec<u8>> {
+        self.w.share.meta(216, self.layout.metasize)
+    }
+
+    /// A [`SeqWatch`](crate::SeqWatch) on this ring's publish counter: waits for records
+    /// (from this writer on another thread, or another writer) without borrowing the
+    /// writer.
+    ///
+    /// # Errors
+    /// [`ErrorKind::MapFailed`] when the header page cannot be mapped a second time.
+    pub fn seq_watch(&self) -> Result<crate::SeqWatch> {
+        crate::media::SeqWatch::new(&self.w.share)
+    }
+
     fn store(&self, at: usize, v: i64, order: Ordering) -> Result<()> {
         self.w.share.word(at)?.store(v, order);
         Ok(())
@@ -241,6 +307,16 @@ impl PacketWriter {
             )
             .with_share(self.w.share.name().as_str())
             .with_sizes(l.maxrec as u64, total as u64));
+        }
+        // Take up another writer's pointer, sequence and arena cursor (see
+        // `SlotWriter::sync`; the cursor, like the sequence, only moves forward and is
+        // ignored when out of range). Acquire: pairs with the Release store of the cursor
+        // below in the other writer's `write`.
+        self.w.sync();
+        if let Ok(hw) = self.w.share.load_acquire(H_WCURSOR) {
+            if hw > self.wcursor && hw <= i64::MAX / 2 {
+                self.wcursor = hw;
+            }
         }
         let stride = align_up(total as u64, l.align as u64).unwrap_or(u64::MAX) as i64;
         let arena = l.arenasz as i64;
@@ -303,6 +379,23 @@ fn slots(l: &PktLayout) -> Slots {
     }
 }
 
+/// Checks an attached share's layout against the parameters the caller expects; the
+/// error names every difference.
+fn check_expected(name: &ShareName, layout: &PktLayout, p: &PacketParams) -> Result<()> {
+    let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
+    check_params(
+        name,
+        MediaKind::Pkt,
+        &[
+            ("bufs", want.bufs as i64, layout.bufs as i64),
+            ("arenasz", want.arenasz as i64, layout.arenasz as i64),
+            ("maxrec", want.maxrec as i64, layout.maxrec as i64),
+            ("align", want.align as i64, layout.align as i64),
+            ("size", want.size as i64, layout.size as i64),
+        ],
+    )
+}
+
 /// Options for attaching a reader.
 #[derive(Clone, Debug, Default)]
 pub struct ReaderOptions {
@@ -345,23 +438,16 @@ impl PacketReader {
     /// As for [`attach`](Self::attach).
     pub fn attach_with(name: impl IntoShareName, opts: &ReaderOptions) -> Result<PacketReader> {
         let name = name.into_share_name()?;
-        let (share, h) = MediaSeg::attach_read_only(&name, MediaKind::Pkt)?;
-        let layout =
-            PktLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
-        if let Some(p) = &opts.expect {
-            let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
-            check_params(
-                &name,
-                MediaKind::Pkt,
-                &[
-                    ("bufs", want.bufs as i64, layout.bufs as i64),
-                    ("arenasz", want.arenasz as i64, layout.arenasz as i64),
-                    ("maxrec", want.maxrec as i64, layout.maxrec as i64),
-                    ("align", want.align as i64, layout.align as i64),
-                    ("size", want.size as i64, layout.size as i64),
-                ],
-            )?;
-        }
+        let (share, layout) = MediaSeg::attach_layout(
+            &name,
+            MediaKind::Pkt,
+            Access::ReadOnly,
+            PktLayout::from_header,
+            |l| match &opts.expect {
+                Some(p) => check_expected(&name, l, p),
+                None => Ok(()),
+            },
+        )?;
         let ring = SlotRing::new(share, slots(&layout), opts.from)?;
         Ok(PacketReader { ring, layout })
     }
@@ -670,7 +756,7 @@ impl PacketWriter {
 
     /// The write pointer: the descriptor the next [`write`](Self::write) fills.
     pub fn ptr(&self) -> usize {
-        self.w.ptr
+        self.w.current_ptr()
     }
 
     /// Records written so far (the global sequence).
@@ -686,9 +772,14 @@ impl PacketWriter {
         Ok(self.w.stamp(slot)?.max(0) as u64)
     }
 
-    /// The arena cursor: bytes reserved so far, wrap padding included.
+    /// The arena cursor: bytes reserved so far, wrap padding included (the header's where
+    /// another writer moved it further).
     pub fn wcursor(&self) -> i64 {
-        self.wcursor
+        // Acquire: pairs with the Release store of the cursor in `write`.
+        match self.w.share.load_acquire(H_WCURSOR) {
+            Ok(hw) if hw > self.wcursor && hw <= i64::MAX / 2 => hw,
+            _ => self.wcursor,
+        }
     }
 }
 
@@ -712,6 +803,17 @@ impl PacketReader {
     /// writer it polls every millisecond).
     pub fn wait_seq_above(&self, last: u64, timeout: std::time::Duration) -> bool {
         self.ring.wait_seq_above(last, timeout)
+    }
+
+    /// A [`SeqWatch`](crate::SeqWatch) on this ring's publish counter, usable without
+    /// borrowing the reader.
+    ///
+    /// # Errors
+    /// [`ErrorKind::AccessDenied`] when the share's mode does not let this process map its
+    /// header read-write (then use [`wait_seq_above`](Self::wait_seq_above));
+    /// [`ErrorKind::MapFailed`] for other failures.
+    pub fn seq_watch(&self) -> Result<crate::SeqWatch> {
+        crate::media::SeqWatch::new(&self.ring.share)
     }
 
     /// The header's write pointer: the descriptor the writer fills next.

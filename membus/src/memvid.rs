@@ -7,7 +7,8 @@
 //! [`next`](VideoReader::next) gives the next frame in order, an overrun with the number of
 //! frames lost, or nothing new. A [`Frame`] view borrows the reader, so the share cannot be
 //! closed while a view lives, and [`Frame::is_intact`] tells afterwards whether the writer
-//! overwrote the slot while the view was in use.
+//! overwrote the slot while the view was in use. [`VideoWriter::attach`] continues an
+//! existing share read-write (libmembus's and pymembus's `open(name, false, ...)`).
 //!
 //! [`VideoReader::wait_ready`] (and [`select`](crate::select)) sleep on a futex that
 //! membus writers wake. To register as a waiter, a waiting reader also maps the header's
@@ -59,6 +60,7 @@ use crate::media::{check_params, Identity, MediaSeg, Next, ReadFrom, SlotRing, S
 use crate::name::{IntoShareName, ShareName};
 use crate::pixel::Pixel;
 use crate::sys::copy::fill_shared;
+use crate::sys::shm::Access;
 
 /// Slot header field offsets.
 const S_VPTS: usize = 8;
@@ -166,6 +168,47 @@ impl VideoWriter {
         let slots = slots(&layout);
         Ok(VideoWriter {
             w: SlotWriter::new(share, slots),
+            layout,
+        })
+    }
+
+    /// Attaches read-write to an existing share and continues it: the header is validated
+    /// exactly as [`VideoReader::attach_with`] validates it (magic, type, format, geometry
+    /// and every offset against the mapping), `params` must match it (fourcc, GUID, meta
+    /// and mode are not compared), and publishing continues from the header's write
+    /// pointer and global sequence (libmembus's and pymembus's `open(name, false, ...)`).
+    ///
+    /// The attached writer never takes the share's owner lock: it does not make the share
+    /// "live" for [`create`](Self::create)'s replacement rule, and dropping it leaves the
+    /// share in place (only the creator removes it). A second writer is allowed while the
+    /// creator (membus or libmembus) is alive, as libmembus allows it. Writers share the
+    /// header's write pointer and sequence as libmembus's writers do: each takes them up
+    /// before it fills or publishes a slot, so writers that take turns continue one
+    /// another's ring. Writers publishing at the same time are not coordinated: they can
+    /// fill the same slot and reuse sequence numbers, which readers see as overruns or
+    /// rewritten frames (never as undefined behaviour). Readers that attach while no
+    /// membus creator is alive poll every millisecond instead of sleeping on the futex
+    /// (they cannot know that this writer wakes them); waits already running learn it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::OpenFailed`]/[`ErrorKind::MapFailed`] from the OS
+    /// ([`ErrorKind::AccessDenied`] when the share's mode forbids writing);
+    /// [`ErrorKind::InvalidLayout`] for a header that is not a valid memvid header or
+    /// whose write pointer or sequence is out of range; [`ErrorKind::SizeMismatch`] naming
+    /// every parameter that differs from `params`; [`ErrorKind::InvalidArgument`] for
+    /// invalid `params`.
+    pub fn attach(name: impl IntoShareName, params: &VideoParams) -> Result<VideoWriter> {
+        let name = name.into_share_name()?;
+        let (share, layout) = MediaSeg::attach_layout(
+            &name,
+            MediaKind::Vid,
+            Access::ReadWrite,
+            VidLayout::from_header,
+            |l| check_expected(&name, l, params),
+        )?;
+        let slots = slots(&layout);
+        Ok(VideoWriter {
+            w: SlotWriter::resume(share, slots)?,
             layout,
         })
     }
@@ -351,6 +394,31 @@ fn row_span<P: Pixel>(l: &VidLayout, y: usize) -> Result<(usize, usize)> {
     Ok((y * v.scanwidth, n))
 }
 
+/// Checks an attached share's layout against the parameters the caller expects; the
+/// error names every difference.
+fn check_expected(name: &ShareName, layout: &VidLayout, p: &VideoParams) -> Result<()> {
+    let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
+    let (a, b) = (&want.video, &layout.video);
+    check_params(
+        name,
+        MediaKind::Vid,
+        &[
+            ("width", a.width as i64, b.width as i64),
+            ("height", a.height as i64, b.height as i64),
+            ("format", a.format.value(), b.format.value()),
+            ("fps", a.fps, b.fps),
+            ("bufs", want.frames.bufs as i64, layout.frames.bufs as i64),
+            ("scanwidth", a.scanwidth as i64, b.scanwidth as i64),
+            (
+                "blocksz",
+                want.frames.blocksz as i64,
+                layout.frames.blocksz as i64,
+            ),
+            ("size", want.frames.size as i64, layout.frames.size as i64),
+        ],
+    )
+}
+
 /// Options for attaching a reader.
 #[derive(Clone, Debug, Default)]
 pub struct ReaderOptions {
@@ -384,31 +452,16 @@ impl VideoReader {
     /// parameter that differs from `opts.expect`.
     pub fn attach_with(name: impl IntoShareName, opts: &ReaderOptions) -> Result<VideoReader> {
         let name = name.into_share_name()?;
-        let (share, h) = MediaSeg::attach_read_only(&name, MediaKind::Vid)?;
-        let layout =
-            VidLayout::from_header(&h, share.seg.len()).map_err(|e| e.with_share(name.as_str()))?;
-        if let Some(p) = &opts.expect {
-            let want = p.layout().map_err(|e| e.with_share(name.as_str()))?;
-            let (a, b) = (&want.video, &layout.video);
-            check_params(
-                &name,
-                MediaKind::Vid,
-                &[
-                    ("width", a.width as i64, b.width as i64),
-                    ("height", a.height as i64, b.height as i64),
-                    ("format", a.format.value(), b.format.value()),
-                    ("fps", a.fps, b.fps),
-                    ("bufs", want.frames.bufs as i64, layout.frames.bufs as i64),
-                    ("scanwidth", a.scanwidth as i64, b.scanwidth as i64),
-                    (
-                        "blocksz",
-                        want.frames.blocksz as i64,
-                        layout.frames.blocksz as i64,
-                    ),
-                    ("size", want.frames.size as i64, layout.frames.size as i64),
-                ],
-            )?;
-        }
+        let (share, layout) = MediaSeg::attach_layout(
+            &name,
+            MediaKind::Vid,
+            Access::ReadOnly,
+            VidLayout::from_header,
+            |l| match &opts.expect {
+                Some(p) => check_expected(&name, l, p),
+                None => Ok(()),
+            },
+        )?;
         let ring = SlotRing::new(share, slots(&layout), opts.from)?;
         Ok(VideoReader { ring, layout })
     }
@@ -433,11 +486,6 @@ impl VideoReader {
         })
     }
 
-    /// Whether [`next`](Self::next) would find something now.
-    pub fn poll(&self) -> bool {
-        self.ring.poll()
-    }
-
     /// Waits, without blocking a thread, for the next frame or an overrun (never
     /// [`Next::Empty`]). Cancellation-safe: the reader moves only in the poll that returns.
     ///
@@ -449,45 +497,9 @@ impl VideoReader {
         self.next()
     }
 
-    /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without consuming
-    /// anything; returns `poll()`. A membus writer wakes the waiter through a futex in the
-    /// share; against a libmembus writer this polls every millisecond. Also a source for
-    /// [`select`](crate::select::select).
-    pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
-        crate::select::wait_ready(self, timeout)
-    }
-
     /// The layout.
     pub fn layout(&self) -> &VidLayout {
         &self.layout
-    }
-
-    /// The writer's session id.
-    pub fn session_id(&self) -> i64 {
-        self.ring.share.session_id()
-    }
-
-    /// The global publish counter.
-    pub fn seq(&self) -> u64 {
-        self.ring.seq()
-    }
-
-    /// fourcc (0 = none).
-    pub fn fourcc(&self) -> u32 {
-        self.ring.share.fourcc()
-    }
-
-    /// GUID bytes (all zero = none).
-    pub fn guid(&self) -> [u8; 16] {
-        self.ring.share.guid()
-    }
-
-    /// The main user buffer.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
-    pub fn meta(&self) -> Result<Vec<u8>> {
-        self.ring.share.meta(240, self.layout.frames.metasize)
     }
 
     /// Slot `i`'s frame as it is now, whatever its stamp (for inspection and fixtures).
@@ -635,33 +647,9 @@ impl Frame<'_> {
     }
 }
 
-/// libmembus's slot-index API on the writer (pymembus's `getBuf(idx)`, `setVpts(idx)`,
-/// `getPtr`, `setPtr`, `next(inc)`): any slot, not only the current one.
+crate::media::ring_api!(writer VideoWriter, "frame");
+
 impl VideoWriter {
-    /// The write pointer: the slot [`frame`](Self::frame) fills and
-    /// [`publish`](Self::publish) publishes next.
-    pub fn ptr(&self) -> usize {
-        self.w.ptr
-    }
-
-    /// Moves the write pointer to `slot` (libmembus's `setPtr`); nothing is published.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
-    pub fn set_ptr(&mut self, slot: usize) -> Result<()> {
-        self.w.set_ptr(slot)
-    }
-
-    /// Publishes the current slot as [`publish`](Self::publish) does, then moves the
-    /// write pointer by `inc` slots instead of one (libmembus's `next(inc)`: 0 stays on
-    /// the slot, negative values go back). Returns the new write pointer.
-    ///
-    /// # Errors
-    /// As for [`publish`](Self::publish).
-    pub fn publish_advance(&mut self, inc: i64) -> Result<usize> {
-        self.w.publish_advance(inc)
-    }
-
     /// Slot `slot` as it is now, to read or change in place. Unlike
     /// [`frame`](Self::frame), its stamp is left alone (as libmembus's `getBuf(idx)`
     /// does), so a reader cannot tell that it is being rewritten.
@@ -671,36 +659,6 @@ impl VideoWriter {
     pub fn slot_mut(&mut self, slot: usize) -> Result<FrameMut<'_>> {
         crate::media::checked_slot(&self.w.slots, slot)?;
         Ok(FrameMut { slot, writer: self })
-    }
-
-    /// Slot `slot`'s publish stamp: the sequence number of the frame it holds, 0 if none
-    /// was published there (or it is being rewritten).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
-    pub fn slot_seq(&self, slot: usize) -> Result<u64> {
-        Ok(self.w.stamp(slot)?.max(0) as u64)
-    }
-
-    /// A raw pointer to slot `slot`'s payload ([`layout().frames.payload`](crate::layout::media::VidLayout) bytes), for
-    /// exporting it to code that cannot borrow (a Python buffer, a GPU upload).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
-    ///
-    /// # Safety
-    /// The pointer is valid for reads and writes of `layout().frames.payload` bytes only
-    /// while this writer is alive (dropping it unmaps the share); the caller must not use it
-    /// afterwards. The bytes are shared with other processes, which may read and write them
-    /// at any time: the caller must not create Rust references to them except to types for
-    /// which any bit pattern is valid and concurrent changes are acceptable (`u8` and other
-    /// bytemuck `Pod` types), and must not rely on them staying unchanged.
-    pub unsafe fn payload_ptr(&self, slot: usize) -> Result<*mut u8> {
-        crate::media::checked_slot(&self.w.slots, slot)?;
-        self.w.share.bytes(
-            self.layout.frames.payload_at(slot),
-            self.layout.frames.payload,
-        )
     }
 }
 
@@ -748,50 +706,6 @@ impl FrameMut<'_> {
     }
 }
 
-/// libmembus's slot-index API on the reader: the header's write pointer and raw payload
-/// pointers (pymembus's `getPtr`, `getBuf(idx)`).
-impl VideoReader {
-    /// Blocks until the global publish counter ([`seq`](Self::seq)) exceeds `last` or
-    /// `timeout` passes, and returns whether it does: libmembus's `waitForFrame(ms,
-    /// lastSeq)`, independent of this reader's own position. Sleeps on the share's futex
-    /// like [`wait_ready`](Self::wait_ready) (membus writers wake it; against a libmembus
-    /// writer it polls every millisecond).
-    pub fn wait_seq_above(&self, last: u64, timeout: std::time::Duration) -> bool {
-        self.ring.wait_seq_above(last, timeout)
-    }
-
-    /// The header's write pointer: the slot the writer fills next (the newest published
-    /// frame is one before it).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidLayout`] when the header's pointer is outside `0..bufs`.
-    pub fn write_ptr(&self) -> Result<usize> {
-        self.ring.write_ptr()
-    }
-
-    /// A raw read-only pointer to slot `slot`'s payload
-    /// ([`layout().frames.payload`](crate::layout::media::VidLayout) bytes), for exporting it to code that cannot
-    /// borrow (a Python buffer).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
-    ///
-    /// # Safety
-    /// The pointer is valid for reads of `layout().frames.payload` bytes only while this
-    /// reader is alive (dropping it unmaps the share); the mapping is read-only, so writing
-    /// through it faults. The writer may change the bytes at any time: the caller must not
-    /// create Rust references to them except to types for which any bit pattern is valid
-    /// (`u8` and other bytemuck `Pod` types), and must not rely on them staying unchanged.
-    pub unsafe fn payload_ptr(&self, slot: usize) -> Result<*const u8> {
-        self.ring.checked_slot(slot)?;
-        self.ring
-            .share
-            .bytes(
-                self.layout.frames.payload_at(slot),
-                self.layout.frames.payload,
-            )
-            .map(|p| p.cast_const())
-    }
-}
+crate::media::ring_api!(reader VideoReader);
 
 crate::select::impl_selectable!(VideoReader, ring);

@@ -265,6 +265,7 @@ pub(crate) fn remove_with_companion(name: &ShareName) -> crate::Result<bool> {
     if let Some(c) = Companion::name_for(name) {
         let _ = Segment::remove(&c);
     }
+    let _ = crate::mirror::MirrorNote::remove(name);
     Ok(removed)
 }
 

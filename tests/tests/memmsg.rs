@@ -231,3 +231,69 @@ fn open_or_create_attaches_to_an_existing_share_and_checks_its_capacity() {
         "the creating reader removed it"
     );
 }
+
+/// Every waiting policy delivers a message written while the reader waits (in each phase:
+/// during the spin, the yield phase and, for those that sleep, after it) and returns
+/// `Timeout` after the whole timeout when nothing comes; the same for a memcmd reader.
+#[test]
+fn every_wait_policy_delivers_and_times_out() {
+    use membus::WaitPolicy;
+    let policies = [
+        WaitPolicy::default(),
+        WaitPolicy::Spin(Duration::from_micros(50)),
+        WaitPolicy::Spin(Duration::ZERO),
+        WaitPolicy::SpinYield {
+            spin: Duration::from_micros(10),
+            yield_for: Duration::from_millis(5),
+        },
+        WaitPolicy::BusyPoll,
+    ];
+    for policy in policies {
+        let g = ShmGuard::new("policy");
+        let w = Writer::create(g.name(), 4096).unwrap();
+        let opts = QueueOptions::new().wait_policy(policy);
+        let mut r = Reader::attach_with(g.name(), &opts).unwrap();
+        let t = Instant::now();
+        assert_eq!(
+            r.read(Duration::from_millis(30)).unwrap(),
+            Received::Timeout,
+            "{policy:?}"
+        );
+        assert!(t.elapsed() >= Duration::from_millis(30), "{policy:?}");
+        let mut seq = 0;
+        for delay_us in [0u64, 2_000, 30_000] {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    std::thread::sleep(Duration::from_micros(delay_us));
+                    w.write(b"hi").unwrap();
+                });
+                seq += 1;
+                // The longest timeout there is must work too (no Instant overflow).
+                let timeout = if delay_us == 2_000 {
+                    Duration::MAX
+                } else {
+                    Duration::from_secs(10)
+                };
+                assert_eq!(
+                    r.read(timeout).unwrap(),
+                    msg(seq, "hi"),
+                    "{policy:?} after {delay_us} µs"
+                );
+            });
+        }
+        let gc = ShmGuard::new("policy-cmd");
+        let mut cmd = MemCmd::create_with(gc.name(), 4096, &opts).unwrap();
+        let sender = MemCmd::attach(gc.name()).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(1));
+                sender.write(b"cmd").unwrap();
+            });
+            assert_eq!(
+                cmd.read(Duration::from_secs(10)).unwrap(),
+                msg(1, "cmd"),
+                "{policy:?}"
+            );
+        });
+    }
+}

@@ -79,6 +79,10 @@ pub(crate) fn all() -> Vec<Case> {
             run: |d| Ok(Outcome::Throughput(mempkt_read(d, 32768)?)),
         },
         Case {
+            title: "mempkt read (zero-copy view) 32768",
+            run: |d| Ok(Outcome::Throughput(mempkt_read_view(d, 32768)?)),
+        },
+        Case {
             title: "memcpy in + out, 2 MiB arena (floor for mempkt read)",
             run: |d| Ok(Outcome::Throughput(memcpy_floor(d, 32768)?)),
         },
@@ -100,7 +104,15 @@ pub(crate) fn all() -> Vec<Case> {
         },
         Case {
             title: "memmsg round-trip latency (2 processes)",
-            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d)?)),
+            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d, "default")?)),
+        },
+        Case {
+            title: "memmsg round-trip latency (2 processes, wait spin 20 µs)",
+            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d, "spin20")?)),
+        },
+        Case {
+            title: "memmsg round-trip latency (2 processes, wait busy-poll)",
+            run: |d| Ok(Outcome::Latency(memmsg_roundtrip_processes(d, "busy")?)),
         },
         Case {
             title: "memvid frame hand-off latency (2 processes)",
@@ -353,6 +365,123 @@ fn mempkt_read(d: Duration, n: usize) -> BenchResult<Throughput> {
     )
 }
 
+/// The mempkt read workload read through `next_view`: write one record, take it as a
+/// zero-copy view, sum its payload once (8-byte words, so every byte is read), check the
+/// view is still intact and the sum is the one written.
+fn mempkt_read_view(d: Duration, n: usize) -> BenchResult<Throughput> {
+    let name = unique_name("mempkt_view");
+    let mut w = PacketWriter::create(&name, &PacketParams::new(32, n * 64, n))?;
+    let mut r = PacketReader::attach(&name)?;
+    let payload = vec![b'p'; n];
+    let expected = checksum(&payload);
+    run_for(
+        "mempkt read (zero-copy view)",
+        "mempkt",
+        &format!("{n} B/record"),
+        d,
+        || {
+            w.write(&payload, &RecordMeta::default())?;
+            match r.next_view()? {
+                Next::Frame(v) => {
+                    let sum = checksum(std::hint::black_box(v.payload()));
+                    if !v.is_intact() || sum != expected || v.payload().len() != n {
+                        return Err(format!(
+                            "mempkt view read {} bytes, sum {sum:#x} (wrote {n}, {expected:#x}), intact {}",
+                            v.payload().len(),
+                            v.is_intact()
+                        )
+                        .into());
+                    }
+                    Ok(n as u64)
+                }
+                other => Err(format!("mempkt view read found {other:?}").into()),
+            }
+        },
+    )
+}
+
+/// A checksum that reads every byte once: the wrapping sum of the 8-byte little-endian
+/// words, then the tail bytes. Compiled for AVX2 too and chosen at run time (as a reader's
+/// own code would be), so the touch runs at load bandwidth rather than at SSE2's half.
+fn checksum(bytes: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked just above), the only requirement of a
+        // `target_feature(enable = "avx2")` function.
+        return unsafe { checksum_avx2(bytes) };
+    }
+    checksum_portable(bytes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn checksum_avx2(bytes: &[u8]) -> u64 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi64, _mm256_loadu_si256, _mm256_setzero_si256, _mm256_storeu_si256,
+    };
+    // Four 32-byte accumulators of 8-byte lanes: the same word sum, grouped differently.
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let blocks = bytes.len() / 128;
+    for b in 0..blocks {
+        for (i, a) in acc.iter_mut().enumerate() {
+            let at = b * 128 + i * 32;
+            debug_assert!(at + 32 <= bytes.len());
+            // SAFETY: at + 32 ≤ blocks · 128 ≤ bytes.len(), so the 32 bytes are inside
+            // `bytes`; loadu needs no alignment.
+            let v = unsafe { _mm256_loadu_si256(bytes.as_ptr().add(at).cast::<__m256i>()) };
+            *a = _mm256_add_epi64(*a, v);
+        }
+    }
+    let s = _mm256_add_epi64(
+        _mm256_add_epi64(acc[0], acc[1]),
+        _mm256_add_epi64(acc[2], acc[3]),
+    );
+    let mut lanes = [0u64; 4];
+    // SAFETY: `lanes` is 32 writable bytes; storeu needs no alignment.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast::<__m256i>(), s) };
+    lanes
+        .iter()
+        .fold(checksum_portable(&bytes[blocks * 128..]), |s, &l| {
+            s.wrapping_add(l)
+        })
+}
+
+#[inline(always)]
+fn checksum_portable(bytes: &[u8]) -> u64 {
+    // Eight independent lanes per 64-byte block, so the adds vectorise.
+    let mut acc = [0u64; 8];
+    let blocks = bytes.len() / 64;
+    for b in 0..blocks {
+        for (i, a) in acc.iter_mut().enumerate() {
+            let at = b * 64 + i * 8;
+            let w = u64::from_le_bytes([
+                bytes[at],
+                bytes[at + 1],
+                bytes[at + 2],
+                bytes[at + 3],
+                bytes[at + 4],
+                bytes[at + 5],
+                bytes[at + 6],
+                bytes[at + 7],
+            ]);
+            *a = a.wrapping_add(w);
+        }
+    }
+    let mut sum = acc.iter().fold(0u64, |s, &a| s.wrapping_add(a));
+    let rest = &bytes[blocks * 64..];
+    let words = rest.chunks_exact(8);
+    let tail = words.remainder();
+    for c in words {
+        sum = sum.wrapping_add(u64::from_le_bytes([
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+        ]));
+    }
+    for &b in tail {
+        sum = sum.wrapping_add(u64::from(b));
+    }
+    sum
+}
+
 /// The floor for the mempkt read case: the same two copies with glibc's memcpy in private
 /// memory — the payload into the next of 64 record places of a 2 MiB arena (the case's
 /// arena size), then back out into a reused buffer — with no ring bookkeeping at all.
@@ -591,16 +720,32 @@ fn watch_stdin() {
     });
 }
 
-/// The same round trip with the echo in another process.
-fn memmsg_roundtrip_processes(d: Duration) -> BenchResult<Latency> {
+/// The waiting policies the cross-process round trip is measured with, by the name the
+/// echo peer is given, with the case-name suffix.
+fn wait_policy(name: &str) -> BenchResult<(membus::WaitPolicy, &'static str)> {
+    Ok(match name {
+        "default" => (membus::WaitPolicy::default(), ""),
+        "spin20" => (
+            membus::WaitPolicy::Spin(Duration::from_micros(20)),
+            ", wait spin 20 µs",
+        ),
+        "busy" => (membus::WaitPolicy::BusyPoll, ", wait busy-poll"),
+        other => return Err(format!("unknown wait policy {other:?}").into()),
+    })
+}
+
+/// The same round trip with the echo in another process, both readers waiting by `policy`.
+fn memmsg_roundtrip_processes(d: Duration, policy: &str) -> BenchResult<Latency> {
+    let (wait, suffix) = wait_policy(policy)?;
+    let opts = membus::QueueOptions::new().wait_policy(wait);
     let (fwd, rev) = (unique_name("xlat_fwd"), unique_name("xlat_rev"));
     let ping_tx = Writer::create(&fwd, 4096)?;
     let _rev_owner = Writer::create(&rev, 4096)?;
-    let mut pong_rx = Reader::attach(&rev)?;
-    let child = spawn_peer("memmsg-echo", &[&fwd, &rev])?;
+    let mut pong_rx = Reader::attach_with(&rev, &opts)?;
+    let child = spawn_peer(&format!("memmsg-echo:{policy}"), &[&fwd, &rev])?;
     let result = pingpong(
         d,
-        "memmsg round-trip latency (2 processes)",
+        &format!("memmsg round-trip latency (2 processes{suffix})"),
         &ping_tx,
         &mut pong_rx,
     );
@@ -677,8 +822,10 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
     watch_stdin();
     let say_ready = || println!("ready");
     match (role, names) {
-        ("memmsg-echo", [fwd, rev]) => {
-            let mut rx = Reader::attach(fwd.as_str())?;
+        (echo, [fwd, rev]) if echo.starts_with("memmsg-echo:") => {
+            let (wait, _) = wait_policy(&echo["memmsg-echo:".len()..])?;
+            let opts = membus::QueueOptions::new().wait_policy(wait);
+            let mut rx = Reader::attach_with(fwd.as_str(), &opts)?;
             let tx = Writer::attach(rev.as_str())?;
             say_ready();
             let mut buf = Vec::with_capacity(64);
@@ -746,7 +893,26 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::value_text;
+    use super::{checksum, checksum_portable, value_text};
+
+    #[test]
+    fn checksum_reads_every_byte() {
+        let bytes: Vec<u8> = (0..1003u32).map(|i| (i * 7) as u8).collect();
+        let slow = bytes.chunks(8).fold(0u64, |a, c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            if c.len() == 8 {
+                a.wrapping_add(u64::from_le_bytes(w))
+            } else {
+                a.wrapping_add(c.iter().map(|&b| u64::from(b)).sum::<u64>())
+            }
+        });
+        assert_eq!(checksum(&bytes), slow);
+        assert_eq!(checksum_portable(&bytes), slow);
+        let mut changed = bytes.clone();
+        changed[500] ^= 1;
+        assert_ne!(checksum(&changed), slow);
+    }
 
     #[test]
     fn value_text_matches_format() {

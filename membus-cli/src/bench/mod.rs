@@ -7,6 +7,7 @@
 //! Latency percentiles use libmembus's index rule (`samples[p/100 · n]` of the sorted list).
 
 mod cases;
+mod compare;
 mod waits;
 
 use std::fmt::Write as _;
@@ -15,6 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub(crate) use cases::peer;
+pub(crate) use compare::{run as compare, Compare, DEFAULT_ARGS as COMPARE_ARGS};
 
 /// Errors of the bench command: a membus error or a plain message.
 pub(crate) type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -196,6 +198,7 @@ pub(crate) fn run(duration_ms: u64, json: Option<&Path>, only: Option<&str>) -> 
     if progress {
         eprint!("\r\x1b[K");
     }
+    println!("{}\n", cpu_line());
     print!("{}", table(&results, &latency));
     if let Some(path) = json {
         std::fs::write(path, to_json(duration_ms, &results, &latency))
@@ -283,8 +286,50 @@ fn system_info() -> String {
     )
 }
 
+/// The CPU and the copy strategy membus chose for it, one line for the human output.
+pub(crate) fn cpu_line() -> String {
+    let st = membus::copy_strategy();
+    let c = &st.cpu;
+    let mut s = format!(
+        "CPU: {} ({}), flags: {}, L2 {} KiB, L3 {} KiB shared by {}; copies: {st}",
+        if c.model.is_empty() {
+            "unknown model"
+        } else {
+            &c.model
+        },
+        c.vendor,
+        c.flags(),
+        c.l2 / 1024,
+        c.l3 / 1024,
+        c.l3_sharing
+    );
+    if let Some(e) = &st.override_error {
+        let _ = write!(s, "\nwarning: {e}");
+    }
+    s
+}
+
+/// The `cpu` object of the JSON metadata.
+fn cpu_json() -> String {
+    let st = membus::copy_strategy();
+    let c = &st.cpu;
+    format!(
+        "{{\"vendor\":{},\"model\":{},\"flags\":{},\"l2_bytes\":{},\"l3_bytes\":{},\"l3_sharing\":{},\"copy_strategy\":{},\"copy_plan\":{},\"copy_forced\":{}}}",
+        json_str(&c.vendor),
+        json_str(&c.model),
+        json_str(&c.flags()),
+        c.l2,
+        c.l3,
+        c.l3_sharing,
+        json_str(&st.to_string()),
+        json_str(st.plan.name()),
+        st.forced
+    )
+}
+
 /// JSON in libmembus's benchmark shape (`metadata`, `results`, `latency_results`), with one
-/// extra latency field, `p999_us`.
+/// extra latency field, `p999_us`, and one extra metadata object, `cpu` (vendor, model,
+/// flags, cache sizes and the copy strategy in force).
 fn to_json(duration_ms: u64, results: &[Throughput], latency: &[Latency]) -> String {
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -294,6 +339,7 @@ fn to_json(duration_ms: u64, results: &[Throughput], latency: &[Latency]) -> Str
     let _ = writeln!(s, "{{\n  \"metadata\": {{");
     let _ = writeln!(s, "    \"duration_ms\": {duration_ms},");
     let _ = writeln!(s, "    \"system\": {},", json_str(&system_info()));
+    let _ = writeln!(s, "    \"cpu\": {},", cpu_json());
     let _ = writeln!(s, "    \"timestamp_unix\": {ts}\n  }},");
     let _ = writeln!(s, "  \"results\": [");
     for (i, r) in results.iter().enumerate() {

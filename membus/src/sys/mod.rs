@@ -84,3 +84,4 @@ pub(crate) fn process_alive(id: i64) -> bool {
         Err(e) => e.kind() != io::ErrorKind::NotFound,
     }
 }
+pub(crate) mod cpu;

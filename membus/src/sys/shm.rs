@@ -688,3 +688,56 @@ impl Drop for SharedSegment {
         self.seg.release();
     }
 }
+
+/// Small notes kept beside a share (see `crate::mirror`): whole-file writes and bounded
+/// reads of a named object in /dev/shm, never mapped.
+pub(crate) mod note {
+    use std::io::{Read, Write};
+
+    use rustix::fs::{Mode, OFlags};
+
+    use super::shm_path;
+    use crate::name::ShareName;
+
+    /// Replaces the object `name` with `bytes` in one step: a private temporary object is
+    /// written and renamed over it, so a reader sees the old note or the new one, never a
+    /// mix.
+    pub(crate) fn write(name: &ShareName, bytes: &[u8]) -> std::io::Result<()> {
+        let path = shm_path(name);
+        let tmp = format!("{path}.tmp{}", std::process::id());
+        let fd = rustix::fs::open(
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )?;
+        let mut f = std::fs::File::from(fd);
+        let r = f
+            .write_all(bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    }
+
+    /// The object's first `max + 1` bytes at most (so the caller can tell "too long"), or
+    /// `None` when it does not exist.
+    pub(crate) fn read(name: &ShareName, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+        let fd = match rustix::fs::open(
+            shm_path(name),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let f = std::fs::File::from(fd);
+        if !f.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let mut out = Vec::new();
+        f.take(max as u64 + 1).read_to_end(&mut out)?;
+        Ok(Some(out))
+    }
+}
