@@ -26,12 +26,15 @@ struct KvState {
     buf: Vec<u8>,
     /// name → slot, re-validated against the slot's current name on every use.
     names: HashMap<Vec<u8>, usize>,
+    /// `pymembus.aio` waits on this handle.
+    aio: Arc<crate::aio::Links>,
 }
 
 impl KvState {
     fn reset(&mut self, kv: Option<MemKv>) {
         self.kv = kv.map(Arc::new);
         self.names.clear();
+        self.aio.invalidate();
     }
 
     /// The slot a key names, if any (an unknown name or an out-of-range index: None).
@@ -101,6 +104,18 @@ impl MemKvPy {
 
     fn get(&self) -> Option<Arc<MemKv>> {
         self.lock().kv.clone()
+    }
+
+    /// A `pymembus.aio` wait until the epoch exceeds `since` (the store is shared with the
+    /// op through its `Arc`; nothing is lent).
+    pub(crate) fn aio_op(&self, since: i64) -> PyResult<crate::aio::Op> {
+        let st = self.lock();
+        let Some(kv) = st.kv.clone() else {
+            return Err(crate::aio::ClosedError::new_err("memkv is not open"));
+        };
+        let links = Arc::clone(&st.aio);
+        let gen = links.gen();
+        Ok(crate::aio::Op::kv(kv, since, links, gen))
     }
 }
 

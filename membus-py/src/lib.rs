@@ -20,6 +20,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 
+mod aio;
 mod enums;
 mod kv;
 mod map;
@@ -261,5 +262,6 @@ fn pymembus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<kv::MemKvPy>()?;
     media::register(m)?;
     m.add_class::<pkt::MemPkt>()?;
+    aio::register(m)?;
     Ok(())
 }

@@ -19,6 +19,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt};
 
+use crate::aio::{ClosedError, Lendable, Links, Op, WaitFuture};
 use crate::enums::{audio_bps, audio_name, video_bpp, video_name};
 use crate::{
     errc, failed, name_arg, poll_until, set_error, str_arg, AudioFormatEnum, VideoFormatEnum,
@@ -50,6 +51,8 @@ trait Handle: Send {
     fn seq_watch(&self) -> membus::Result<SeqWatch>;
     /// Readers: waits (futex) until the global sequence exceeds `last`; writers: None.
     fn wait_seq_above(&self, last: u64, timeout: Duration) -> Option<bool>;
+    /// The reader as a wait source (`pymembus.aio`); None for writers.
+    fn source(&self) -> Option<&(dyn membus::select::Selectable + Sync)>;
 }
 
 /// The writer-only operations.
@@ -137,6 +140,9 @@ macro_rules! writer_impl {
             fn wait_seq_above(&self, _last: u64, _timeout: Duration) -> Option<bool> {
                 None
             }
+            fn source(&self) -> Option<&(dyn membus::select::Selectable + Sync)> {
+                None
+            }
         }
     };
 }
@@ -164,6 +170,9 @@ macro_rules! reader_impl {
             }
             fn wait_seq_above(&self, last: u64, timeout: Duration) -> Option<bool> {
                 Some(<$r>::wait_seq_above(self, last, timeout))
+            }
+            fn source(&self) -> Option<&(dyn membus::select::Selectable + Sync)> {
+                Some(self)
             }
         }
     };
@@ -225,6 +234,28 @@ struct MediaState {
     existing: bool,
     /// Made on the first `waitForFrame`: waits without holding the handle's lock.
     watch: Option<Arc<SeqWatch>>,
+    /// `pymembus.aio` waits on this handle (kept across resets: see `MediaState::reset`).
+    aio: Arc<Links>,
+}
+
+impl MediaState {
+    /// Closes: the default state, with the same `aio` record, whose pending waits end.
+    fn reset(&mut self) {
+        let aio = Arc::clone(&self.aio);
+        *self = MediaState::default();
+        self.aio = aio;
+        self.aio.invalidate();
+    }
+}
+
+impl Lendable for Box<dyn Handle> {
+    fn wait(&self, last: u64) -> WaitFuture<'_> {
+        match self.source() {
+            Some(s) => Box::pin(membus::aio::seq_above(s, last)),
+            // Only readers are lent (`Media::aio_op`); a writer would never be woken.
+            None => Box::pin(std::future::pending()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -277,7 +308,7 @@ impl Media {
                 self.kind
             )));
         }
-        *st = MediaState::default();
+        st.reset();
         Ok(())
     }
 
@@ -299,6 +330,7 @@ impl Media {
                     h: Some(h),
                     existing,
                     watch: None,
+                    aio: Arc::clone(&st.aio),
                 };
                 set_error(errc::OK);
                 Ok(true)
@@ -324,8 +356,55 @@ impl Media {
                 self.kind
             )));
         }
-        *st = MediaState::default();
+        st.reset();
         Ok(())
+    }
+
+    /// A `pymembus.aio` wait until the global sequence exceeds `last`: lends the reader
+    /// to the op, which `give_back` returns it through.
+    fn aio_op(
+        &self,
+        last: i64,
+        give_back: impl FnOnce(Box<dyn Handle>, u64) + Send + 'static,
+    ) -> PyResult<Op> {
+        let mut st = self.lock();
+        if st.aio.is_lent() {
+            st.aio.lend(self.kind)?;
+        }
+        let Some(h) = st.h.take() else {
+            return Err(ClosedError::new_err(format!("{} is not open", self.kind)));
+        };
+        if h.source().is_none() {
+            st.h = Some(h);
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "{}: aio waits need a reader handle (open_existing)",
+                self.kind
+            )));
+        }
+        let Ok(last) = u64::try_from(last) else {
+            // The sequence (never negative) already exceeds `last`: nothing to wait for.
+            st.h = Some(h);
+            return Ok(Op::done(self.kind, 0));
+        };
+        let gen = st.aio.lend(self.kind)?;
+        Ok(Op::lent(
+            self.kind,
+            h,
+            last,
+            Arc::clone(&st.aio),
+            gen,
+            give_back,
+        ))
+    }
+
+    /// Puts a reader lent in generation `gen` back, unless the handle was closed or
+    /// reopened since (then it is dropped: no view can point into it, since close and
+    /// reopen refuse while views exist).
+    fn give_back(&self, h: Box<dyn Handle>, gen: u64) {
+        let mut st = self.lock();
+        if st.aio.restore(gen) && st.h.is_none() {
+            st.h = Some(h);
+        }
     }
 
     fn with<T>(&self, closed: T, f: impl FnOnce(&mut dyn Handle) -> T) -> T {
@@ -951,7 +1030,8 @@ macro_rules! media_class {
 
             /// `isOpen() -> bool`.
             fn isOpen(&self) -> bool {
-                self.m.lock().h.is_some()
+                let st = self.m.lock();
+                st.h.is_some() || st.aio.is_lent()
             }
 
             /// `existing() -> bool`: attached rather than created.
@@ -1080,6 +1160,14 @@ pub(crate) struct MemVid {
 }
 
 impl MemVid {
+    /// A `pymembus.aio` wait until the global sequence exceeds `last`.
+    pub(crate) fn aio_op(slf: &Bound<'_, MemVid>, last: i64) -> PyResult<Op> {
+        let owner = slf.clone().unbind();
+        slf.get()
+            .m
+            .aio_op(last, move |h, gen| owner.get().m.give_back(h, gen))
+    }
+
     fn vid_desc(&self) -> Option<(usize, usize, usize, i64, i64)> {
         match self.m.lock().desc {
             Desc::Vid {
@@ -1260,6 +1348,14 @@ pub(crate) struct MemAud {
 }
 
 impl MemAud {
+    /// A `pymembus.aio` wait until the global sequence exceeds `last`.
+    pub(crate) fn aio_op(slf: &Bound<'_, MemAud>, last: i64) -> PyResult<Op> {
+        let owner = slf.clone().unbind();
+        slf.get()
+            .m
+            .aio_op(last, move |h, gen| owner.get().m.give_back(h, gen))
+    }
+
     fn aud_desc(&self) -> Option<(usize, i64, i64)> {
         match self.m.lock().desc {
             Desc::Aud {

@@ -9,6 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::aio::{ClosedError, Lendable, Links, Op, WaitFuture};
 use crate::{errc, failed, name_arg, record, set_error, str_arg, PktKindEnum};
 
 enum Pkt {
@@ -90,9 +91,63 @@ type RecordTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, Py
 #[pyclass(frozen, name = "mempkt", module = "pymembus.pymembus")]
 pub(crate) struct MemPkt {
     state: Mutex<Option<Open>>,
+    /// `pymembus.aio` waits on this handle (locked after `state`).
+    aio: Arc<Links>,
+}
+
+impl Lendable for Open {
+    fn wait(&self, last: u64) -> WaitFuture<'_> {
+        match &self.h {
+            Pkt::Reader(r) => Box::pin(membus::aio::seq_above(r, last)),
+            // Only readers are lent (`MemPkt::aio_op`); a writer would never be woken.
+            Pkt::Writer(_) => Box::pin(std::future::pending()),
+        }
+    }
 }
 
 impl MemPkt {
+    /// A `pymembus.aio` wait until the global sequence exceeds `last`: lends the handle's
+    /// reader to the op until it ends.
+    pub(crate) fn aio_op(slf: &Bound<'_, MemPkt>, last: i64) -> PyResult<Op> {
+        let h = slf.get();
+        let mut st = h.lock();
+        if h.aio.is_lent() {
+            h.aio.lend("mempkt")?;
+        }
+        let o = match st.take() {
+            Some(o) if matches!(o.h, Pkt::Reader(_)) => o,
+            Some(w) => {
+                *st = Some(w);
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "mempkt: aio waits need a reader handle (open_existing)",
+                ));
+            }
+            None => return Err(ClosedError::new_err("mempkt is not open")),
+        };
+        let Ok(last) = u64::try_from(last) else {
+            // The sequence (never negative) already exceeds `last`: nothing to wait for.
+            *st = Some(o);
+            return Ok(Op::done("mempkt", 0));
+        };
+        let gen = h.aio.lend("mempkt")?;
+        drop(st);
+        let owner = slf.clone().unbind();
+        Ok(Op::lent(
+            "mempkt",
+            o,
+            last,
+            Arc::clone(&h.aio),
+            gen,
+            move |o, gen| {
+                let h = owner.get();
+                let mut st = h.lock();
+                if h.aio.restore(gen) && st.is_none() {
+                    *st = Some(o);
+                }
+            },
+        ))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<Open>> {
         crate::lock(&self.state)
     }
@@ -122,6 +177,7 @@ impl MemPkt {
     fn new() -> Self {
         MemPkt {
             state: Mutex::new(None),
+            aio: Arc::default(),
         }
     }
 
@@ -149,6 +205,7 @@ impl MemPkt {
         let name = name.as_str();
         let mut st = self.lock();
         *st = None;
+        self.aio.invalidate();
         let (Ok(bufs), Ok(arenasz), Ok(maxrec), Ok(align)) = (
             u32::try_from(bufs),
             usize::try_from(arenasz),
@@ -191,6 +248,7 @@ impl MemPkt {
         let name = name_arg(sName)?;
         let mut st = self.lock();
         *st = None;
+        self.aio.invalidate();
         Ok(match PacketReader::attach(name.as_str()) {
             Ok(r) => {
                 *st = Some(Open::new(Pkt::Reader(r), true));
@@ -209,12 +267,15 @@ impl MemPkt {
 
     /// `close() -> None`.
     fn close(&self) {
-        *self.lock() = None;
+        let mut st = self.lock();
+        *st = None;
+        self.aio.invalidate();
     }
 
     /// `isOpen() -> bool`.
     fn isOpen(&self) -> bool {
-        self.lock().is_some()
+        let st = self.lock();
+        st.is_some() || self.aio.is_lent()
     }
 
     /// `existing() -> bool`.

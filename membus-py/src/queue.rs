@@ -1,6 +1,6 @@
 //! `memmsg` (single-writer broadcast queue) and `memcmd` (multi-writer command channel).
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use membus::memcmd::MemCmd;
@@ -9,6 +9,7 @@ use membus::{QueueOptions, Received, Start};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
+use crate::aio::{ClosedError, Links, Op};
 use crate::{errc, failed, maybe_detached, name_arg, record, set_error, str_arg};
 
 /// What both queue readers offer.
@@ -150,11 +151,13 @@ macro_rules! queue_class {
             fn close(&self) {
                 let mut st = self.lock();
                 st.q = None;
+                st.aio.invalidate();
             }
 
-            /// `isOpen() -> bool`.
+            /// `isOpen() -> bool` (true while the reader is lent to a `pymembus.aio` wait).
             fn isOpen(&self) -> bool {
-                self.lock().q.is_some()
+                let st = self.lock();
+                st.q.is_some() || st.aio.is_lent()
             }
         }
     };
@@ -172,6 +175,8 @@ enum Msg {
 struct MsgState {
     q: Option<Msg>,
     buf: Vec<u8>,
+    /// `pymembus.aio` waits on this handle.
+    aio: Arc<Links>,
 }
 
 /// pymembus `memmsg`.
@@ -234,6 +239,63 @@ impl MemMsg {
     }
 }
 
+impl MemMsg {
+    /// A `pymembus.aio` wait: lends the handle's reader to the op until it ends.
+    pub(crate) fn aio_op(slf: &Bound<'_, MemMsg>) -> PyResult<Op> {
+        let h = slf.get();
+        let mut st = h.lock();
+        if st.aio.is_lent() {
+            st.aio.lend("memmsg")?;
+        }
+        let r = match st.q.take() {
+            Some(Msg::Reader(r)) => r,
+            Some(w @ Msg::Writer { .. }) => {
+                st.q = Some(w);
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "memmsg: aio reads need a handle opened as a reader (bWrite=False)",
+                ));
+            }
+            None => return Err(ClosedError::new_err("memmsg is not open")),
+        };
+        let gen = st.aio.lend("memmsg")?;
+        let links = Arc::clone(&st.aio);
+        drop(st);
+        let owner = slf.clone().unbind();
+        Ok(Op::lent("memmsg", r, 0, links, gen, move |r, gen| {
+            let h = owner.get();
+            let mut st = h.lock();
+            if st.aio.restore(gen) && st.q.is_none() {
+                st.q = Some(Msg::Reader(r));
+            }
+        }))
+    }
+}
+
+impl MemCmdPy {
+    /// A `pymembus.aio` wait: lends the handle to the op until it ends.
+    pub(crate) fn aio_op(slf: &Bound<'_, MemCmdPy>) -> PyResult<Op> {
+        let h = slf.get();
+        let mut st = h.lock();
+        if st.aio.is_lent() {
+            st.aio.lend("memcmd")?;
+        }
+        let Some(c) = st.q.take() else {
+            return Err(ClosedError::new_err("memcmd is not open"));
+        };
+        let gen = st.aio.lend("memcmd")?;
+        let links = Arc::clone(&st.aio);
+        drop(st);
+        let owner = slf.clone().unbind();
+        Ok(Op::lent("memcmd", c, 0, links, gen, move |c, gen| {
+            let h = owner.get();
+            let mut st = h.lock();
+            if st.aio.restore(gen) && st.q.is_none() {
+                st.q = Some(c);
+            }
+        }))
+    }
+}
+
 /// A reader of the writer's own share that starts at ring offset 0.
 fn oldest_reader(w: &Writer) -> membus::Result<Reader> {
     Reader::attach_with(w.name(), &QueueOptions::new().start(Start::Oldest))
@@ -251,6 +313,7 @@ queue_class!(MemMsg {
             state: Mutex::new(MsgState {
                 q: None,
                 buf: Vec::new(),
+                aio: Arc::default(),
             }),
         }
     }
@@ -266,6 +329,7 @@ queue_class!(MemMsg {
         let name = name_arg(sName)?;
         let mut st = self.lock();
         st.q = None;
+        st.aio.invalidate();
         let Some(cap) = capacity(size) else {
             set_error(errc::INVALID_ARGUMENT);
             return Ok(false);
@@ -330,6 +394,8 @@ queue_class!(MemMsg {
 struct CmdState {
     q: Option<MemCmd>,
     buf: Vec<u8>,
+    /// `pymembus.aio` waits on this handle.
+    aio: Arc<Links>,
 }
 
 /// pymembus `memcmd`.
@@ -385,6 +451,7 @@ queue_class!(MemCmdPy {
             state: Mutex::new(CmdState {
                 q: None,
                 buf: Vec::new(),
+                aio: Arc::default(),
             }),
         }
     }
@@ -401,6 +468,7 @@ queue_class!(MemCmdPy {
         let name = name_arg(sName)?;
         let mut st = self.lock();
         st.q = None;
+        st.aio.invalidate();
         let Some(cap) = capacity(size) else {
             set_error(errc::INVALID_ARGUMENT);
             return Ok(false);

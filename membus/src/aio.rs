@@ -29,6 +29,12 @@
 //! **Cancellation.** Every future here only *waits* while pending; the item is taken in
 //! the same (synchronous) poll that finds it ready. Dropping a future therefore loses
 //! nothing: the next call, blocking or async, gets the same item.
+//!
+//! **Latency.** An awaited wake-up crosses one more thread than a blocking
+//! [`select`](crate::select): the writer wakes the reactor, which wakes the task's executor
+//! thread. It therefore costs about one more cross-CPU wake-up than `select` (the reactor
+//! calls wakers after releasing its lock, so a woken task's first poll does not wait for
+//! it). Nothing spins to hide that hop: idle futures must cost nothing.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -185,6 +191,7 @@ impl Reactor {
             // Fire entries whose word moved or whose deadline passed.
             // One probe per distinct (word, expected value) this round.
             let mut probed: Vec<((FileId, usize), u32, bool)> = Vec::new();
+            let mut wake: Vec<Waker> = Vec::new();
             let mut i = 0;
             while i < st.entries.len() {
                 let e = &st.entries[i];
@@ -216,10 +223,20 @@ impl Reactor {
                         Fired::Changed
                     };
                     st.fired.push((e.id, how));
-                    e.waker.wake();
+                    wake.push(e.waker);
                 } else {
                     i += 1;
                 }
+            }
+            if !wake.is_empty() {
+                // Wake outside the lock: the woken task's first step is a poll that takes
+                // it (`update_waker`, `remove`); held here, that poll would block on it
+                // and cost one more sleep and wake-up on the latency path.
+                drop(st);
+                for w in wake {
+                    w.wake();
+                }
+                continue;
             }
             if st.entries.is_empty() {
                 let since = *idle_since.get_or_insert(now);
@@ -493,4 +510,44 @@ pub(crate) async fn until(source: &(dyn Selectable + Sync), deliverable: impl Fn
             ready(source).await;
         }
     }
+}
+
+/// "The source's publish counter exceeds `last`" as a source (see [`seq_above`]).
+struct Above<'a> {
+    source: &'a (dyn Selectable + Sync),
+    last: i64,
+}
+
+impl crate::select::sealed::Sealed for Above<'_> {}
+
+impl Selectable for Above<'_> {
+    fn is_ready(&self) -> bool {
+        match self.source.wait_spec().into_parts() {
+            // Acquire: pairs with the writer's Release store of the global sequence (its
+            // last publish step), so the slots it published are visible to later reads.
+            SpecParts::Futex(f) => f.seq.load(Ordering::Acquire) > self.last,
+            // No counter to compare (not a share): the source's own readiness.
+            SpecParts::Until(_) | SpecParts::Poll => self.source.is_ready(),
+        }
+    }
+
+    fn wait_spec(&self) -> crate::select::WaitSpec<'_> {
+        self.source.wait_spec()
+    }
+}
+
+/// Resolves when the global publish counter of a media reader (memvid, memaud, mempkt)
+/// exceeds `last`: libmembus's `waitForFrame(ms, lastSeq)` condition, for readers that
+/// address slots by index (as pymembus does) instead of through their cursor, which this
+/// neither reads nor moves. Woken like [`ready`] (same futex word, same reactor).
+///
+/// For memmsg, memcmd and memkv sources the counter is the share's 64-bit wake word
+/// (rarely what a caller means; use [`ready`]). Sources that are not shares resolve when
+/// they are ready. Cancellation-safe: it only waits.
+pub async fn seq_above(source: &(dyn Selectable + Sync), last: u64) {
+    let above = Above {
+        source,
+        last: i64::try_from(last).unwrap_or(i64::MAX),
+    };
+    ready(&above).await;
 }

@@ -246,6 +246,36 @@ fn media_frames_and_records_across_processes() {
     }
 }
 
+/// `aio::seq_above` (pymembus's `waitForFrame` condition, awaited): resolves once a child
+/// process publishes, never reads or moves the reader's cursor, and a dropped wait changes
+/// nothing.
+#[test]
+fn seq_above_waits_for_the_publish_counter_without_moving_the_cursor() {
+    use membus::memvid::VideoReader;
+    let g = ShmGuard::new("aio-seq");
+    let mut child = spawn_piped(&["vid-write", g.name(), "3"]);
+    assert_eq!(line(&mut child), "created");
+    let mut vr = VideoReader::attach(g.name()).unwrap();
+    let seq0 = vr.seq();
+    current().block_on(async {
+        // Nothing is published before "go": this wait can only time out (and is dropped).
+        let early =
+            tokio::time::timeout(Duration::from_millis(20), membus::aio::seq_above(&vr, seq0));
+        assert!(early.await.is_err());
+        child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        tokio::time::timeout(LONG, membus::aio::seq_above(&vr, seq0))
+            .await
+            .unwrap();
+    });
+    assert!(vr.seq() > seq0);
+    // The cursor did not move: the first frame published is still there to read.
+    assert!(matches!(vr.next().unwrap(), Next::Frame(_)));
+    drop(vr);
+    child.stdin.as_mut().unwrap().write_all(b"done\n").unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn a_dropped_future_loses_nothing() {
     let g = ShmGuard::new("aio-cancel");
