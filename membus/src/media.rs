@@ -627,6 +627,13 @@ impl SlotWriter {
                 self.ptr = p;
             }
         }
+        self.sync_seq();
+    }
+
+    /// The sequence half of [`sync`](Self::sync): takes up a larger sequence another
+    /// writer published (never a smaller or out-of-range one).
+    fn sync_seq(&mut self) {
+        // Acquire: as in `sync`.
         if let Ok(s) = self.share.load_acquire(off::SEQ) {
             if s > self.seq && s <= i64::MAX / 2 {
                 self.seq = s;
@@ -638,6 +645,11 @@ impl SlotWriter {
     /// zeroed, so a reader still looking at its previous frame sees it as overwritten.
     pub(crate) fn begin(&mut self) {
         self.sync();
+        self.begin_synced();
+    }
+
+    /// [`begin`](Self::begin) for a caller that has just called [`sync`](Self::sync).
+    pub(crate) fn begin_synced(&mut self) {
         if let Ok(w) = self
             .share
             .word(self.slots.slot(self.ptr) + self.slots.stamp_at)
@@ -652,7 +664,9 @@ impl SlotWriter {
     /// Publishes the current slot: stamp, then write pointer, then global sequence, each a
     /// Release store (W1: libmembus bumps the global sequence first). Returns its sequence.
     pub(crate) fn publish(&mut self) -> Result<u64> {
-        self.sync();
+        // The slot stays the one `begin` chose (it holds this writer's data); only the
+        // sequence is taken up, so it never goes backwards.
+        self.sync_seq();
         let s = self.seq + 1;
         // Release: the payload and slot fields written before are visible to a reader
         // whose Acquire load sees this stamp (`SlotRing::next_slot`).

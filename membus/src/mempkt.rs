@@ -332,8 +332,8 @@ impl PacketWriter {
         self.store(H_WCURSOR, wc + stride, Ordering::Release)?;
         let d = l.desc(self.w.ptr);
         // W2: mark the descriptor in progress (its seq zeroed, with a Release fence) before
-        // rewriting it.
-        self.w.begin();
+        // rewriting it (synced above).
+        self.w.begin_synced();
         let at = l.arenaoffset + phys as usize;
         self.w.share.copy_in(at, rec.meta)?;
         self.w.share.copy_in(at + rec.meta.len(), payload)?;
