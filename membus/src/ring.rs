@@ -724,25 +724,6 @@ impl Ring {
                 }
                 yielding = t >= spin_end;
             }
-            if self.wait == WaitPolicy::BusyPoll {
-                // Busy-polling never sleeps: read what arrived, or poll on until the deadline.
-                loop {
-                    if self.has_data(cur) {
-                        let guard = self.lock()?;
-                        let got = self.try_read(cur, sink)?;
-                        drop(guard);
-                        if let Some(got) = got {
-                            return Ok(got);
-                        }
-                    }
-                    if Instant::now() >= deadline {
-                        return Ok(Received::Timeout);
-                    }
-                    for _ in 0..64 {
-                        std::hint::spin_loop();
-                    }
-                }
-            }
         }
         loop {
             if self.has_data(cur) {
@@ -756,13 +737,20 @@ impl Ring {
             if Instant::now() >= deadline {
                 return Ok(Received::Timeout);
             }
-            crate::select::wait_ready_until(
-                &Pending {
-                    ring: self,
-                    cur: *cur,
-                },
-                deadline,
-            );
+            if self.wait == WaitPolicy::BusyPoll {
+                // Busy-polling never sleeps: poll on until the message or the deadline.
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+            } else {
+                crate::select::wait_ready_until(
+                    &Pending {
+                        ring: self,
+                        cur: *cur,
+                    },
+                    deadline,
+                );
+            }
         }
     }
 
