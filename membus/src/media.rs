@@ -619,15 +619,27 @@ impl SlotWriter {
     /// coordinated (see `VideoWriter::attach`). Values out of range are ignored, and the
     /// sequence only moves forward, so a hostile header can neither steer this writer
     /// outside the ring nor make its sequence overflow.
-    pub(crate) fn sync(&mut self) {
-        // Acquire: pairs with the Release stores of ptr and seq in the other writer's
-        // `publish` (or `set_ptr`), so the slots it published are seen published.
+    ///
+    /// Returns whether another writer published since this one last did (only then is the
+    /// pointer read: a sole writer pays one load per record). A pointer another writer
+    /// moved with `set_ptr` alone, without publishing, is therefore taken up after its next
+    /// publish.
+    pub(crate) fn sync(&mut self) -> bool {
+        // Acquire: pairs with the Release store of seq in the other writer's `publish`, so
+        // the pointer it stored before is seen below.
+        match self.share.load_acquire(off::SEQ) {
+            Ok(s) if s == self.seq => return false,
+            _ => {}
+        }
+        // Acquire: pairs with the Release stores of ptr in the other writer's `publish` (or
+        // `set_ptr`), so the slots it published are seen published.
         if let Ok(p) = self.share.load_acquire(off::PTR) {
             if let Some(p) = usize::try_from(p).ok().filter(|&p| p < self.slots.bufs) {
                 self.ptr = p;
             }
         }
         self.sync_seq();
+        true
     }
 
     /// The sequence half of [`sync`](Self::sync): takes up a larger sequence another
@@ -644,7 +656,7 @@ impl SlotWriter {
     /// Marks the current slot in progress (after [`sync`](Self::sync)): its stamp is
     /// zeroed, so a reader still looking at its previous frame sees it as overwritten.
     pub(crate) fn begin(&mut self) {
-        self.sync();
+        let _ = self.sync();
         self.begin_synced();
     }
 
@@ -783,7 +795,7 @@ impl SlotWriter {
     /// pointer by `inc` slots (any sign; 0 republishes the same slot next time) instead of
     /// one. Returns the new write pointer.
     pub(crate) fn publish_advance(&mut self, inc: i64) -> Result<usize> {
-        self.sync();
+        let _ = self.sync();
         let bufs = self.slots.bufs as i64;
         let next = (self.ptr as i64 + inc.rem_euclid(bufs)).rem_euclid(bufs) as usize;
         self.publish()?;

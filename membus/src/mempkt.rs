@@ -312,10 +312,11 @@ impl PacketWriter {
         // `SlotWriter::sync`; the cursor, like the sequence, only moves forward and is
         // ignored when out of range). Acquire: pairs with the Release store of the cursor
         // below in the other writer's `write`.
-        self.w.sync();
-        if let Ok(hw) = self.w.share.load_acquire(H_WCURSOR) {
-            if hw > self.wcursor && hw <= i64::MAX / 2 {
-                self.wcursor = hw;
+        if self.w.sync() {
+            if let Ok(hw) = self.w.share.load_acquire(H_WCURSOR) {
+                if hw > self.wcursor && hw <= i64::MAX / 2 {
+                    self.wcursor = hw;
+                }
             }
         }
         let stride = align_up(total as u64, l.align as u64).unwrap_or(u64::MAX) as i64;
