@@ -2,7 +2,7 @@
 //! layouts. The public handle types in [`crate::memmsg`] and [`crate::memcmd`] wrap it.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{fence, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{explain_wrong_type, Error, ErrorKind, Result};
@@ -621,22 +621,35 @@ impl Ring {
             .wrapping_add(1)
             .max(1);
         // Frame first, then the global seq, then the write offset: a writer that dies at any
-        // point leaves a state `repair` can tell apart (see there). Under the lock the order
-        // is invisible to libmembus peers, which read only while holding it.
+        // point leaves a state `repair` can tell apart (see there). libmembus readers read
+        // only under the lock, so the order is invisible to them; membus readers read
+        // without it (`try_read_unlocked`) and rely on the order and fences below.
+        //
+        // The frame's sequence word goes first, its length word second: a lock-free reader
+        // that sees a new length also sees the new sequence word (the Release fence pairs
+        // with the Acquire load of the length word in `try_read_unlocked`), so a frame
+        // header being rewritten is never taken for the old frame with another length.
+        self.ring_word(at + 8)?.store(seq, Ordering::Relaxed);
+        // Release: pairs with the reader's Acquire load of the length word and with the
+        // Acquire fence after its payload copy. A reader that sees any byte stored below
+        // also sees this frame's sequence word, which is how it notices a write in
+        // progress over what it copied.
+        fence(Ordering::Release);
         self.ring_word(at)?
             .store(msg.len() as i64, Ordering::Relaxed);
-        self.ring_word(at + 8)?.store(seq, Ordering::Relaxed);
         let dst = self.ring_bytes(at + FRAME_HEADER, msg.len())?;
         // SAFETY: `dst` is bounds-checked for msg.len() bytes inside the writable mapping.
         unsafe { copy_to_shared(dst, msg) };
         self.seq_word().store(seq, Ordering::Relaxed);
-        // SeqCst swap: a release store that pairs with the Acquire load in `has_data` (a
-        // lock-free poll that sees the new write offset also sees the new seq; the frame
-        // bytes themselves are read under the mutex, which orders them), and the SeqCst
-        // half of the waiter handshake in `Waker::publish` (the last store a waiter's
-        // condition depends on).
+        // SeqCst swap: a release store that pairs with the Acquire loads of the write offset
+        // in `has_data` and `try_read_unlocked` (a reader that sees the new write offset
+        // sees the whole frame and the new seq), and the SeqCst half of the waiter
+        // handshake in `Waker::publish` (the last store a waiter's condition depends on).
         self.write_word()
             .swap((at + stride) as i64, Ordering::SeqCst);
+        // Release: the next-frame marker below lands after the new write offset for any
+        // lock-free reader that copied it (pairs with its Acquire fence after the copy).
+        fence(Ordering::Release);
         self.ring_word(at + stride)?.store(0, Ordering::Relaxed);
         drop(guard);
         // Waiters sleep on the global seq, stored above; wake them now that the mutex is free
@@ -685,10 +698,7 @@ impl Ring {
             if !self.has_data(cur) {
                 return Ok(Received::Timeout);
             }
-            let guard = self.lock()?;
-            let got = self.try_read(cur, sink)?;
-            drop(guard);
-            return Ok(got.unwrap_or(Received::Timeout));
+            return Ok(self.read_now(cur, sink)?.unwrap_or(Received::Timeout));
         }
         let now = Instant::now();
         let deadline = crate::select::deadline_after(timeout);
@@ -727,10 +737,7 @@ impl Ring {
         }
         loop {
             if self.has_data(cur) {
-                let guard = self.lock()?;
-                let got = self.try_read(cur, sink)?;
-                drop(guard);
-                if let Some(got) = got {
+                if let Some(got) = self.read_now(cur, sink)? {
                     return Ok(got);
                 }
             }
@@ -752,6 +759,123 @@ impl Ring {
                 );
             }
         }
+    }
+
+    /// One step of the reader algorithm now: without the lock when `try_read_unlocked` can
+    /// vouch for what it read, else under the lock. `None` means nothing to read.
+    fn read_now(&self, cur: &mut Cursor, sink: &mut Sink<'_>) -> Result<Option<Received<usize>>> {
+        if let Some(got) = self.try_read_unlocked(cur, sink) {
+            return Ok(Some(got));
+        }
+        let guard = self.lock()?;
+        let got = self.try_read(cur, sink)?;
+        drop(guard);
+        Ok(got)
+    }
+
+    /// Reads the next message without taking the lock, when it can prove the copy is the
+    /// message `cur` expects, whole; `None` leaves `cur` as it was and hands the step to the
+    /// locked reader (nothing new, a first read, an overrun, a wrap exactly onto `cur`, a
+    /// corrupt frame, a buffer too small, or a writer that published or started writing
+    /// meanwhile).
+    ///
+    /// A reader under the lock sees the ring between two writes; this one reads while
+    /// writers may be working, and accepts its copy only when no write can have touched it:
+    ///
+    /// 1. It loads the write offset W and the global seq H, and finds the frame at its
+    ///    offset the way the locked reader does. The frame must carry seq `last + 1` and lie
+    ///    either wholly before W in the ring (`r + stride ≤ W`) or wholly after the header
+    ///    of the frame a writer would put at W next (`r ≥ W + 16`).
+    /// 2. It copies the payload, then (after an Acquire fence) requires W and H unchanged
+    ///    and no frame header carrying seq `H + 1` at W or at 0, the only two places the next
+    ///    frame can start.
+    ///
+    /// Any write that could have reached the copied bytes is seen in step 2:
+    /// * a published write changes H (both libraries bump it once per message);
+    /// * a membus writer in progress has stored its frame's seq word (`H + 1`, at W or 0)
+    ///   before a Release fence and its first payload byte; the Acquire fence after the copy
+    ///   makes that word visible once any byte it wrote was copied (the copy's loads are
+    ///   atomic or opaque assembly, see [`crate::sys::copy`]);
+    /// * a libmembus writer in progress bumps H before it writes anything else, in program
+    ///   order under its lock; x86 keeps stores in order, so a copied byte of its frame
+    ///   implies the new H. (libmembus's own readers are untouched: they read under the
+    ///   lock, which every writer of both libraries still holds for the whole write.)
+    ///
+    /// Step 1's geometry keeps the next frame's header, and the wrap marker a writer stores
+    /// at W, out of the copied frame; a reader lapped onto garbage is caught by the seq
+    /// check there or by the locked reader it falls back to. Every word and byte range is
+    /// bounds-checked before use, so a hostile peer can only make this path decline.
+    fn try_read_unlocked(&self, cur: &mut Cursor, sink: &mut Sink<'_>) -> Option<Received<usize>> {
+        let want = cur.last.checked_add(1).filter(|_| cur.last >= 0)?;
+        // Acquire: pairs with the writer's SeqCst swap of the write offset; the frames and
+        // the seq stored before it are visible.
+        let w_raw = self.write_word().load(Ordering::Acquire);
+        let seq_h = self.seq_word().load(Ordering::Acquire);
+        let w = self.layout.check_write(w_raw)?;
+        if seq_h < want {
+            return None;
+        }
+        if cur.r == w {
+            // Caught up, or lapped exactly onto `cur` (W5b): the locked reader tells which.
+            return None;
+        }
+        let cap = self.layout.capacity();
+        let mut r = if cur.r >= cap { 0 } else { cur.r };
+        // Acquire on each length word: pairs with the Release fence a membus writer puts
+        // between a frame's seq word and its length word (see `write`).
+        let mut len_word = self.ring_word(r).ok()?.load(Ordering::Acquire);
+        if matches!(self.layout.frame_at(r, len_word), Frame::Wrap) {
+            r = 0;
+            len_word = self.ring_word(0).ok()?.load(Ordering::Acquire);
+        }
+        let Frame::Valid { len, stride } = self.layout.frame_at(r, len_word) else {
+            return None;
+        };
+        if r == w || !(r + stride <= w || r >= w + FRAME_HEADER) {
+            return None;
+        }
+        if self.ring_word(r + 8).ok()?.load(Ordering::Relaxed) != want {
+            return None;
+        }
+        let src = self.ring_bytes(r + FRAME_HEADER, len).ok()?;
+        match sink {
+            Sink::Vec(v) => {
+                v.clear();
+                v.reserve(len);
+                // SAFETY: `src` is bounds-checked for `len` bytes of the mapping; the spare
+                // capacity holds at least `len` bytes after `reserve`. A racing writer can
+                // only tear the copied bytes, which the checks below then reject.
+                unsafe { copy_from_shared_uninit(src, &mut v.spare_capacity_mut()[..len]) };
+                // SAFETY: the copy initialised the first `len` bytes of the spare capacity.
+                unsafe { v.set_len(len) };
+            }
+            Sink::Slice(s) => {
+                // Too small: the locked reader reports it and leaves the message unread.
+                let dst = s.get_mut(..len)?;
+                // SAFETY: as above; `dst` is exactly `len` private bytes.
+                unsafe { copy_from_shared(src, dst) };
+            }
+        }
+        // Acquire: pairs with the writers' Release fences (see `write`), so a copied byte of
+        // a later write implies the stores checked here.
+        fence(Ordering::Acquire);
+        if self.seq_word().load(Ordering::Relaxed) != seq_h
+            || self.write_word().load(Ordering::Relaxed) != w_raw
+        {
+            return None;
+        }
+        let next = seq_h.wrapping_add(1);
+        for at in [w, 0] {
+            if self.ring_word(at + 8).ok()?.load(Ordering::Relaxed) == next {
+                return None;
+            }
+        }
+        cur.r = r + stride;
+        cur.last = want;
+        Some(Received::Message {
+            seq: want as u64,
+            payload: len,
+        })
     }
 
     /// How a waiter for `cur` sleeps: on the global seq's futex word.
@@ -974,6 +1098,13 @@ macro_rules! reader_methods {
         /// writer, which wakes nobody, it polls every millisecond once it has seen one of its
         /// messages arrive unannounced (see [`select`](crate::select) for the details).
         ///
+        /// A reader takes no lock for the usual step, the next message in order: it copies
+        /// the frame and then checks that no writer published or started writing over it
+        /// meanwhile (the lock stays with the writers, so a stalled writer holding it does
+        /// not delay reads of what is already published). The first read of a reader
+        /// started at the oldest message, overruns, and a read that overlapped a write take
+        /// the lock, as libmembus's reader always does.
+        ///
         /// # Errors
         /// [`ErrorKind::LockTimeout`]/[`ErrorKind::LockFailed`] when the share's lock cannot
         /// be taken; [`ErrorKind::InvalidLayout`] when the header or a frame is corrupt.
@@ -985,7 +1116,8 @@ macro_rules! reader_methods {
         }
 
         /// Like [`read`](Self::read), writing the payload into `buf` (cleared first) and
-        /// returning its length. Allocates only when `buf`'s capacity is too small.
+        /// returning its length. Allocates only when `buf`'s capacity is too small. When
+        /// no message is returned, `buf`'s contents are unspecified.
         ///
         /// # Errors
         /// As for [`read`](Self::read).
@@ -1002,7 +1134,8 @@ macro_rules! reader_methods {
         /// # Errors
         /// As for [`read`](Self::read), and [`ErrorKind::MessageTooLarge`] (expected = the
         /// message length, found = `buf.len()`) when the message does not fit; the message
-        /// then stays unread, so a larger buffer can take it.
+        /// then stays unread, so a larger buffer can take it. When no message is returned,
+        /// `buf`'s contents are unspecified.
         pub fn read_to_slice(
             &mut self,
             buf: &mut [u8],

@@ -40,19 +40,32 @@ fn parse_summary(s: &str) -> (u64, u64, u64) {
     (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
 }
 
-#[test]
-fn one_writer_two_readers_account_for_every_message() {
+/// Two reader processes account for every message `writer_role` writes into a ring of
+/// `capacity` bytes: each delivered intact and in order, or reported lost. `pause_every`
+/// (0: never) has the writer sleep 50 µs after that many messages, so that readers of a
+/// small ring deliver some messages as well as lose some.
+fn two_readers_account_for_every_message(
+    tag: &str,
+    capacity: usize,
+    writer_role: &str,
+    pause_every: u64,
+) {
     const COUNT: u64 = 200_000;
-    let g = ShmGuard::new("xproc-msg");
+    let g = ShmGuard::new(tag);
     // The test process owns the share; the children attach.
-    let _owner = Writer::create(g.name(), 64 * 1024).unwrap();
+    let _owner = Writer::create(g.name(), capacity).unwrap();
     let mut readers: Vec<Child> = (0..2)
         .map(|_| spawn(&["msg-read", g.name(), &COUNT.to_string()]))
         .collect();
     for r in &mut readers {
         assert_eq!(line(r), "ready");
     }
-    let writer = spawn(&["msg-write", g.name(), &COUNT.to_string()]);
+    let writer = spawn(&[
+        writer_role,
+        g.name(),
+        &COUNT.to_string(),
+        &pause_every.to_string(),
+    ]);
     wait_ok(writer);
     for r in readers {
         let (delivered, lost, overruns) = parse_summary(&wait_ok(r));
@@ -65,6 +78,60 @@ fn one_writer_two_readers_account_for_every_message() {
         assert_eq!(lost > 0, overruns > 0);
         eprintln!("reader: delivered {delivered}, lost {lost} in {overruns} overruns");
     }
+}
+
+#[test]
+fn one_writer_two_readers_account_for_every_message() {
+    two_readers_account_for_every_message("xproc-msg", 64 * 1024, "msg-write", 0);
+}
+
+/// Readers read without the lock while the writer laps a 4 KiB ring about every 25
+/// messages: whatever they deliver must be intact (`msg-read` checks each payload).
+#[test]
+fn lock_free_readers_stay_exact_while_a_writer_laps_a_small_ring() {
+    two_readers_account_for_every_message("xproc-msg-small", 4096, "msg-write", 16);
+}
+
+/// The same against a writer that stores in libmembus's order (global seq first, the write
+/// offset set to 0 before a wrapped frame is written).
+#[test]
+fn lock_free_readers_stay_exact_against_a_libmembus_order_writer() {
+    two_readers_account_for_every_message("xproc-msg-foreign", 4096, "foreign-msg-write", 16);
+}
+
+/// A reader reads what is published without the lock: a peer holding the lock (a writer
+/// stalled mid-write, say) delays writers, not readers.
+#[test]
+fn readers_do_not_wait_for_a_peer_holding_the_lock() {
+    let g = ShmGuard::new("xproc-held");
+    let w = Writer::create(g.name(), 4096).unwrap();
+    let opts = QueueOptions::new().lock_timeout(Duration::from_millis(300));
+    let mut r = Reader::attach_with(g.name(), &opts).unwrap();
+    for i in 1..=3u64 {
+        w.write(format!("m{i}").as_bytes()).unwrap();
+    }
+    let mut holder = std::process::Command::new(peer_bin!())
+        .args(["lock-and-hold", g.name(), "32"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn membus-peer");
+    assert_eq!(line(&mut holder), "locked");
+    for i in 1..=3u64 {
+        assert_eq!(r.read(Duration::ZERO).unwrap(), msg(i, &format!("m{i}")));
+    }
+    assert_eq!(
+        r.read(Duration::from_millis(20)).unwrap(),
+        Received::Timeout
+    );
+    // The writer does wait for the lock, and says so.
+    let err = Writer::attach_with(g.name(), &opts)
+        .unwrap()
+        .write(b"m4")
+        .unwrap_err();
+    assert_eq!(err.kind(), membus::ErrorKind::LockTimeout, "{err}");
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! * `msg-read NAME COUNT`: attach a memmsg reader, print `ready`, then account for
 //!   sequence numbers 1..=COUNT as delivered (intact, in order, once) or lost; print
 //!   `delivered=D lost=L overruns=O`. Exit 1 on any violation.
-//! * `msg-write NAME COUNT`: attach as writer and write payloads 1..=COUNT.
+//! * `msg-write NAME COUNT [PAUSE_EVERY]`: attach as writer and write payloads 1..=COUNT
+//!   (sleeping 50 µs after every PAUSE_EVERY messages, when given).
 //! * `cmd-write NAME ID COUNT`: attach to a memcmd (unregistered) and write `ID:i` for
 //!   i in 0..COUNT.
 //! * `lock-and-die NAME MUTEX_OFFSET`: lock the share's mutex, print `locked`, SIGKILL self.
@@ -28,6 +29,13 @@
 //!   test): a 2 MiB create, and read-write and read-only attaches of a sparse share that the
 //!   free space cannot back, must fail with clear errors; print `ok`, or exit 1 saying what
 //!   went wrong.
+//! * `lock-and-hold NAME MUTEX_OFFSET`: lock the share's mutex, print `locked`, hold it
+//!   until a line arrives on stdin (or stdin closes), then exit holding it.
+//! * `foreign-msg-write NAME COUNT [PAUSE_EVERY]`: write payloads 1..=COUNT to a memmsg the way
+//!   libmembus 2.1's `memmsg::write` does, store for store (lock; bump the global seq; on
+//!   a wrap the zero marker and W = 0; frame length, frame seq, payload; advance W; zero
+//!   the next length word; broadcast the condition; unlock), with plain volatile stores;
+//!   PAUSE_EVERY as for `msg-write`.
 //! * `die-mid-write NAME`: on a memmsg, do what a libmembus writer does up to the middle of
 //!   a payload copy (seq bumped, frame header written, half the payload), then SIGKILL self.
 //! * `wait-read KIND NAME`: KIND is `msg`, `cmd`, `kv` or `vid`. Attach, print `ready`,
@@ -85,6 +93,66 @@ fn die() -> ! {
     unreachable!("SIGKILL did not kill")
 }
 
+/// The `foreign-msg-write` role: libmembus 2.1's memmsg writer, store for store (see
+/// `source/cpp/memmsg.cpp`, `memmsg::write`). memmsg header: size at 0, write offset at 8,
+/// global seq at 16, mutex at 32, condition at 72, ring data at 120.
+fn foreign_msg_write(name: &str, count: u64, pause: impl Fn(u64)) {
+    const RING: usize = 120;
+    let share = RawShare::open(name).unwrap_or_else(|e| fail(format!("open: {e}")));
+    let size = share.get_i64(0);
+    let mutex = share.at(32).cast::<libc::pthread_mutex_t>();
+    let cond = share.at(72).cast::<libc::pthread_cond_t>();
+    for i in 1..=count {
+        let msg = payload(i);
+        let len = msg.len() as i64;
+        let stride = (16 + len + 7) & !7;
+        lock_mutex(&share, 32);
+        let mut w = share.get_i64(8);
+        if w < 0 || stride > size - w {
+            if 0 < w && w < size {
+                share.put_i64(RING + w as usize, 0);
+            }
+            w = 0;
+            share.put_i64(8, 0);
+        }
+        let seq = share.get_i64(16) + 1;
+        share.put_i64(16, seq);
+        let at = RING + w as usize;
+        share.put_i64(at, len);
+        share.put_i64(at + 8, seq);
+        for (k, b) in msg.iter().enumerate() {
+            // SAFETY: inside the mapping (`at` panics otherwise); volatile, as a C++ memcpy
+            // into shared memory is opaque to the readers.
+            unsafe { std::ptr::write_volatile(share.at(at + 16 + k), *b) };
+        }
+        w += stride;
+        share.put_i64(8, w);
+        share.put_i64(RING + w as usize, 0);
+        // SAFETY: the share's process-shared condition and mutex, which this process holds.
+        let rc = unsafe { libc::pthread_cond_broadcast(cond) };
+        if rc != 0 {
+            fail(format!("pthread_cond_broadcast: {rc}"));
+        }
+        // SAFETY: as above; locked by `lock_mutex`.
+        let rc = unsafe { libc::pthread_mutex_unlock(mutex) };
+        if rc != 0 {
+            fail(format!("pthread_mutex_unlock: {rc}"));
+        }
+        pause(i);
+    }
+}
+
+/// The optional PAUSE_EVERY argument at `i`: a function of the message number that sleeps
+/// 50 µs after every PAUSE_EVERY messages (never, without the argument).
+fn pause_every(args: &[String], i: usize) -> impl Fn(u64) {
+    let every = if args.len() > i { num(args, i) } else { 0 };
+    move |n: u64| {
+        if every > 0 && n % every == 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match arg(&args, 1) {
@@ -129,6 +197,7 @@ fn main() {
         "msg-write" => {
             let name = arg(&args, 2);
             let count = num(&args, 3);
+            let pause = pause_every(&args, 4);
             let w = Writer::attach(name).unwrap_or_else(|e| fail(format!("attach: {e}")));
             for i in 1..=count {
                 let seq = w
@@ -137,6 +206,7 @@ fn main() {
                 if seq != i {
                     fail(format!("write {i} got seq {seq}"));
                 }
+                pause(i);
             }
         }
         "cmd-write" => {
@@ -157,6 +227,17 @@ fn main() {
             lock_mutex(&share, num(&args, 3) as usize);
             say("locked");
             die();
+        }
+        "lock-and-hold" => {
+            let share =
+                RawShare::open(arg(&args, 2)).unwrap_or_else(|e| fail(format!("open: {e}")));
+            lock_mutex(&share, num(&args, 3) as usize);
+            say("locked");
+            let mut go = String::new();
+            let _ = std::io::stdin().read_line(&mut go);
+        }
+        "foreign-msg-write" => {
+            foreign_msg_write(arg(&args, 2), num(&args, 3), pause_every(&args, 4))
         }
         "die-mid-write" => {
             // memmsg header: write at 8, seq at 16, mutex at 32, ring data at 120.
