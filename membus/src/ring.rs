@@ -20,7 +20,7 @@ use crate::wait::CondWaits;
 pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default waiting policy of a reader (see [`WaitPolicy`]).
 pub(crate) const DEFAULT_WAIT: WaitPolicy = WaitPolicy::SpinYield {
-    spin: Duration::from_micros(5),
+    spin: Duration::from_micros(20),
     yield_for: Duration::from_micros(200),
 };
 
@@ -35,15 +35,18 @@ pub(crate) const DEFAULT_WAIT: WaitPolicy = WaitPolicy::SpinYield {
 ///   at most `d` per wait), then sleep on the share's futex until a writer wakes it. A
 ///   wake-up from sleep costs a futex round trip (tens of µs on a guest, more when it
 ///   crosses CPUs); zero sleeps at once.
-/// * [`SpinYield`](Self::SpinYield) (the default, 5 µs then 200 µs): spin for `spin`, then
+/// * [`SpinYield`](Self::SpinYield) (the default, 20 µs then 200 µs): spin for `spin`, then
 ///   keep polling for up to `yield_for` more while giving the CPU away between polls
-///   (`sched_yield`), then sleep. The short spin covers a peer answering from another CPU
-///   (a round trip takes well under a µs there); the yield phase covers a peer delayed by
-///   an interrupt or sharing this CPU (it gets the CPU at once instead of after the spin),
-///   so a steady exchange whose messages are up to ~200 µs apart never pays a futex
-///   wake-up. With no other runnable thread the CPU stays busy while yielding, so a wait
-///   costs at most `spin + yield_for` of CPU (205 µs by default: 0.6 % of a CPU for a
-///   reader of 30 messages a second).
+///   (`sched_yield`), then sleep. The spin covers a peer answering from another CPU (a
+///   round trip takes well under a µs there) and the few-µs hiccups of a guest (an
+///   interrupt on the peer's CPU): a reader that had already started yielding then pays
+///   ~15 µs more, which with a 5 µs spin put the quiet-machine p99.9 of a round trip at
+///   14–17 µs instead of 0.4–3 µs. The yield phase covers a peer delayed longer or sharing
+///   this CPU (it gets the CPU at once instead of after a sleep), so a steady exchange
+///   whose messages are up to ~200 µs apart never pays a futex wake-up. With no other
+///   runnable thread the CPU stays busy while yielding, so a wait costs at most
+///   `spin + yield_for` of CPU (220 µs by default: 0.7 % of a CPU for a reader of 30
+///   messages a second).
 /// * [`BusyPoll`](Self::BusyPoll): never sleeps; spins for the whole timeout. The lowest and
 ///   steadiest latency, at the cost of one CPU at 100 % for as long as the reader waits
 ///   (use it on a dedicated core).
@@ -122,7 +125,7 @@ impl Default for QueueOptions {
 
 impl QueueOptions {
     /// The defaults: mode 0600, 5 s lock deadline, waiting by [`WaitPolicy::default`] (spin
-    /// 5 µs, then yield 200 µs, then sleep), start at the latest message,
+    /// 20 µs, then yield 200 µs, then sleep), start at the latest message,
     /// any capacity on attach, memcmd handles registered as readers.
     pub fn new() -> QueueOptions {
         QueueOptions::default()
@@ -154,7 +157,7 @@ impl QueueOptions {
     }
 
     /// How a blocking read waits (see [`WaitPolicy`] for each policy's CPU cost). Default
-    /// [`WaitPolicy::SpinYield`] with 5 µs of spinning and 200 µs of yielding.
+    /// [`WaitPolicy::SpinYield`] with 20 µs of spinning and 200 µs of yielding.
     #[must_use]
     pub fn wait_policy(mut self, policy: WaitPolicy) -> Self {
         self.wait = policy;
