@@ -502,10 +502,10 @@ impl Ring {
     }
 
     /// The 8-byte word at ring offset `r`, bounds- and alignment-checked now.
-    #[inline]
+    #[inline(always)]
     fn ring_word(&self, r: usize) -> Result<&AtomicI64> {
         if r % 8 != 0 || r > self.ring_len - 8 {
-            return Err(self.invalid(format!("ring offset {r} is outside the ring or unaligned")));
+            return Err(self.bad_offset(r));
         }
         // SAFETY: r + 8 ≤ ring_len, and `ring` + ring_len ≤ the mapping's end (checked in
         // `from_segment`), so the word is inside the mapping owned by `self.seg`, which
@@ -514,14 +514,26 @@ impl Ring {
         Ok(unsafe { AtomicI64::from_ptr(self.ring.as_ptr().add(r).cast::<i64>()) })
     }
 
+    #[cold]
+    #[inline(never)]
+    fn bad_offset(&self, r: usize) -> Error {
+        self.invalid(format!("ring offset {r} is outside the ring or unaligned"))
+    }
+
     /// Pointer to `len` bytes at ring offset `r`, bounds-checked now.
-    #[inline]
+    #[inline(always)]
     fn ring_bytes(&self, r: usize, len: usize) -> Result<*mut u8> {
         match r.checked_add(len) {
             // SAFETY: r + len ≤ ring_len: the range is inside the mapping (see `ring_word`).
             Some(end) if end <= self.ring_len => Ok(unsafe { self.ring.as_ptr().add(r) }),
-            _ => Err(self.invalid(format!("{len} bytes at ring offset {r} run past the ring"))),
+            _ => Err(self.bad_range(r, len)),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_range(&self, r: usize, len: usize) -> Error {
+        self.invalid(format!("{len} bytes at ring offset {r} run past the ring"))
     }
 
     fn invalid(&self, detail: String) -> Error {
