@@ -82,7 +82,7 @@ fn two_readers_account_for_every_message(
 
 #[test]
 fn one_writer_two_readers_account_for_every_message() {
-    two_readers_account_for_every_message("xproc-msg", 64 * 1024, "msg-write", 0);
+    two_readers_account_for_every_message("xproc-msg", 64 * 1024, "msg-write", 64);
 }
 
 /// Readers read without the lock while the writer laps a 4 KiB ring about every 25
