@@ -802,8 +802,8 @@ impl Ring {
     ///    either wholly before W in the ring (`r + stride ≤ W`) or wholly after the header
     ///    of the frame a writer would put at W next (`r ≥ W + 16`).
     /// 2. It copies the payload, then (after an Acquire fence) requires W and H unchanged
-    ///    and no frame header carrying seq `H + 1` at W or at 0, the only two places the next
-    ///    frame can start.
+    ///    and no frame header carrying seq `H` or `H + 1` at W or at 0, the only two places
+    ///    the next frame can start.
     ///
     /// Any write that could have reached the copied bytes is seen in step 2:
     /// * a published write changes H (both libraries bump it once per message);
@@ -811,10 +811,12 @@ impl Ring {
     ///   before a Release fence and its first payload byte; the Acquire fence after the copy
     ///   makes that word visible once any byte it wrote was copied (the copy's loads are
     ///   atomic or opaque assembly, see [`crate::sys::copy`]);
-    /// * a libmembus writer in progress bumps H before it writes anything else, in program
-    ///   order under its lock; x86 keeps stores in order, so a copied byte of its frame
-    ///   implies the new H. (libmembus's own readers are untouched: they read under the
-    ///   lock, which every writer of both libraries still holds for the whole write.)
+    /// * a libmembus writer in progress bumps H and then stores its frame's length and seq
+    ///   (the new H) before its payload, in program order under its lock; x86 keeps stores
+    ///   in order, so a copied byte of its frame implies either a changed H (bumped after
+    ///   the first load of H) or a frame header carrying that H at W or 0 (bumped before).
+    ///   (libmembus's own readers are untouched: they read under the lock, which every
+    ///   writer of both libraries still holds for the whole write.)
     ///
     /// Step 1's geometry keeps the next frame's header, and the wrap marker a writer stores
     /// at W, out of the copied frame; a reader lapped onto garbage is caught by the seq
@@ -879,9 +881,15 @@ impl Ring {
         {
             return None;
         }
+        // A frame in progress at W or 0 carries H + 1 (a membus writer publishes H after the
+        // frame) or H itself (a libmembus writer bumps H first, possibly before the load of
+        // H above, so H can be unchanged while it writes). Either, there, means a writer may
+        // be at work; the newest frame sitting at 0 looks the same and is read under the
+        // lock instead.
         let next = seq_h.wrapping_add(1);
         for at in [w, 0] {
-            if self.ring_word(at + 8).ok()?.load(Ordering::Relaxed) == next {
+            let s = self.ring_word(at + 8).ok()?.load(Ordering::Relaxed);
+            if s == seq_h || s == next {
                 return None;
             }
         }

@@ -99,6 +99,66 @@ fn lock_free_readers_stay_exact_against_a_libmembus_order_writer() {
     two_readers_account_for_every_message("xproc-msg-foreign", 4096, "foreign-msg-write", 16);
 }
 
+/// A writer stalled mid-write (the lock held by a peer, the stores done by this test as a
+/// writer of either library makes them) has wrapped to 0 and overwritten part of the unread
+/// message 2 — all but its header, whose bytes happen to be rewritten unchanged. The reader
+/// must not deliver message 2 from that state: it may only wait for the lock (and time out
+/// here), never hand out the torn bytes. A libmembus writer has bumped the global seq and
+/// set W = 0 first, so its frame carries the seq the reader sees; a membus writer publishes
+/// both after the frame, whose header carries the next seq.
+fn reader_never_takes_a_message_being_overwritten(libmembus_order: bool) {
+    const RING: usize = 120;
+    let g = ShmGuard::new("xproc-torn");
+    let w = Writer::create(g.name(), 4096).unwrap();
+    let opts = QueueOptions::new().lock_timeout(Duration::from_millis(200));
+    let mut r = Reader::attach_with(g.name(), &opts).unwrap();
+    w.write(&[b'a'; 1000]).unwrap(); // at 0..1016
+    assert_eq!(r.read(Duration::ZERO).unwrap(), msg(1, &"a".repeat(1000)));
+    w.write(&[b'b'; 2000]).unwrap(); // at 1016..3032, unread
+    let mut holder = std::process::Command::new(peer_bin!())
+        .args(["lock-and-hold", g.name(), "32"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn membus-peer");
+    assert_eq!(line(&mut holder), "locked");
+    // Message 3 (2000 bytes) does not fit after 3032: the writer marks the wrap and writes
+    // the frame at 0; it has copied 2500 payload bytes so far.
+    let raw = membus_tests::RawShare::open(g.name()).unwrap();
+    raw.put_i64(RING + 3032, 0);
+    if libmembus_order {
+        raw.put_i64(16, 3);
+        raw.put_i64(8, 0);
+    }
+    raw.put_i64(RING + 8, 3);
+    raw.put_i64(RING, 2000);
+    let mut torn = vec![b'c'; 2500];
+    // Message 2's header lies at ring offset 1016, payload byte 1000 of message 3.
+    torn[1000..1008].copy_from_slice(&2000i64.to_le_bytes());
+    torn[1008..1016].copy_from_slice(&2i64.to_le_bytes());
+    for (i, b) in torn.iter().enumerate() {
+        // SAFETY: inside the mapping (`at` panics otherwise); a volatile store, as another
+        // process's copy is to this one.
+        unsafe { std::ptr::write_volatile(raw.at(RING + 16 + i), *b) };
+    }
+    match r.read(Duration::ZERO) {
+        Err(e) => assert_eq!(e.kind(), membus::ErrorKind::LockTimeout, "{e}"),
+        Ok(got) => assert_eq!(got, msg(2, &"b".repeat(2000)), "torn bytes delivered"),
+    }
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+}
+
+#[test]
+fn a_reader_never_takes_a_message_a_libmembus_writer_is_overwriting() {
+    reader_never_takes_a_message_being_overwritten(true);
+}
+
+#[test]
+fn a_reader_never_takes_a_message_a_membus_writer_is_overwriting() {
+    reader_never_takes_a_message_being_overwritten(false);
+}
+
 /// A reader reads what is published without the lock: a peer holding the lock (a writer
 /// stalled mid-write, say) delays writers, not readers.
 #[test]
