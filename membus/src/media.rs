@@ -685,7 +685,13 @@ impl SlotWriter {
         self.share
             .word(self.slots.slot(self.ptr) + self.slots.stamp_at)?
             .store(s, Ordering::Release);
-        let next = (self.ptr + 1) % self.slots.bufs;
+        // ptr < bufs (every value it takes is checked or reduced), so this is
+        // (ptr + 1) % bufs without a division.
+        let next = if self.ptr + 1 >= self.slots.bufs {
+            0
+        } else {
+            self.ptr + 1
+        };
         // Release: pairs with the reader's Acquire load of ptr on attach/resync.
         self.share
             .word(off::PTR)?

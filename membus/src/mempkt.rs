@@ -175,6 +175,9 @@ pub struct PacketWriter {
     w: SlotWriter,
     layout: PktLayout,
     wcursor: i64,
+    /// `(wcursor, wcursor % arenasz)` as of the last write, so the next write needs no
+    /// division while no other writer moved the cursor.
+    phys: (i64, i64),
 }
 
 impl PacketWriter {
@@ -209,6 +212,7 @@ impl PacketWriter {
             w: SlotWriter::new(share, slots(&l)),
             layout: l,
             wcursor: 0,
+            phys: (0, 0),
         })
     }
 
@@ -251,6 +255,8 @@ impl PacketWriter {
             w: SlotWriter::resume(share, slots(&l))?,
             layout: l,
             wcursor,
+            // No cursor is negative: the first write computes the remainder.
+            phys: (-1, 0),
         })
     }
 
@@ -322,7 +328,11 @@ impl PacketWriter {
         let stride = align_up(total as u64, l.align as u64).unwrap_or(u64::MAX) as i64;
         let arena = l.arenasz as i64;
         let mut wc = self.wcursor;
-        let mut phys = wc % arena;
+        let mut phys = if self.phys.0 == wc {
+            self.phys.1
+        } else {
+            wc % arena
+        };
         if phys + stride > arena {
             wc += arena - phys;
             phys = 0;
@@ -352,6 +362,15 @@ impl PacketWriter {
         // Descriptor seq, ptr, then global seq, each Release (W1).
         let s = self.w.publish()?;
         self.wcursor = wc + stride;
+        // phys + stride ≤ arena (checked above), so this is (wc + stride) % arena.
+        self.phys = (
+            self.wcursor,
+            if phys + stride == arena {
+                0
+            } else {
+                phys + stride
+            },
+        );
         Ok(s)
     }
 

@@ -17,6 +17,8 @@ pub const fn align_up(v: u64, unit: u64) -> Option<u64> {
         return None;
     }
     match v.checked_add(unit - 1) {
+        // A power of two (every alignment the wire format allows): a mask, not a division.
+        Some(x) if unit.is_power_of_two() => Some(x & !(unit - 1)),
         Some(x) => Some(x / unit * unit),
         None => None,
     }
