@@ -820,7 +820,11 @@ fn spin_pingpong_processes(d: Duration) -> BenchResult<Latency> {
 /// `membus bench-peer ROLE NAMES...`: the child side of the cross-process cases.
 pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
     watch_stdin();
-    let say_ready = || println!("ready");
+    // A parent that is gone notices nothing either way; the child then stops when its
+    // standard input closes.
+    let say_ready = || {
+        let _ = outln!("ready");
+    };
     match (role, names) {
         (echo, [fwd, rev]) if echo.starts_with("memmsg-echo:") => {
             let (wait, _) = wait_policy(&echo["memmsg-echo:".len()..])?;

@@ -188,7 +188,7 @@ pub(crate) fn run(duration_ms: u64, json: Option<&Path>, only: Option<&str>) -> 
             continue;
         }
         if progress {
-            eprint!("\r\x1b[Krunning {} ...", case.title);
+            err!("\r\x1b[Krunning {} ...", case.title);
         }
         match (case.run)(d).map_err(|e| format!("case {:?}: {e}", case.title))? {
             cases::Outcome::Throughput(t) => results.push(t),
@@ -196,16 +196,18 @@ pub(crate) fn run(duration_ms: u64, json: Option<&Path>, only: Option<&str>) -> 
         }
     }
     if progress {
-        eprint!("\r\x1b[K");
+        err!("\r\x1b[K");
     }
-    println!("{}\n", cpu_line());
-    print!("{}", table(&results, &latency));
+    // The JSON file is written even when standard output was closed early.
+    let printed = outln!("{}\n", cpu_line()).and_then(|()| out!("{}", table(&results, &latency)));
     if let Some(path) = json {
         std::fs::write(path, to_json(duration_ms, &results, &latency))
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        println!("\nwrote {}", path.display());
+        printed?;
+        outln!("\nwrote {}", path.display())?;
+        return Ok(());
     }
-    Ok(())
+    Ok(printed?)
 }
 
 fn table(results: &[Throughput], latency: &[Latency]) -> String {
