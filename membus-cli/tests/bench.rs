@@ -327,6 +327,12 @@ fn interleaved_case_reports_ratios_and_both_tails() {
     );
     let n = il["slices"].as_u64().expect("slices");
     assert!(n >= 1, "{text}");
+    assert!(
+        il["slices_memmsg_below_floor"]
+            .as_u64()
+            .is_some_and(|b| b <= n),
+        "{text}"
+    );
     assert_eq!(
         il["p50_ratios"].as_array().map(Vec::len),
         Some(n as usize),
