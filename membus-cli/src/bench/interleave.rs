@@ -21,8 +21,9 @@
 //! The floor needs both of its processes running at once. When a third busy process
 //! shares a 2-CPU machine, one of them waits for the scheduler and a floor round trip
 //! takes a scheduler slice, while the memmsg round trip (whose readers sleep after their
-//! spin) does not: a slice whose ratio is below 1 measured the scheduler, and the report
-//! counts such slices.
+//! spin) does not. A memmsg round trip does more work than the floor's, so a slice pair
+//! whose ratio is below 1 did not see the same machine on both sides (that, or the host
+//! moved a vCPU between the two slices); the report counts such pairs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -141,7 +142,7 @@ impl Summary {
     }
 
     /// How many slice pairs had the memmsg round trip faster than the floor (a sign that
-    /// the floor's processes could not both run).
+    /// the two slices did not see the same machine).
     fn below_floor(&self) -> usize {
         self.ratios.iter().filter(|&&r| r < 1.0).count()
     }
@@ -187,9 +188,10 @@ impl Summary {
         let below = self.below_floor();
         if below > 0 {
             s.push_str(&format!(
-                "note: in {below} of {} slices the memmsg round trip beat the floor, which \
-                 happens only when the floor's two spinning processes cannot both run (another \
-                 busy process on the CPUs): those slices measure the scheduler, not membus\n",
+                "note: in {below} of {} slices the memmsg round trip beat the floor; it does \
+                 more work than the floor, so those two slices did not see the same machine \
+                 (the floor's two spinning processes could not both run, as with another busy \
+                 process on the CPUs, or the host moved a vCPU between the slices)\n",
                 self.ratios.len()
             ));
         }
