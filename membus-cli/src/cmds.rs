@@ -154,7 +154,7 @@ pub fn ls(all: bool, as_json: bool) -> CmdResult {
         .collect();
     if as_json {
         let v: Vec<_> = rows.iter().map(|(p, s, u)| entry_json(p, *s, u)).collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
     let table: Vec<[String; 7]> = rows
@@ -182,11 +182,18 @@ pub fn ls(all: bool, as_json: bool) -> CmdResult {
             "NAME", "TYPE", "SIZE", "STATE", "SESSION", "COUNTERS", "USERS",
         ],
         &table,
-    );
+    )?;
     Ok(())
 }
 
-pub(crate) fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
+/// Prints `rows` under `head`, each column as wide as its widest cell.
+///
+/// # Errors
+/// A failed write to standard output (closed by its reader, for one).
+pub(crate) fn print_table<const N: usize>(
+    head: &[&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
     let mut w = [0usize; N];
     for (i, h) in head.iter().enumerate() {
         w[i] = h.chars().count();
@@ -205,12 +212,13 @@ pub(crate) fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]
                 let _ = write!(s, "{:<width$}  ", c, width = w[i]);
             }
         }
-        println!("{}", s.trim_end());
+        outln!("{}", s.trim_end())
     };
-    line(head.to_vec());
+    line(head.to_vec())?;
     for r in rows {
-        line(r.iter().map(String::as_str).collect());
+        line(r.iter().map(String::as_str).collect())?;
     }
+    Ok(())
 }
 
 /// The one text for a share that does not exist.
@@ -247,10 +255,10 @@ pub fn info(name: &str, as_json: bool) -> CmdResult {
     let users = users_by_share().remove(&name).unwrap_or_default();
     let state = state_of(&name, &users);
     if as_json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&entry_json(&p, state, &users))?
-        );
+        )?;
         return Ok(());
     }
     let mut rows: Vec<(String, String)> = vec![
@@ -293,7 +301,7 @@ pub fn info(name: &str, as_json: bool) -> CmdResult {
     }
     let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in rows {
-        println!("{k:<w$}  {v}");
+        outln!("{k:<w$}  {v}")?;
     }
     Ok(())
 }
@@ -561,11 +569,11 @@ pub fn send(
     }
     if let (false, Some(set)) = (exists, signals.as_ref()) {
         match linger {
-            Some(l) => eprintln!(
+            Some(l) => errln!(
                 "membus: created memmsg {name}; removing it in {:.1} s (or on Ctrl-C)",
                 l.as_secs_f64()
             ),
-            None => eprintln!("membus: created memmsg {name}; keeping it until Ctrl-C or SIGTERM"),
+            None => errln!("membus: created memmsg {name}; keeping it until Ctrl-C or SIGTERM"),
         }
         wait_for_signal(set, linger);
     }
@@ -587,9 +595,9 @@ pub fn kv_get(name: &str, key: &str) -> CmdResult {
     let (name, kv) = open_kv(name)?;
     let v = kv.get_by_name(key)?;
     if v.stale {
-        eprintln!("membus: share {name}: slot {key:?} was being written during every read attempt (a writer may be stuck)");
+        errln!("membus: share {name}: slot {key:?} was being written during every read attempt (a writer may be stuck)");
     }
-    println!("{}", render(&v.value, false));
+    outln!("{}", render(&v.value, false))?;
     Ok(())
 }
 
@@ -675,7 +683,7 @@ pub fn kv_set(name: &str, pairs: &[String], raw: bool) -> CmdResult {
         }
     }
     let epoch = kv.set_many_by_name(&batch)?;
-    println!("epoch {epoch}");
+    outln!("epoch {epoch}")?;
     Ok(())
 }
 
@@ -690,14 +698,14 @@ pub fn kv_dump(name: &str, as_json: bool) -> CmdResult {
             .enumerate()
             .map(|(i, (n, v))| json!({"index": i, "name": n, "value": String::from_utf8_lossy(v)}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"epoch": snap.epoch, "slots": slots}))?
-        );
+        )?;
         return Ok(());
     }
     for (n, v) in names.iter().zip(&snap.values) {
-        println!("{}={}", render(n.as_bytes(), false), render(v, false));
+        outln!("{}={}", render(n.as_bytes(), false), render(v, false))?;
     }
     Ok(())
 }
@@ -771,17 +779,23 @@ pub fn rm(names: &[String], stale: bool, all_users: bool, force: bool) -> CmdRes
             targets.push(n);
         }
     }
+    // A closed standard output does not stop the removals; its error is returned after them.
+    let mut print_error = None;
     for n in targets {
         match membus::remove(n.as_str()) {
-            Ok(true) => println!("removed {n}"),
+            Ok(true) => {
+                if let Err(e) = outln!("removed {n}") {
+                    print_error.get_or_insert(e);
+                }
+            }
             Ok(false) => failures.push(no_such_share(&n)),
             Err(e) => failures.push(e.to_string()),
         }
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\nmembus: ").into())
+    match (failures.is_empty(), print_error) {
+        (false, _) => Err(failures.join("\nmembus: ").into()),
+        (true, Some(e)) => Err(e.into()),
+        (true, None) => Ok(()),
     }
 }
 

@@ -1,6 +1,44 @@
 //! `membus`: see, follow, poke and clean up membus / libmembus shares, and benchmark them.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+// Standard output is written with `outln!`/`out!` (an error, not a panic, when it is closed)
+// and standard error with `errln!`/`err!` (failures ignored), never with `println!`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+/// `println!` that returns the write's `io::Result` instead of panicking when standard output
+/// is closed (`membus ls | head -1`); callers pass the error up with `?`, and `main` ends
+/// quietly on a broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` that returns the write's `io::Result` (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `eprintln!` that ignores a failed write (a closed standard error is no reason to panic,
+/// and there is nowhere left to report it).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that ignores a failed write (see `errln!`).
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 mod bench;
 mod cmds;
@@ -367,16 +405,61 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read the output has gone (`membus ls | head -1`): nothing left to say, and
+        // nothing went wrong on this side.
+        Err(e) if is_broken_pipe(&*e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("membus: {e}");
+            errln!("membus: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
+/// Whether `e`, or an error it was caused by, is an I/O error of kind `BrokenPipe` (a write
+/// to standard output after its reader closed it).
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broken_pipe_is_recognised_directly_and_as_a_cause() {
+        use std::io::{Error, ErrorKind};
+        #[derive(Debug)]
+        struct Wrapped(Error);
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "wrapped: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let direct: Box<dyn std::error::Error> = Error::from(ErrorKind::BrokenPipe).into();
+        assert!(is_broken_pipe(&*direct));
+        let wrapped: Box<dyn std::error::Error> =
+            Box::new(Wrapped(Error::from(ErrorKind::BrokenPipe)));
+        assert!(is_broken_pipe(&*wrapped));
+        let other: Box<dyn std::error::Error> = Error::from(ErrorKind::NotFound).into();
+        assert!(!is_broken_pipe(&*other));
+        let text: Box<dyn std::error::Error> = "Broken pipe".into();
+        assert!(!is_broken_pipe(&*text));
+    }
 
     #[test]
     fn durations_parse() {

@@ -102,9 +102,9 @@ pub fn schema_cmd(name: &str, as_json: bool) -> CmdResult {
     match typed_of(name, slots.as_ref().map(|(n, f)| (n.as_slice(), f.clone()))) {
         Typed::Described(s) => {
             if as_json {
-                println!("{}", s.to_json());
+                outln!("{}", s.to_json())?;
             } else {
-                print_schema(name, &s);
+                print_schema(name, &s)?;
             }
             Ok(())
         }
@@ -122,14 +122,14 @@ pub fn schema_cmd(name: &str, as_json: bool) -> CmdResult {
     }
 }
 
-fn print_schema(name: &str, s: &Schema) {
+fn print_schema(name: &str, s: &Schema) -> std::io::Result<()> {
     match s.kind {
         SchemaKind::Memkv => {
-            println!(
+            outln!(
                 "share {name}: memkv store of {} (fingerprint {})",
                 s.type_name,
                 s.fingerprint.as_deref().unwrap_or("-")
-            );
+            )?;
             let rows: Vec<[String; 5]> = s
                 .fields
                 .iter()
@@ -150,15 +150,17 @@ fn print_schema(name: &str, s: &Schema) {
                     ]
                 })
                 .collect();
-            crate::cmds::print_table(&["#", "FIELD", "SLOT", "TYPE", "ACCEPTS"], &rows);
+            crate::cmds::print_table(&["#", "FIELD", "SLOT", "TYPE", "ACCEPTS"], &rows)
         }
         SchemaKind::Message => {
-            let Some(m) = &s.message else { return };
-            println!(
+            let Some(m) = &s.message else {
+                return Ok(());
+            };
+            outln!(
                 "share {name}: {} messages of {}",
                 if m.tagged { "enum" } else { "struct" },
                 s.type_name
-            );
+            )?;
             for v in &m.variants {
                 let wire = match (m.tagged, v.shape.as_str()) {
                     (_, "unit") => v.name.clone(),
@@ -169,8 +171,9 @@ fn print_schema(name: &str, s: &Schema) {
                     (false, "tuple") => format!("[{}]", v.payload_hint()),
                     (false, _) => format!("{{{}}}", v.payload_hint()),
                 };
-                println!("  {:<12} {wire}", v.rust);
+                outln!("  {:<12} {wire}", v.rust)?;
             }
+            Ok(())
         }
     }
 }
@@ -190,7 +193,7 @@ pub fn codegen(
     };
     match out {
         Some(p) => std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?,
-        None => print!("{text}"),
+        None => out!("{text}")?,
     }
     Ok(())
 }

@@ -262,3 +262,123 @@ fn json_metadata_names_the_cpu() {
     assert_eq!(r["payload"], "32768 B/record", "{text}");
     assert!(r["operations"].as_u64().is_some_and(|n| n > 0), "{text}");
 }
+
+/// The number that follows `label` in `text` (digits and a point), if any.
+fn number_after(text: &str, label: &str) -> Option<f64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// The interleaved case prints one self-explaining line of figures and reports its two
+/// sides as latency rows and its per-slice ratios in `interleaved_results` (the figures
+/// are checked for being numbers that belong together, never for speed).
+#[test]
+fn interleaved_case_reports_ratios_and_both_tails() {
+    let json = std::env::temp_dir().join(format!(
+        "membus-bench-interleaved-{}.json",
+        std::process::id()
+    ));
+    let (table, _) = run_ok(&[
+        "bench",
+        "--duration-ms",
+        "100",
+        "--only",
+        "interleaved",
+        "--json",
+        json.to_str().expect("UTF-8"),
+    ]);
+    let text = std::fs::read_to_string(&json).expect("JSON written");
+    std::fs::remove_file(&json).expect("remove JSON");
+
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("interleaved: "))
+        .unwrap_or_else(|| panic!("no `interleaved:` line:\n{table}"));
+    let fig = |label: &str| {
+        number_after(line, label).unwrap_or_else(|| panic!("no number after {label:?}: {line}"))
+    };
+    let (m50, f50) = (fig("memmsg round trip p50 "), fig("floor p50 "));
+    let ratio = fig("per-slice p50 ratio median ");
+    let slices = fig("(slices: ");
+    let (m99, m999) = (fig("memmsg p99 "), fig(" p99.9 "));
+    let floor_tail = &line[line.find("floor p99 ").expect("floor p99")..];
+    let f99 = fig("floor p99 ");
+    let f999 =
+        number_after(floor_tail, " p99.9 ").unwrap_or_else(|| panic!("no floor p99.9: {line}"));
+    assert!(slices >= 1.0 && slices.fract() == 0.0, "{line}");
+    assert!(m50 > 0.0 && f50 > 0.0 && ratio > 0.0, "{line}");
+    assert!(
+        m50 <= m99 && m99 <= m999 && f50 <= f99 && f99 <= f999,
+        "{line}"
+    );
+    assert!(
+        line.contains("middle half ") && line.matches("(p99.9 ÷ p99 ").count() == 2,
+        "{line}"
+    );
+
+    let v: serde_json::Value = serde_json::from_str(&text).expect("parses");
+    let il = &v["interleaved_results"][0];
+    assert_eq!(
+        il["name"], "memmsg round trip ÷ floor, interleaved (2 processes)",
+        "{text}"
+    );
+    let n = il["slices"].as_u64().expect("slices");
+    assert!(n >= 1, "{text}");
+    assert!(
+        il["slices_memmsg_below_floor"]
+            .as_u64()
+            .is_some_and(|b| b <= n),
+        "{text}"
+    );
+    assert_eq!(
+        il["p50_ratios"].as_array().map(Vec::len),
+        Some(n as usize),
+        "{text}"
+    );
+    assert!(
+        il["p50_ratios"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|r| r.as_f64().is_some_and(|r| r > 0.0)),
+        "{text}"
+    );
+    assert!(
+        il["p50_ratio_median"].as_f64().is_some_and(|r| r > 0.0),
+        "{text}"
+    );
+    // The JSON carries the figures the line shows (rounded there).
+    assert!(
+        (il["memmsg"]["p50_us"].as_f64().expect("p50") - m50).abs() < 0.001,
+        "{text}"
+    );
+    assert!(
+        (il["floor"]["p999_us"].as_f64().expect("p99.9") - f999).abs() < 0.001,
+        "{text}"
+    );
+    for side in ["memmsg", "floor"] {
+        let s = &il[side];
+        for key in ["p50_us", "p99_us", "p999_us", "p999_over_p99"] {
+            assert!(
+                s[key].as_f64().is_some_and(|x| x > 0.0),
+                "{side}.{key}: {text}"
+            );
+        }
+        let row_name = il[format!("{side}_row")].as_str().expect("row name");
+        let row = v["latency_results"]
+            .as_array()
+            .expect("latency_results")
+            .iter()
+            .find(|r| r["name"] == row_name)
+            .unwrap_or_else(|| panic!("no latency row {row_name:?}: {text}"));
+        assert_eq!(row["samples"], s["samples"], "{text}");
+        assert_eq!(row["p50_us"], s["p50_us"], "{text}");
+        assert!(
+            table.contains(row_name),
+            "{row_name} not in the table:\n{table}"
+        );
+    }
+}

@@ -828,3 +828,88 @@ fn a_mirror_whose_exporter_is_gone_shows_as_stale_mirror() {
     drop(w);
     assert_eq!(MirrorNote::read(name.as_str()).ok().flatten(), None);
 }
+
+/// Runs `membus ARGS` with standard output a pipe whose reading end is already closed (as
+/// in `membus ls | head -0` once `head` has gone), so every write to it fails with EPIPE.
+fn membus_stdout_closed(args: &[&str]) -> Output {
+    use std::os::fd::{FromRawFd as _, OwnedFd};
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a writable array of two descriptors, what pipe2 fills in.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read_end);
+    Command::new(env!("CARGO_BIN_EXE_membus"))
+        .args(args)
+        .stdout(Stdio::from(write_end))
+        .output()
+        .expect("run membus")
+}
+
+/// A reader that stops reading early (`membus ls | head -1`) ends the command quietly: no
+/// panic, no "Broken pipe" message, a success status; whatever the command does besides
+/// printing is still done.
+#[test]
+fn a_closed_standard_output_ends_quietly() {
+    let a = install_fixture("memmsg_basic.bin");
+    let b = install_fixture("memkv_basic.bin");
+    let json = std::env::temp_dir().join(format!(
+        "membus-cli-closed-stdout-{}.json",
+        std::process::id()
+    ));
+    let json_arg = json.to_str().expect("temp path is UTF-8").to_string();
+    let cases: [&[&str]; 7] = [
+        &["ls"],
+        &["ls", "--json"],
+        &["info", a.name()],
+        &["kv", b.name(), "dump"],
+        &[
+            "tail",
+            a.name(),
+            "--from-start",
+            "--count",
+            "1",
+            "--timeout",
+            "5s",
+        ],
+        &[
+            "bench",
+            "--only",
+            "memkv getValue",
+            "--duration-ms",
+            "50",
+            "--json",
+            &json_arg,
+        ],
+        &["rm", a.name(), b.name()],
+    ];
+    for args in cases {
+        let out = membus_stdout_closed(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.to_lowercase().contains("broken pipe"),
+            "`membus {}` with its output closed said:\n{err}",
+            args.join(" ")
+        );
+        assert!(
+            out.status.success(),
+            "`membus {}` with its output closed ended with {} and said:\n{err}",
+            args.join(" "),
+            out.status
+        );
+    }
+    // The bench wrote its JSON although nobody read its table, and `rm` removed both
+    // shares although nobody read "removed ...".
+    let text = std::fs::read_to_string(&json).expect("the bench wrote its JSON");
+    std::fs::remove_file(&json).expect("remove the JSON file");
+    assert!(text.contains("\"memkv getValue\""), "{text}");
+    for g in [&a, &b] {
+        assert!(
+            !std::path::Path::new(&format!("/dev/shm{}", g.name())).exists(),
+            "{} was not removed",
+            g.name()
+        );
+    }
+}

@@ -16,11 +16,13 @@ use membus::memvid::{VideoParams, VideoReader, VideoWriter};
 use membus::Next;
 use membus::{MemMap, Received};
 
-use super::{run_for, unique_name, waits, BenchResult, Latency, Throughput, Window};
+use super::{interleave, run_for, unique_name, waits, BenchResult, Latency, Throughput, Window};
 
 pub(crate) enum Outcome {
     Throughput(Throughput),
     Latency(Latency),
+    /// Two latency rows measured in alternating slices, with their per-slice ratios.
+    Interleaved(interleave::Interleaved),
 }
 
 pub(crate) struct Case {
@@ -121,6 +123,10 @@ pub(crate) fn all() -> Vec<Case> {
         Case {
             title: "shm spin ping-pong (2 processes, floor)",
             run: |d| Ok(Outcome::Latency(spin_pingpong_processes(d)?)),
+        },
+        Case {
+            title: interleave::TITLE,
+            run: |d| Ok(Outcome::Interleaved(interleave::run(d, "default")?)),
         },
         Case {
             title: "typed send+receive (small enum)",
@@ -722,7 +728,7 @@ fn watch_stdin() {
 
 /// The waiting policies the cross-process round trip is measured with, by the name the
 /// echo peer is given, with the case-name suffix.
-fn wait_policy(name: &str) -> BenchResult<(membus::WaitPolicy, &'static str)> {
+pub(super) fn wait_policy(name: &str) -> BenchResult<(membus::WaitPolicy, &'static str)> {
     Ok(match name {
         "default" => (membus::WaitPolicy::default(), ""),
         "spin20" => (
@@ -756,11 +762,11 @@ fn memmsg_roundtrip_processes(d: Duration, policy: &str) -> BenchResult<Latency>
 
 /// Offsets in the ping-pong block: two sequence words on their own cache lines, then the
 /// two 64-byte payloads.
-const PING_SEQ: usize = 0;
-const PONG_SEQ: usize = 64;
-const PING_DATA: usize = 128;
-const PONG_DATA: usize = 192;
-const STOP: u64 = u64::MAX;
+pub(super) const PING_SEQ: usize = 0;
+pub(super) const PONG_SEQ: usize = 64;
+pub(super) const PING_DATA: usize = 128;
+pub(super) const PONG_DATA: usize = 192;
+pub(super) const STOP: u64 = u64::MAX;
 
 /// The physical floor: two processes spin on a sequence word each and copy 64 B each way,
 /// with no queue, lock or condition.
@@ -820,7 +826,11 @@ fn spin_pingpong_processes(d: Duration) -> BenchResult<Latency> {
 /// `membus bench-peer ROLE NAMES...`: the child side of the cross-process cases.
 pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
     watch_stdin();
-    let say_ready = || println!("ready");
+    // A parent that is gone notices nothing either way; the child then stops when its
+    // standard input closes.
+    let say_ready = || {
+        let _ = outln!("ready");
+    };
     match (role, names) {
         (echo, [fwd, rev]) if echo.starts_with("memmsg-echo:") => {
             let (wait, _) = wait_policy(&echo["memmsg-echo:".len()..])?;
@@ -886,6 +896,9 @@ pub(crate) fn peer(role: &str, names: &[String]) -> BenchResult<()> {
                 }
             }
             Ok(())
+        }
+        (echo, names) if echo.starts_with("interleave-echo:") => {
+            interleave::peer(&echo["interleave-echo:".len()..], names, say_ready)
         }
         _ => waits::peer(role, names, say_ready),
     }

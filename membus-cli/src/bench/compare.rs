@@ -263,7 +263,7 @@ pub(crate) fn run(c: &Compare<'_>) -> BenchResult<()> {
             cmd.args(expand(c.args, &theirs, c.duration_ms));
             run_one(cmd, &theirs, &c.binary.display().to_string())
         };
-        eprintln!("round {} of {}", round + 1, c.rounds);
+        errln!("round {} of {}", round + 1, c.rounds);
         // Alternate which side goes first, so neither always runs on a warmer machine.
         if round % 2 == 0 {
             ms.push(membus()?);
@@ -273,8 +273,8 @@ pub(crate) fn run(c: &Compare<'_>) -> BenchResult<()> {
             ms.push(membus()?);
         }
     }
-    println!("{}\n", super::cpu_line());
-    print!("{}", table(&rows(&ms, &ls), c.rounds as usize));
+    outln!("{}\n", super::cpu_line())?;
+    out!("{}", table(&rows(&ms, &ls), c.rounds as usize))?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 
 mod cases;
 mod compare;
+mod interleave;
 mod waits;
 
 use std::fmt::Write as _;
@@ -172,6 +173,7 @@ pub(crate) fn run(duration_ms: u64, json: Option<&Path>, only: Option<&str>) -> 
     let progress = std::io::stderr().is_terminal();
     let mut results = Vec::new();
     let mut latency = Vec::new();
+    let mut interleaved = Vec::new();
     let all = cases::all();
     if let Some(o) = only {
         if !all.iter().any(|c| c.title.contains(o)) {
@@ -188,27 +190,40 @@ pub(crate) fn run(duration_ms: u64, json: Option<&Path>, only: Option<&str>) -> 
             continue;
         }
         if progress {
-            eprint!("\r\x1b[Krunning {} ...", case.title);
+            err!("\r\x1b[Krunning {} ...", case.title);
         }
         match (case.run)(d).map_err(|e| format!("case {:?}: {e}", case.title))? {
             cases::Outcome::Throughput(t) => results.push(t),
             cases::Outcome::Latency(l) => latency.push(l.sorted()),
+            cases::Outcome::Interleaved(i) => {
+                let (summary, memmsg, floor) = interleave::Summary::of(i);
+                interleaved.push(summary);
+                latency.push(memmsg);
+                latency.push(floor);
+            }
         }
     }
     if progress {
-        eprint!("\r\x1b[K");
+        err!("\r\x1b[K");
     }
-    println!("{}\n", cpu_line());
-    print!("{}", table(&results, &latency));
+    // The JSON file is written even when standard output was closed early.
+    let printed = outln!("{}\n", cpu_line())
+        .and_then(|()| out!("{}", table(&results, &latency, &interleaved)));
     if let Some(path) = json {
-        std::fs::write(path, to_json(duration_ms, &results, &latency))
+        std::fs::write(path, to_json(duration_ms, &results, &latency, &interleaved))
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        println!("\nwrote {}", path.display());
+        printed?;
+        outln!("\nwrote {}", path.display())?;
+        return Ok(());
     }
-    Ok(())
+    Ok(printed?)
 }
 
-fn table(results: &[Throughput], latency: &[Latency]) -> String {
+fn table(
+    results: &[Throughput],
+    latency: &[Latency],
+    interleaved: &[interleave::Summary],
+) -> String {
     let mut s = String::new();
     if !results.is_empty() {
         let _ = writeln!(s, "--- Throughput ---");
@@ -231,15 +246,22 @@ fn table(results: &[Throughput], latency: &[Latency]) -> String {
     }
     if !latency.is_empty() {
         let _ = writeln!(s, "\n--- Latency (µs) ---");
+        // The case column is as wide as the longest name (at least 44), so columns align.
+        let w = latency
+            .iter()
+            .map(|l| l.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(44);
         let _ = writeln!(
             s,
-            "{:<44} {:<8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            "{:<w$} {:<8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
             "case", "payload", "samples", "p50", "p95", "p99", "p99.9", "min", "max"
         );
         for l in latency {
             let _ = writeln!(
                 s,
-                "{:<44} {:<8} {:>9} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9.1}",
+                "{:<w$} {:<8} {:>9} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9.1}",
                 l.name,
                 l.payload,
                 l.samples_us.len(),
@@ -251,6 +273,9 @@ fn table(results: &[Throughput], latency: &[Latency]) -> String {
                 l.max()
             );
         }
+    }
+    for i in interleaved {
+        let _ = write!(s, "\n{}", i.text());
     }
     s
 }
@@ -328,9 +353,16 @@ fn cpu_json() -> String {
 }
 
 /// JSON in libmembus's benchmark shape (`metadata`, `results`, `latency_results`), with one
-/// extra latency field, `p999_us`, and one extra metadata object, `cpu` (vendor, model,
-/// flags, cache sizes and the copy strategy in force).
-fn to_json(duration_ms: u64, results: &[Throughput], latency: &[Latency]) -> String {
+/// extra latency field, `p999_us`, one extra metadata object, `cpu` (vendor, model, flags,
+/// cache sizes and the copy strategy in force), and one extra array, `interleaved_results`
+/// (each interleaved case's per-slice ratios and both sides' tails; its two sides are also
+/// rows of `latency_results`).
+fn to_json(
+    duration_ms: u64,
+    results: &[Throughput],
+    latency: &[Latency],
+    interleaved: &[interleave::Summary],
+) -> String {
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -376,6 +408,15 @@ fn to_json(duration_ms: u64, results: &[Throughput], latency: &[Latency]) -> Str
         );
         s.push_str(if i + 1 < latency.len() { ",\n" } else { "\n" });
     }
+    let _ = writeln!(s, "  ],\n  \"interleaved_results\": [");
+    for (i, x) in interleaved.iter().enumerate() {
+        let _ = write!(s, "    {}", x.json());
+        s.push_str(if i + 1 < interleaved.len() {
+            ",\n"
+        } else {
+            "\n"
+        });
+    }
     let _ = writeln!(s, "  ]\n}}");
     s
 }
@@ -408,6 +449,28 @@ mod tests {
     }
 
     #[test]
+    fn latency_columns_align_past_long_names() {
+        let row = |name: &str| Latency {
+            name: name.into(),
+            group: "g",
+            payload: "64 B".into(),
+            samples_us: vec![1.0, 2.0],
+        };
+        let long = "a latency case whose name is longer than forty-four chars (µs)";
+        let t = table(&[], &[row("short"), row(long)], &[]);
+        let at: Vec<usize> = t
+            .lines()
+            .filter(|l| l.contains("64 B") || l.contains("payload"))
+            .map(|l| {
+                let byte = l.find("64 B").or_else(|| l.find("payload")).unwrap();
+                l[..byte].chars().count()
+            })
+            .collect();
+        assert_eq!(at.len(), 3, "{t}");
+        assert!(at.iter().all(|&c| c == long.chars().count() + 1), "{t}");
+    }
+
+    #[test]
     fn json_has_libmembus_shape_and_escapes() {
         let r = Throughput {
             name: "a\"b".into(),
@@ -417,7 +480,7 @@ mod tests {
             bytes: 640,
             seconds: 2.0,
         };
-        let j = to_json(5, &[r], &[]);
+        let j = to_json(5, &[r], &[], &[]);
         assert!(j.contains("\"name\":\"a\\\"b\""), "{j}");
         assert!(j.contains("\"ops_per_sec\":5,"), "{j}");
         assert!(j.contains("\"ns_per_op\":200000000}"), "{j}");
