@@ -785,6 +785,37 @@ impl Ring {
         }
     }
 
+    /// Copies the `len`-byte payload of the frame at ring offset `r` into `sink`.
+    /// `Ok(Err(room))`: a slice sink of `room` bytes is too small (nothing copied).
+    fn copy_payload(
+        &self,
+        r: usize,
+        len: usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<std::result::Result<(), usize>> {
+        let src = self.ring_bytes(r + FRAME_HEADER, len)?;
+        match sink {
+            Sink::Vec(v) => {
+                v.clear();
+                v.reserve(len);
+                // SAFETY: `src` is bounds-checked for `len` bytes of the mapping; the spare
+                // capacity holds at least `len` bytes after `reserve`.
+                unsafe { copy_from_shared_uninit(src, &mut v.spare_capacity_mut()[..len]) };
+                // SAFETY: the copy initialised the first `len` bytes of the spare capacity.
+                unsafe { v.set_len(len) };
+            }
+            Sink::Slice(s) => {
+                let room = s.len();
+                let Some(dst) = s.get_mut(..len) else {
+                    return Ok(Err(room));
+                };
+                // SAFETY: as above; `dst` is exactly `len` private bytes.
+                unsafe { copy_from_shared(src, dst) };
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// One step of the reader algorithm now: without the lock when `try_read_unlocked` can
     /// vouch for what it read, else under the lock. `None` means nothing to read.
     fn read_now(&self, cur: &mut Cursor, sink: &mut Sink<'_>) -> Result<Option<Received<usize>>> {
@@ -863,25 +894,9 @@ impl Ring {
         if self.ring_word(r + 8).ok()?.load(Ordering::Relaxed) != want {
             return None;
         }
-        let src = self.ring_bytes(r + FRAME_HEADER, len).ok()?;
-        match sink {
-            Sink::Vec(v) => {
-                v.clear();
-                v.reserve(len);
-                // SAFETY: `src` is bounds-checked for `len` bytes of the mapping; the spare
-                // capacity holds at least `len` bytes after `reserve`. A racing writer can
-                // only tear the copied bytes, which the checks below then reject.
-                unsafe { copy_from_shared_uninit(src, &mut v.spare_capacity_mut()[..len]) };
-                // SAFETY: the copy initialised the first `len` bytes of the spare capacity.
-                unsafe { v.set_len(len) };
-            }
-            Sink::Slice(s) => {
-                // Too small: the locked reader reports it and leaves the message unread.
-                let dst = s.get_mut(..len)?;
-                // SAFETY: as above; `dst` is exactly `len` private bytes.
-                unsafe { copy_from_shared(src, dst) };
-            }
-        }
+        // A racing writer can only tear the copied bytes, which the checks below then
+        // reject. A slice too small is left to the locked reader, which reports it.
+        self.copy_payload(r, len, sink).ok()?.ok()?;
         // Acquire: pairs with the writers' Release fences (see `write`), so a copied byte of
         // a later write implies the stores checked here.
         fence(Ordering::Acquire);
@@ -985,33 +1000,16 @@ impl Ring {
             cur.last = seq_h;
             return Ok(Some(Received::Overrun { lost }));
         }
-        let src = self.ring_bytes(cur.r + FRAME_HEADER, len)?;
-        match sink {
-            Sink::Vec(v) => {
-                v.clear();
-                v.reserve(len);
-                // SAFETY: `src` is bounds-checked for `len` bytes of the mapping; the spare
-                // capacity holds at least `len` bytes after `reserve`.
-                unsafe { copy_from_shared_uninit(src, &mut v.spare_capacity_mut()[..len]) };
-                // SAFETY: the copy initialised the first `len` bytes of the spare capacity.
-                unsafe { v.set_len(len) };
-            }
-            Sink::Slice(s) => {
-                let Some(dst) = s.get_mut(..len) else {
-                    return Err(Error::new(
-                        ErrorKind::MessageTooLarge,
-                        format!(
-                            "the next message ({len} bytes) does not fit the caller's \
-                             {}-byte buffer; it stays unread",
-                            s.len()
-                        ),
-                    )
-                    .with_share(self.name().as_str())
-                    .with_sizes(len as u64, s.len() as u64));
-                };
-                // SAFETY: as above; `dst` is exactly `len` private bytes.
-                unsafe { copy_from_shared(src, dst) };
-            }
+        if let Err(room) = self.copy_payload(cur.r, len, sink)? {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "the next message ({len} bytes) does not fit the caller's {room}-byte \
+                     buffer; it stays unread"
+                ),
+            )
+            .with_share(self.name().as_str())
+            .with_sizes(len as u64, room as u64));
         }
         cur.r += stride;
         cur.last = fseq;

@@ -99,6 +99,18 @@ fn lock_free_readers_stay_exact_against_a_libmembus_order_writer() {
     two_readers_account_for_every_message("xproc-msg-foreign", 4096, "foreign-msg-write", 16);
 }
 
+/// A `membus-peer` child holding the memmsg `name`'s mutex until its stdin closes.
+fn hold_lock(name: &str) -> Child {
+    let mut holder = std::process::Command::new(peer_bin!())
+        .args(["lock-and-hold", name, "32"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn membus-peer");
+    assert_eq!(line(&mut holder), "locked");
+    holder
+}
+
 /// A writer stalled mid-write (the lock held by a peer, the stores done by this test as a
 /// writer of either library makes them) has wrapped to 0 and overwritten part of the unread
 /// message 2 — all but its header, whose bytes happen to be rewritten unchanged. The reader
@@ -115,13 +127,7 @@ fn reader_never_takes_a_message_being_overwritten(libmembus_order: bool) {
     w.write(&[b'a'; 1000]).unwrap(); // at 0..1016
     assert_eq!(r.read(Duration::ZERO).unwrap(), msg(1, &"a".repeat(1000)));
     w.write(&[b'b'; 2000]).unwrap(); // at 1016..3032, unread
-    let mut holder = std::process::Command::new(peer_bin!())
-        .args(["lock-and-hold", g.name(), "32"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn membus-peer");
-    assert_eq!(line(&mut holder), "locked");
+    let mut holder = hold_lock(g.name());
     // Message 3 (2000 bytes) does not fit after 3032: the writer marks the wrap and writes
     // the frame at 0; it has copied 2500 payload bytes so far.
     let raw = membus_tests::RawShare::open(g.name()).unwrap();
@@ -170,13 +176,7 @@ fn readers_do_not_wait_for_a_peer_holding_the_lock() {
     for i in 1..=3u64 {
         w.write(format!("m{i}").as_bytes()).unwrap();
     }
-    let mut holder = std::process::Command::new(peer_bin!())
-        .args(["lock-and-hold", g.name(), "32"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn membus-peer");
-    assert_eq!(line(&mut holder), "locked");
+    let mut holder = hold_lock(g.name());
     for i in 1..=3u64 {
         assert_eq!(r.read(Duration::ZERO).unwrap(), msg(i, &format!("m{i}")));
     }
