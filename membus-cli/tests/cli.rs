@@ -837,9 +837,10 @@ fn membus_stdout_closed(args: &[&str]) -> Output {
     // SAFETY: `fds` is a writable array of two descriptors, what pipe2 fills in.
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
     assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: pipe2 succeeded, so fds[0] is an open descriptor that nothing else owns.
+    let read_end = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise for fds[1].
+    let write_end = unsafe { OwnedFd::from_raw_fd(fds[1]) };
     drop(read_end);
     Command::new(env!("CARGO_BIN_EXE_membus"))
         .args(args)
