@@ -230,3 +230,50 @@ fn a_membus_share_carries_the_mark_and_exact_mode() {
         "membus marks its shares with the sticky bit"
     );
 }
+
+/// A shared `flock` on `name`'s object, as `membus ls` and every attaching reader take for
+/// a moment to check whether the owner is alive; released when the descriptor is dropped.
+fn probe_lock(name: &str) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd as _;
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated name.
+    let fd = unsafe { libc::shm_open(c.as_ptr(), libc::O_RDONLY, 0) };
+    assert!(fd >= 0, "shm_open: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `fd` is an open descriptor.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::LOCK_SH) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    fd
+}
+
+/// A process checking whether the owner is alive (a shared lock for a moment) is not a live
+/// owner: a restart that meets one waits it out instead of refusing.
+#[test]
+fn a_restart_waits_out_a_process_checking_the_owner() {
+    let g = install_fixture("memmsg_basic.bin");
+    let probe = probe_lock(g.name());
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        drop(probe);
+    });
+    Writer::create_with(g.name(), 4096, &QueueOptions::new().replace_stale(true))
+        .expect("a shared probe lock does not make the share owned");
+    release.join().unwrap();
+}
+
+/// One that never lets go is reported as such after a while, not as a live owner.
+#[test]
+fn a_restart_reports_a_check_that_never_ends() {
+    let g = install_fixture("memmsg_basic.bin");
+    let _probe = probe_lock(g.name());
+    let e = Writer::create_with(g.name(), 4096, &QueueOptions::new().replace_stale(true))
+        .err()
+        .expect("the lock stayed shared-held");
+    assert_eq!(e.kind(), ErrorKind::CreateFailed);
+    assert!(
+        e.to_string().contains("kept checking")
+            && !e.to_string().contains("live membus process owns"),
+        "{e}"
+    );
+}

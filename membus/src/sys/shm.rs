@@ -16,6 +16,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{FallocateFlags, FlockOperation, Mode, OFlags, SeekFrom};
@@ -156,6 +157,44 @@ pub(crate) enum Access {
     ReadWrite,
 }
 
+/// What taking an existing share's owner lock found.
+enum OwnerLock {
+    /// This process holds it now (exclusively).
+    Taken,
+    /// A live process holds it exclusively: its owner, or another replacer.
+    Owned,
+    /// Only shared holders stood in the way, for the whole patience period.
+    Probed,
+}
+
+/// How long a replacer waits out processes that check the owner lock with a shared lock
+/// ([`Segment::has_live_owner`]: `membus ls`, every attaching reader). Each holds it for
+/// microseconds; only a process that checks without pause could hold off a replacer this
+/// long.
+const PROBE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Takes the owner lock of an existing share (`fd`), telling a live owner (an exclusive
+/// holder: fail at once) from processes that are only checking whether there is one (a
+/// shared holder: retry until [`PROBE_PATIENCE`] has passed).
+fn take_owner_lock(fd: &OwnedFd) -> OwnerLock {
+    let deadline = Instant::now() + PROBE_PATIENCE;
+    loop {
+        if rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            return OwnerLock::Taken;
+        }
+        // A shared lock is refused only while someone holds the lock exclusively. If it is
+        // granted, the holders were shared ones: give ours up and try again shortly.
+        if rustix::fs::flock(fd, FlockOperation::NonBlockingLockShared).is_err() {
+            return OwnerLock::Owned;
+        }
+        let _ = rustix::fs::flock(fd, FlockOperation::Unlock);
+        if Instant::now() >= deadline {
+            return OwnerLock::Probed;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 impl Segment {
     /// [`create`](Self::create), and when a share of that name exists, replaces it as
     /// `replace` allows. The old object is removed only while this process holds its owner
@@ -195,15 +234,28 @@ impl Segment {
                 .with_os_error(e));
             }
         };
-        if rustix::fs::flock(&old, FlockOperation::NonBlockingLockExclusive).is_err() {
-            return Err(err(
-                ErrorKind::CreateFailed,
-                "a share with this name already exists and a live membus process owns it \
-                 (or is replacing it right now); it is not replaced: stop that process or \
-                 use another name"
-                    .into(),
-            )
-            .with_os_error(exists()));
+        match take_owner_lock(&old) {
+            OwnerLock::Taken => {}
+            OwnerLock::Owned => {
+                return Err(err(
+                    ErrorKind::CreateFailed,
+                    "a share with this name already exists and a live membus process owns \
+                     it (or is replacing it right now); it is not replaced: stop that \
+                     process or use another name"
+                        .into(),
+                )
+                .with_os_error(exists()))
+            }
+            OwnerLock::Probed => {
+                return Err(err(
+                    ErrorKind::CreateFailed,
+                    "a share with this name already exists and other processes kept checking \
+                     whether its owner is alive (`membus ls`, attaching readers) for a whole \
+                     second; it was not replaced: try again"
+                        .into(),
+                )
+                .with_os_error(exists()))
+            }
         }
         let st = fstat(&old).map_err(|e| {
             err(
