@@ -1083,13 +1083,11 @@ macro_rules! ring_api {
             }
         }
     };
-    (reader $t:ty) => {
-        /// What memvid and memaud readers share: polling and waiting, the share's identity,
-        /// and libmembus's slot-index API (the header's write pointer, raw payload pointers
-        /// and waits on the publish counter: pymembus's `getPtr`, `getBuf(idx)`,
-        /// `waitForFrame`).
+    (reader_identity $t:ty, $next:literal) => {
+        /// What every media reader (memvid, memaud, mempkt) shares: polling, waiting and
+        /// the share's identity.
         impl $t {
-            /// Whether [`next`](Self::next) would find something now.
+            #[doc = concat!("Whether [`", $next, "`](Self::", $next, ") would find something now.")]
             pub fn poll(&self) -> bool {
                 self.ring.poll()
             }
@@ -1121,7 +1119,15 @@ macro_rules! ring_api {
             pub fn guid(&self) -> [u8; 16] {
                 self.ring.share.guid()
             }
+        }
+    };
+    (reader $t:ty) => {
+        $crate::media::ring_api!(reader_identity $t, "next");
 
+        /// What memvid and memaud readers share besides: libmembus's slot-index API (the
+        /// header's write pointer, raw payload pointers and waits on the publish counter:
+        /// pymembus's `getPtr`, `getBuf(idx)`, `waitForFrame`).
+        impl $t {
             /// The main user buffer.
             ///
             /// # Errors

@@ -587,11 +587,6 @@ impl PacketReader {
         }))
     }
 
-    /// Whether [`next_into`](Self::next_into) would find something now.
-    pub fn poll(&self) -> bool {
-        self.ring.poll()
-    }
-
     /// Waits, without blocking a thread, for the next record (copied into the buffers as by
     /// [`next_into`](Self::next_into)) or an overrun; never [`Next::Empty`].
     /// Cancellation-safe: the reader moves only in the poll that returns.
@@ -633,37 +628,9 @@ impl PacketReader {
         })
     }
 
-    /// Blocks until [`poll`](Self::poll) is true or `timeout` passes, without consuming
-    /// anything; returns `poll()`. A membus writer wakes the waiter through a futex in the
-    /// share; against a libmembus writer this polls every millisecond. Also a source for
-    /// [`select`](crate::select::select).
-    pub fn wait_ready(&self, timeout: std::time::Duration) -> bool {
-        crate::select::wait_ready(self, timeout)
-    }
-
     /// The layout.
     pub fn layout(&self) -> &PktLayout {
         &self.layout
-    }
-
-    /// The writer's session id.
-    pub fn session_id(&self) -> i64 {
-        self.ring.share.session_id()
-    }
-
-    /// The global publish counter.
-    pub fn seq(&self) -> u64 {
-        self.ring.seq()
-    }
-
-    /// fourcc (0 = none).
-    pub fn fourcc(&self) -> u32 {
-        self.ring.share.fourcc()
-    }
-
-    /// GUID bytes (all zero = none).
-    pub fn guid(&self) -> [u8; 16] {
-        self.ring.share.guid()
     }
 
     /// The main user buffer.
@@ -900,3 +867,5 @@ impl RecordView<'_> {
 }
 
 crate::select::impl_selectable!(PacketReader, ring);
+
+crate::media::ring_api!(reader_identity PacketReader, "next_into");

@@ -709,55 +709,48 @@ impl Ring {
         sink: &mut Sink<'_>,
         timeout: Duration,
     ) -> Result<Received<usize>> {
-        if timeout.is_zero() {
-            if !self.has_data(cur) {
-                return Ok(Received::Timeout);
-            }
-            return Ok(self.read_now(cur, sink)?.unwrap_or(Received::Timeout));
-        }
-        // Something already there is read before the clock is (two clock reads cost as much
-        // as a read on a guest).
+        // What is already there is read at once, before any clock read (two of them cost as
+        // much as a read on a guest).
         if self.has_data(cur) {
             if let Some(got) = self.read_now(cur, sink)? {
                 return Ok(got);
             }
         }
+        if timeout.is_zero() {
+            return Ok(Received::Timeout);
+        }
         let now = Instant::now();
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or_else(|| crate::select::deadline_after(timeout));
-        if !self.has_data(cur) {
-            let (spin, yield_for) = match self.wait {
-                WaitPolicy::Spin(spin) => (spin, Duration::ZERO),
-                WaitPolicy::SpinYield { spin, yield_for } => (spin, yield_for),
-                WaitPolicy::BusyPoll => (timeout, Duration::ZERO),
-            };
-            // Both phases end by the deadline (and never overflow an Instant, whatever
-            // the timeout).
-            let spin_end = now.checked_add(spin).map_or(deadline, |t| t.min(deadline));
-            let yield_end = spin_end
-                .checked_add(yield_for)
-                .map_or(deadline, |t| t.min(deadline));
-            let mut yielding = false;
-            'spin: loop {
-                // While yielding, check the clock after every yield: one may give the CPU
-                // away for a whole time slice.
-                for _ in 0..if yielding { 1 } else { 64 } {
-                    if self.has_data(cur) {
-                        break 'spin;
-                    }
-                    if yielding {
-                        std::thread::yield_now();
-                    } else {
-                        std::hint::spin_loop();
-                    }
+        let deadline = crate::select::deadline_from(now, timeout);
+        let (spin, yield_for) = match self.wait {
+            WaitPolicy::Spin(spin) => (spin, Duration::ZERO),
+            WaitPolicy::SpinYield { spin, yield_for } => (spin, yield_for),
+            WaitPolicy::BusyPoll => (timeout, Duration::ZERO),
+        };
+        // Both phases end by the deadline (and never overflow an Instant, whatever
+        // the timeout).
+        let spin_end = now.checked_add(spin).map_or(deadline, |t| t.min(deadline));
+        let yield_end = spin_end
+            .checked_add(yield_for)
+            .map_or(deadline, |t| t.min(deadline));
+        let mut yielding = false;
+        'spin: loop {
+            // While yielding, check the clock after every yield: one may give the CPU
+            // away for a whole time slice.
+            for _ in 0..if yielding { 1 } else { 64 } {
+                if self.has_data(cur) {
+                    break 'spin;
                 }
-                let t = Instant::now();
-                if t >= yield_end {
-                    break;
+                if yielding {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
                 }
-                yielding = t >= spin_end;
             }
+            let t = Instant::now();
+            if t >= yield_end {
+                break;
+            }
+            yielding = t >= spin_end;
         }
         loop {
             if self.has_data(cur) {

@@ -237,7 +237,11 @@ const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
 const POLL: Duration = Duration::from_millis(1);
 
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
+    deadline_from(Instant::now(), timeout)
+}
+
+/// [`deadline_after`] from a clock reading the caller already has.
+pub(crate) fn deadline_from(now: Instant, timeout: Duration) -> Instant {
     now.checked_add(timeout)
         .or_else(|| now.checked_add(FAR))
         .unwrap_or(now)
