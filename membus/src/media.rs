@@ -214,6 +214,16 @@ impl MediaSeg {
         })
     }
 
+    /// `n` consecutive words from `offset`, bounds- and alignment-checked once, now.
+    #[inline]
+    pub(crate) fn words(&self, offset: usize, n: usize) -> Result<&[AtomicI64]> {
+        self.seg.atomic_i64_slice(offset, n).ok_or_else(|| {
+            self.invalid(format!(
+                "{n} words at offset {offset} run past the share or are unaligned"
+            ))
+        })
+    }
+
     /// Acquire load of the word at `offset`. Done as a Relaxed load and an Acquire fence,
     /// which Rust allows on a read-only mapping (a plain Acquire load it does not promise).
     #[inline]
@@ -661,7 +671,7 @@ impl SlotWriter {
     }
 
     /// [`begin`](Self::begin) for a caller that has just called [`sync`](Self::sync).
-    pub(crate) fn begin_synced(&mut self) {
+    pub(crate) fn begin_synced(&self) {
         if let Ok(w) = self
             .share
             .word(self.slots.slot(self.ptr) + self.slots.stamp_at)

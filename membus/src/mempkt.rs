@@ -31,6 +31,7 @@ use crate::layout::align_up;
 use crate::layout::media::{MediaKind, PktLayout, DESC_STRIDE};
 use crate::media::{check_params, Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
+use crate::sys::copy::copy_to_shared;
 use crate::sys::shm::Access;
 
 /// Descriptor field offsets.
@@ -337,17 +338,26 @@ impl PacketWriter {
             wc += arena - phys;
             phys = 0;
         }
+        // Every place this record touches, checked before anything is written: the
+        // descriptor's words (one check for all of them) and the record's bytes.
+        let desc = self.w.share.words(l.desc(self.w.ptr), DESC_STRIDE / 8)?;
+        let at = l.arenaoffset + phys as usize;
+        let dst = self.w.share.bytes(at, total)?;
         // W3: publish the reservation first. Release: pairs with the reader's Acquire fence
         // before its lap check, so a reader whose copy overlapped these bytes sees a cursor
         // that reveals it.
         self.store(H_WCURSOR, wc + stride, Ordering::Release)?;
-        let d = l.desc(self.w.ptr);
         // W2: mark the descriptor in progress (its seq zeroed, with a Release fence) before
         // rewriting it (synced above).
         self.w.begin_synced();
-        let at = l.arenaoffset + phys as usize;
-        self.w.share.copy_in(at, rec.meta)?;
-        self.w.share.copy_in(at + rec.meta.len(), payload)?;
+        // SAFETY: `dst` was bounds-checked above for `total` = meta + payload bytes of this
+        // writer's writable mapping, which `self` keeps mapped; the two copies fill it
+        // back to back; `copy_to_shared` tolerates readers of other processes reading
+        // the bytes meanwhile (they detect it by the cursor stored above).
+        unsafe {
+            copy_to_shared(dst, rec.meta);
+            copy_to_shared(dst.add(rec.meta.len()), payload);
+        }
         for (field, v) in [
             (D_OFFSET, phys),
             (D_LEN, payload.len() as i64),
@@ -357,7 +367,7 @@ impl PacketWriter {
             (D_TRACK, rec.track),
             (D_USERLEN, rec.meta.len() as i64),
         ] {
-            self.store(d + field, v, Ordering::Relaxed)?;
+            desc[field / 8].store(v, Ordering::Relaxed);
         }
         // Descriptor seq, ptr, then global seq, each Release (W1).
         let s = self.w.publish()?;
