@@ -195,6 +195,11 @@ enum Cmd {
         raw: bool,
     },
     /// Print the schema a typed share carries (the type it was created through).
+    ///
+    /// Example: `membus schema /camera-state`
+    ///
+    /// Example: `membus schema /camera-state --json > camera.json` (what `codegen --from`
+    /// reads)
     Schema {
         name: String,
         /// The description as JSON (what `codegen --from` reads).
@@ -202,6 +207,10 @@ enum Cmd {
         json: bool,
     },
     /// Generate typed accessors for another language from a share's schema.
+    ///
+    /// Example: `membus codegen python /camera-state -o camera_state.py`
+    ///
+    /// Example: `membus codegen cpp --from camera.json -o camera_state.hpp`
     Codegen {
         #[command(subcommand)]
         lang: Lang,
@@ -285,6 +294,8 @@ enum Cmd {
 enum Lang {
     /// A Python module over pymembus: a dataclass and typed get_/set_ accessors (memkv),
     /// or message classes with encode/decode.
+    ///
+    /// Example: `membus codegen python /camera-state -o camera_state.py`
     Python {
         /// The typed share to read the schema from.
         #[arg(required_unless_present = "from", conflicts_with = "from")]
@@ -298,6 +309,8 @@ enum Lang {
     },
     /// A C++17 header over libmembus's memkv API (memkv), or message structs with
     /// encode/decode.
+    ///
+    /// Example: `membus codegen cpp --from camera.json -o camera_state.hpp`
     Cpp {
         /// The typed share to read the schema from.
         #[arg(required_unless_present = "from", conflicts_with = "from")]

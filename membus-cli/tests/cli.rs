@@ -705,8 +705,24 @@ fn info_on_a_memvid_prints_each_field_once() {
 
 #[test]
 fn help_puts_each_example_on_its_own_line() {
-    for cmd in ["send", "kv", "rm", "ls", "tail", "bench"] {
-        let help = ok(&[cmd, "--help"]);
+    // Every subcommand the top-level help lists (so a new one is covered too), and the
+    // codegen languages.
+    let top = ok(&["--help"]);
+    let mut cmds: Vec<Vec<&str>> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(|c| vec![c])
+        .collect();
+    assert!(cmds.len() >= 9, "too few subcommands found in:\n{top}");
+    cmds.push(vec!["codegen", "python"]);
+    cmds.push(vec!["codegen", "cpp"]);
+    for args in cmds {
+        let cmd = args.join(" ");
+        let help = ok(&[args.as_slice(), &["--help"]].concat());
         let examples: Vec<&str> = help.lines().filter(|l| l.contains("Example:")).collect();
         assert!(!examples.is_empty(), "{cmd} --help has no example:\n{help}");
         for l in &examples {

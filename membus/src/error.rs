@@ -1,9 +1,11 @@
 //! The one error type of membus.
 //!
-//! [`ErrorKind`] maps one to one onto libmembus's `errc` codes 1–12 ([`ErrorKind::code`]);
-//! the [`Display`](fmt::Display) text of an [`Error`] starts with libmembus's message for
-//! that code ("open failed", "size mismatch", ...) and goes on with the share name and the
-//! detail a caller needs to act: expected and found sizes, the offending field, the OS error.
+//! [`ErrorKind`] has a kind for each of libmembus's `errc` codes 1–12 and three that membus
+//! adds (`LockFailed`, `SchemaMismatch`, `InvalidValue`), which report the nearest libmembus
+//! code ([`ErrorKind::code`]). The [`Display`](fmt::Display) text of an [`Error`] starts with
+//! the kind's message (libmembus's for its codes: "open failed", "size mismatch", ...) and
+//! goes on with the share name and the detail a caller needs to act: expected and found
+//! sizes, the offending field, the OS error.
 
 use std::borrow::Cow;
 use std::fmt;
