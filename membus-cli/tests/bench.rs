@@ -359,7 +359,32 @@ fn interleaved_case_reports_ratios_and_both_tails() {
         (il["floor"]["p999_us"].as_f64().expect("p99.9") - f999).abs() < 0.001,
         "{text}"
     );
-    for side in ["memmsg", "floor"] {
+    // The locked floor: its line, its ratios, and its row like the other two sides'.
+    let locked = table
+        .lines()
+        .find(|l| l.starts_with("locked floor "))
+        .unwrap_or_else(|| panic!("no `locked floor` line:\n{table}"));
+    let l50 = number_after(locked, "p50 ").unwrap_or_else(|| panic!("no p50: {locked}"));
+    let lf = number_after(locked, "ratio to the floor median ")
+        .unwrap_or_else(|| panic!("no locked ÷ floor: {locked}"));
+    let ml = number_after(locked, "memmsg ÷ locked floor median ")
+        .unwrap_or_else(|| panic!("no memmsg ÷ locked: {locked}"));
+    assert!(l50 > 0.0 && lf > 0.0 && ml > 0.0, "{locked}");
+    assert!(
+        (il["locked_floor"]["p50_us"].as_f64().expect("p50") - l50).abs() < 0.001,
+        "{text}"
+    );
+    for key in [
+        "locked_floor_over_floor_median",
+        "memmsg_over_locked_floor_median",
+    ] {
+        assert!(il[key].as_f64().is_some_and(|r| r > 0.0), "{key}: {text}");
+    }
+    for (side, row_key) in [
+        ("memmsg", "memmsg_row"),
+        ("floor", "floor_row"),
+        ("locked_floor", "locked_floor_row"),
+    ] {
         let s = &il[side];
         for key in ["p50_us", "p99_us", "p999_us", "p999_over_p99"] {
             assert!(
@@ -367,7 +392,7 @@ fn interleaved_case_reports_ratios_and_both_tails() {
                 "{side}.{key}: {text}"
             );
         }
-        let row_name = il[format!("{side}_row")].as_str().expect("row name");
+        let row_name = il[row_key].as_str().expect("row name");
         let row = v["latency_results"]
             .as_array()
             .expect("latency_results")

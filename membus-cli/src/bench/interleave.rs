@@ -24,6 +24,14 @@
 //! spin) does not. A memmsg round trip does more work than the floor's, so a slice pair
 //! whose ratio is below 1 did not see the same machine on both sides (that, or the host
 //! moved a vCPU between the two slices); the report counts such pairs.
+//!
+//! A third slice kind, the locked floor, is the floor with one change: each side takes a
+//! robust process-shared mutex around its payload and sequence stores, and the mutex lies
+//! in the cache line of the sequence word the other side polls, as a libmembus ring's
+//! mutex lies beside the write offset its readers poll. It measures what the lock every
+//! writer of a libmembus-compatible ring must take costs on its own, so the memmsg ratio
+//! can be read against it. Between memmsg and floor slices, `spin-locked` sends the echo
+//! into it (the same echo loop on the locked words, see [`LOCKED_PING`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -44,6 +52,18 @@ const MEMMSG_ROW: &str = "memmsg round-trip latency (2 processes, interleaved wi
 /// The name of the floor side's latency row.
 const FLOOR_ROW: &str = "shm spin ping-pong (2 processes, floor, interleaved)";
 
+/// The name of the locked floor's latency row.
+const LOCKED_ROW: &str =
+    "shm spin ping-pong with a robust mutex (2 processes, locked floor, interleaved)";
+
+/// Where the locked floor's ping side lives in the floor's block: a `pthread_mutex_t` (40
+/// bytes on x86-64 and aarch64 glibc) at the start of a cache line, the ping sequence word
+/// right after it in the same line. The pong side is the next line.
+const LOCKED_PING: usize = 256;
+const LOCKED_PONG: usize = 320;
+/// Offset of the sequence word in a locked side's line.
+const LOCKED_SEQ: usize = 48;
+
 /// How long each side measures before the other takes over.
 pub(crate) const SLICE: Duration = Duration::from_millis(20);
 
@@ -58,12 +78,13 @@ const SWITCH: u64 = u64::MAX - 1;
 /// The payload size of both exchanges, as in the separate cases.
 const PAYLOAD: usize = 64;
 
-/// What the case measured: both sides' samples (µs) and each slice pair's two p50s.
+/// What the case measured: every side's samples (µs) and each slice group's p50s.
 pub(crate) struct Interleaved {
     pub memmsg: Latency,
     pub floor: Latency,
-    /// Per slice pair: (memmsg round trip p50, floor p50), µs.
-    pub pairs: Vec<(f64, f64)>,
+    pub locked: Latency,
+    /// Per slice group: (memmsg round trip p50, floor p50, locked floor p50), µs.
+    pub pairs: Vec<(f64, f64, f64)>,
 }
 
 /// Three percentiles of one side over the whole case.
@@ -107,38 +128,35 @@ pub(crate) struct Summary {
     pub name: String,
     pub memmsg: Side,
     pub floor: Side,
+    pub locked: Side,
     /// Each slice pair's memmsg p50 ÷ floor p50, in measuring order.
     pub ratios: Vec<f64>,
+    /// Each slice group's locked floor p50 ÷ floor p50, in measuring order.
+    pub locked_ratios: Vec<f64>,
+    /// Each slice group's memmsg p50 ÷ locked floor p50, in measuring order.
+    pub memmsg_locked_ratios: Vec<f64>,
 }
 
 impl Summary {
-    /// Sorts both sides' samples and returns the summary and the two latency rows (for the
-    /// latency table and `latency_results`).
-    pub(crate) fn of(i: Interleaved) -> (Summary, Latency, Latency) {
-        let (m, f) = (i.memmsg.sorted(), i.floor.sorted());
+    /// Sorts every side's samples and returns the summary and the three latency rows (for
+    /// the latency table and `latency_results`).
+    pub(crate) fn of(i: Interleaved) -> (Summary, [Latency; 3]) {
+        let (m, f, l) = (i.memmsg.sorted(), i.floor.sorted(), i.locked.sorted());
         let s = Summary {
             name: TITLE.into(),
             memmsg: Side::of(&m),
             floor: Side::of(&f),
-            ratios: i.pairs.iter().map(|&(a, b)| a / b).collect(),
+            locked: Side::of(&l),
+            ratios: i.pairs.iter().map(|&(a, b, _)| a / b).collect(),
+            locked_ratios: i.pairs.iter().map(|&(_, b, c)| c / b).collect(),
+            memmsg_locked_ratios: i.pairs.iter().map(|&(a, _, c)| a / c).collect(),
         };
-        (s, m, f)
-    }
-
-    fn sorted_ratios(&self) -> Vec<f64> {
-        let mut r = self.ratios.clone();
-        r.sort_by(f64::total_cmp);
-        r
+        (s, [m, f, l])
     }
 
     /// The median of the per-pair ratios (the mean of the middle two for an even count).
     pub(crate) fn ratio_median(&self) -> f64 {
-        let r = self.sorted_ratios();
-        match r.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => r[n / 2],
-            n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
-        }
+        median(&self.ratios)
     }
 
     /// How many slice pairs had the memmsg round trip faster than the floor (a sign that
@@ -149,12 +167,7 @@ impl Summary {
 
     /// The lower and upper quartile of the per-pair ratios (libmembus's index rule).
     fn ratio_quartiles(&self) -> (f64, f64) {
-        let r = self.sorted_ratios();
-        if r.is_empty() {
-            return (f64::NAN, f64::NAN);
-        }
-        let at = |p: f64| r[((p * r.len() as f64) as usize).min(r.len() - 1)];
-        (at(0.25), at(0.75))
+        quartiles(&self.ratios)
     }
 
     /// The human text: a heading, how it was measured, and one line of figures.
@@ -169,7 +182,11 @@ impl Summary {
              µs)\n\
              interleaved: memmsg round trip p50 {:.3} µs, floor p50 {:.3} µs, per-slice p50 \
              ratio median {:.2} (slices: {}, middle half {:.2}–{:.2}), memmsg p99 {:.3} p99.9 \
-             {:.3} (p99.9 ÷ p99 {:.2}), floor p99 {:.3} p99.9 {:.3} (p99.9 ÷ p99 {:.2})\n",
+             {:.3} (p99.9 ÷ p99 {:.2}), floor p99 {:.3} p99.9 {:.3} (p99.9 ÷ p99 {:.2})\n\
+             locked floor (the floor with each side taking a robust mutex in the line the \
+             other polls, as a libmembus ring's writer must): p50 {:.3} µs, per-slice p50 \
+             ratio to the floor median {:.2} (middle half {:.2}–{:.2}); memmsg ÷ locked floor \
+             median {:.2} (middle half {:.2}–{:.2})\n",
             self.name,
             SLICE.as_millis(),
             m.p50,
@@ -183,7 +200,14 @@ impl Summary {
             m.tail_ratio(),
             f.p99,
             f.p999,
-            f.tail_ratio()
+            f.tail_ratio(),
+            self.locked.p50,
+            median(&self.locked_ratios),
+            quartiles(&self.locked_ratios).0,
+            quartiles(&self.locked_ratios).1,
+            median(&self.memmsg_locked_ratios),
+            quartiles(&self.memmsg_locked_ratios).0,
+            quartiles(&self.memmsg_locked_ratios).1,
         );
         let below = self.below_floor();
         if below > 0 {
@@ -203,18 +227,22 @@ impl Summary {
         let (q1, q3) = self.ratio_quartiles();
         let ratios: Vec<String> = self.ratios.iter().map(|&r| json_num(r)).collect();
         format!(
-            "{{\"name\":{},\"memmsg_row\":{},\"floor_row\":{},\"slice_ms\":{},\"slices\":{},\"slices_memmsg_below_floor\":{},\"p50_ratio_median\":{},\"p50_ratio_p25\":{},\"p50_ratio_p75\":{},\"memmsg\":{},\"floor\":{},\"p50_ratios\":[{}]}}",
+            "{{\"name\":{},\"memmsg_row\":{},\"floor_row\":{},\"locked_floor_row\":{},\"slice_ms\":{},\"slices\":{},\"slices_memmsg_below_floor\":{},\"p50_ratio_median\":{},\"p50_ratio_p25\":{},\"p50_ratio_p75\":{},\"locked_floor_over_floor_median\":{},\"memmsg_over_locked_floor_median\":{},\"memmsg\":{},\"floor\":{},\"locked_floor\":{},\"p50_ratios\":[{}]}}",
             json_str(&self.name),
             json_str(MEMMSG_ROW),
             json_str(FLOOR_ROW),
+            json_str(LOCKED_ROW),
             SLICE.as_millis(),
             self.ratios.len(),
             self.below_floor(),
             json_num(self.ratio_median()),
             json_num(q1),
             json_num(q3),
+            json_num(median(&self.locked_ratios)),
+            json_num(median(&self.memmsg_locked_ratios)),
             self.memmsg.json(),
             self.floor.json(),
+            self.locked.json(),
             ratios.join(",")
         )
     }
@@ -229,19 +257,134 @@ fn json_num(x: f64) -> String {
     }
 }
 
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut r = v.to_vec();
+    r.sort_by(f64::total_cmp);
+    r
+}
+
+/// The median of `v` (the mean of the middle two for an even count; NaN when empty).
+fn median(v: &[f64]) -> f64 {
+    let r = sorted(v);
+    match r.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => r[n / 2],
+        n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
+    }
+}
+
+/// The lower and upper quartile of `v` (libmembus's index rule; NaN when empty).
+fn quartiles(v: &[f64]) -> (f64, f64) {
+    let r = sorted(v);
+    if r.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let at = |p: f64| r[((p * r.len() as f64) as usize).min(r.len() - 1)];
+    (at(0.25), at(0.75))
+}
+
 /// The p50 by libmembus's index rule (`sorted[n / 2]`) of a slice's samples (not empty).
 fn p50(v: &mut [f64]) -> f64 {
     let mid = v.len() / 2;
     *v.select_nth_unstable_by(mid, f64::total_cmp).1
 }
 
-/// The parent's side of both exchanges.
+/// A robust, process-shared pthread mutex in the floor's block (the locked floor's lock),
+/// valid while the block's mapping, borrowed for `'a`, is. The block is this case's own
+/// (a unique name, created with mode 0600, used by the parent and its echo only), so its
+/// bytes are handed to glibc unchecked, unlike a share's, whose lock words membus checks
+/// first.
+struct SharedMutex<'a> {
+    m: *mut libc::pthread_mutex_t,
+    _map: std::marker::PhantomData<&'a MemMap>,
+}
+
+/// Unlocks on drop.
+struct SharedMutexGuard<'m, 'a>(&'m SharedMutex<'a>);
+
+impl<'a> SharedMutex<'a> {
+    /// The mutex at `offset` of `map` (a whole `pthread_mutex_t` in bounds and 8-aligned,
+    /// checked). With `init`, it is initialised first (robust, process-shared): only the
+    /// creator does that, before any other process uses the block.
+    fn at(map: &'a MemMap, offset: usize, init: bool) -> BenchResult<SharedMutex<'a>> {
+        let size = std::mem::size_of::<libc::pthread_mutex_t>();
+        if offset % 8 != 0 || offset + size > map.len() || size > LOCKED_SEQ {
+            return Err(
+                format!("no room for a mutex at offset {offset} of the floor's block").into(),
+            );
+        }
+        // SAFETY: `offset + size` is within the mapping (checked), which `map` keeps mapped
+        // for `'a`; the pointer is only handed to pthread functions, never made a reference.
+        let m = unsafe { map.as_ptr().add(offset) }.cast::<libc::pthread_mutex_t>();
+        if init {
+            // SAFETY: `attr` is initialised by pthread_mutexattr_init before any other use
+            // and destroyed after; `m` points to `size` writable bytes, 8-aligned, that no
+            // other process uses yet (the echo is spawned after this).
+            let rc = unsafe {
+                let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+                libc::pthread_mutexattr_init(attr.as_mut_ptr());
+                libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED);
+                libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST);
+                let rc = libc::pthread_mutex_init(m, attr.as_ptr());
+                libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
+                rc
+            };
+            if rc != 0 {
+                return Err(format!("pthread_mutex_init: error {rc}").into());
+            }
+        }
+        Ok(SharedMutex {
+            m,
+            _map: std::marker::PhantomData,
+        })
+    }
+
+    /// Locks it, waiting at most [`GRACE`]; a lock whose holder died is taken over.
+    fn lock(&self) -> BenchResult<SharedMutexGuard<'_, 'a>> {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+        let deadline = libc::timespec {
+            tv_sec: now.tv_sec + GRACE.as_secs() as libc::time_t,
+            tv_nsec: now.tv_nsec,
+        };
+        // SAFETY: `m` is a mutex initialised by the block's creator (see `at`) in a mapping
+        // kept alive for `'a`; `deadline` is a valid timespec.
+        match unsafe { libc::pthread_mutex_timedlock(self.m, &deadline) } {
+            0 => Ok(SharedMutexGuard(self)),
+            libc::EOWNERDEAD => {
+                // SAFETY: this thread holds the mutex (EOWNERDEAD locks it).
+                unsafe { libc::pthread_mutex_consistent(self.m) };
+                Ok(SharedMutexGuard(self))
+            }
+            rc => {
+                Err(format!("the locked floor's mutex: pthread_mutex_timedlock error {rc}").into())
+            }
+        }
+    }
+}
+
+impl Drop for SharedMutexGuard<'_, '_> {
+    fn drop(&mut self) {
+        // SAFETY: this thread locked the mutex when it made the guard, and the mapping
+        // outlives the guard (it borrows the mutex, which borrows the map).
+        unsafe { libc::pthread_mutex_unlock(self.0.m) };
+    }
+}
+
+/// The parent's side of the three exchanges.
 struct Session<'a> {
     ping_tx: Writer,
     pong_rx: Reader,
     map: &'a MemMap,
     ping: &'a AtomicU64,
     pong: &'a AtomicU64,
+    locked_ping: &'a AtomicU64,
+    locked_pong: &'a AtomicU64,
+    ping_lock: SharedMutex<'a>,
     msg_seq: u64,
     spin_seq: u64,
     payload: [u8; PAYLOAD],
@@ -279,12 +422,12 @@ impl Session<'_> {
         }
     }
 
-    /// Waits until the pong word holds `want`; an error after [`GRACE`].
-    fn wait_pong(&self, want: u64, t0: Instant) -> BenchResult<()> {
+    /// Waits until the pong word `pong` holds `want`; an error after [`GRACE`].
+    fn wait_pong(pong: &AtomicU64, want: u64, t0: Instant) -> BenchResult<()> {
         let mut spins = 0u32;
-        // Acquire: pairs with the echo's Release store of PONG_SEQ (after its payload copy,
-        // or its acknowledgement of SWITCH).
-        while self.pong.load(Ordering::Acquire) != want {
+        // Acquire: pairs with the echo's Release store of the pong word (after its payload
+        // copy, or its acknowledgement of SWITCH).
+        while pong.load(Ordering::Acquire) != want {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
             if spins % 4096 == 0 && t0.elapsed() > GRACE {
@@ -306,7 +449,24 @@ impl Session<'_> {
         self.map.write_at(PING_DATA, &self.payload)?;
         // Release: publishes the payload; pairs with the echo's Acquire load of PING_SEQ.
         self.ping.store(i, Ordering::Release);
-        self.wait_pong(i, t0)?;
+        Self::wait_pong(self.pong, i, t0)?;
+        self.map.read_at(PONG_DATA, &mut self.back)?;
+        Ok(t0.elapsed().as_secs_f64() * 1e6)
+    }
+
+    /// One locked floor round trip, in µs: the floor's steps, each side storing under its
+    /// mutex (the one in the line of the sequence word it stores).
+    fn locked_round_trip(&mut self) -> BenchResult<f64> {
+        self.spin_seq += 1;
+        let i = self.spin_seq;
+        let t0 = Instant::now();
+        {
+            let _held = self.ping_lock.lock()?;
+            self.map.write_at(PING_DATA, &self.payload)?;
+            // Release: publishes the payload; pairs with the echo's Acquire load.
+            self.locked_ping.store(i, Ordering::Release);
+        }
+        Self::wait_pong(self.locked_pong, i, t0)?;
         self.map.read_at(PONG_DATA, &mut self.back)?;
         Ok(t0.elapsed().as_secs_f64() * 1e6)
     }
@@ -338,18 +498,31 @@ impl Session<'_> {
         let samples = self.slice(Self::spin_round_trip)?;
         // Release: pairs with the echo's Acquire load of PING_SEQ; ends its floor mode.
         self.ping.store(SWITCH, Ordering::Release);
-        self.wait_pong(SWITCH, Instant::now())?;
+        Self::wait_pong(self.pong, SWITCH, Instant::now())?;
         Ok(samples)
     }
 
-    /// One slice pair, in alternating order; returns (memmsg samples, floor samples).
-    fn pair(&mut self, memmsg_first: bool) -> BenchResult<(Vec<f64>, Vec<f64>)> {
+    /// A locked floor slice, likewise.
+    fn locked_slice(&mut self) -> BenchResult<Vec<f64>> {
+        self.ping_tx.write(b"spin-locked")?;
+        let samples = self.slice(Self::locked_round_trip)?;
+        // Release: pairs with the echo's Acquire load of the locked ping word.
+        self.locked_ping.store(SWITCH, Ordering::Release);
+        Self::wait_pong(self.locked_pong, SWITCH, Instant::now())?;
+        Ok(samples)
+    }
+
+    /// One slice group, the floor in the middle and the order of the other two alternating;
+    /// returns (memmsg, floor, locked floor) samples.
+    fn pair(&mut self, memmsg_first: bool) -> BenchResult<(Vec<f64>, Vec<f64>, Vec<f64>)> {
         Ok(if memmsg_first {
             let m = self.memmsg_slice()?;
-            (m, self.floor_slice()?)
-        } else {
             let f = self.floor_slice()?;
-            (self.memmsg_slice()?, f)
+            (m, f, self.locked_slice()?)
+        } else {
+            let l = self.locked_slice()?;
+            let f = self.floor_slice()?;
+            (self.memmsg_slice()?, f, l)
         })
     }
 
@@ -370,16 +543,23 @@ impl Session<'_> {
                 payload: "64 B".into(),
                 samples_us: Vec::new(),
             },
+            locked: Latency {
+                name: LOCKED_ROW.into(),
+                group: "floor",
+                payload: "64 B".into(),
+                samples_us: Vec::new(),
+            },
             pairs: Vec::new(),
         };
         let start = Instant::now();
         let mut k = 0usize;
         while start.elapsed() < d || (r.pairs.is_empty() && start.elapsed() < d + GRACE) {
-            let (mut m, mut f) = self.pair(k % 2 == 0)?;
+            let (mut m, mut f, mut l) = self.pair(k % 2 == 0)?;
             k += 1;
-            r.pairs.push((p50(&mut m), p50(&mut f)));
+            r.pairs.push((p50(&mut m), p50(&mut f), p50(&mut l)));
             r.memmsg.samples_us.extend_from_slice(&m);
             r.floor.samples_us.extend_from_slice(&f);
+            r.locked.samples_us.extend_from_slice(&l);
         }
         if r.pairs.is_empty() {
             return Err(format!(
@@ -406,9 +586,15 @@ pub(crate) fn run(d: Duration, policy: &str) -> BenchResult<Interleaved> {
     let pong_rx = Reader::attach_with(&rev, &opts)?;
     let map = MemMap::create(&spin, 4096)?;
     let (ping, pong) = (map.atomic_u64(PING_SEQ)?, map.atomic_u64(PONG_SEQ)?);
-    // The echo enters floor mode expecting SWITCH here (see `floor_echo`).
-    // Release: pairs with the echo's Acquire loads of PING_SEQ.
+    let locked_ping = map.atomic_u64(LOCKED_PING + LOCKED_SEQ)?;
+    let locked_pong = map.atomic_u64(LOCKED_PONG + LOCKED_SEQ)?;
+    // Both mutexes are initialised here, before the echo exists.
+    let ping_lock = SharedMutex::at(&map, LOCKED_PING, true)?;
+    SharedMutex::at(&map, LOCKED_PONG, true)?;
+    // The echo enters either floor mode expecting SWITCH here (see `floor_echo`).
+    // Release: pairs with the echo's Acquire loads of the ping words.
     ping.store(SWITCH, Ordering::Release);
+    locked_ping.store(SWITCH, Ordering::Release);
     let child = spawn_peer(&format!("interleave-echo:{policy}"), &[&fwd, &rev, &spin])?;
     let mut s = Session {
         ping_tx,
@@ -416,6 +602,9 @@ pub(crate) fn run(d: Duration, policy: &str) -> BenchResult<Interleaved> {
         map: &map,
         ping,
         pong,
+        locked_ping,
+        locked_pong,
+        ping_lock,
         msg_seq: 0,
         spin_seq: 0,
         payload: [b'i'; PAYLOAD],
@@ -423,9 +612,10 @@ pub(crate) fn run(d: Duration, policy: &str) -> BenchResult<Interleaved> {
         buf: Vec::with_capacity(PAYLOAD),
     };
     let result = s.measure(d);
-    // Whichever mode the echo is in: the word ends floor mode, the message ring mode.
-    // Release: pairs with the echo's Acquire load of PING_SEQ.
+    // Whichever mode the echo is in: the words end the floor modes, the message ring mode.
+    // Release: pairs with the echo's Acquire loads of the ping words.
     ping.store(STOP, Ordering::Release);
+    locked_ping.store(STOP, Ordering::Release);
     let told = s.ping_tx.write(b"stop");
     let finished = finish(child);
     let r = result?;
@@ -440,8 +630,14 @@ enum Left {
     Stop,
 }
 
-/// The echo's floor mode: the floor case's echo loop, until [`SWITCH`] or [`STOP`].
-fn floor_echo(map: &MemMap, ping: &AtomicU64, pong: &AtomicU64) -> BenchResult<Left> {
+/// The echo's floor mode: the floor case's echo loop, until [`SWITCH`] or [`STOP`]; with
+/// `lock`, the locked floor's (each answer stored under it).
+fn floor_echo(
+    map: &MemMap,
+    ping: &AtomicU64,
+    pong: &AtomicU64,
+    lock: Option<&SharedMutex<'_>>,
+) -> BenchResult<Left> {
     let mut buf = [0u8; PAYLOAD];
     // The parent stores SWITCH before it sends `spin`, and pings only after.
     let mut last = SWITCH;
@@ -463,9 +659,11 @@ fn floor_echo(map: &MemMap, ping: &AtomicU64, pong: &AtomicU64) -> BenchResult<L
             return Ok(Left::Switch);
         }
         map.read_at(PING_DATA, &mut buf)?;
+        let held = lock.map(SharedMutex::lock).transpose()?;
         map.write_at(PONG_DATA, &buf)?;
         // Release: publishes the echoed payload; pairs with the parent's Acquire load.
         pong.store(s, Ordering::Release);
+        drop(held);
         last = s;
     }
 }
@@ -481,6 +679,10 @@ pub(crate) fn peer(policy: &str, names: &[String], say_ready: impl Fn()) -> Benc
     let tx = Writer::attach(rev.as_str())?;
     let map = MemMap::attach(spin.as_str())?;
     let (ping, pong) = (map.atomic_u64(PING_SEQ)?, map.atomic_u64(PONG_SEQ)?);
+    let locked_ping = map.atomic_u64(LOCKED_PING + LOCKED_SEQ)?;
+    let locked_pong = map.atomic_u64(LOCKED_PONG + LOCKED_SEQ)?;
+    // Initialised by the parent before this process was spawned.
+    let pong_lock = SharedMutex::at(&map, LOCKED_PONG, false)?;
     say_ready();
     let mut buf = Vec::with_capacity(PAYLOAD);
     while !stop_requested() {
@@ -488,7 +690,13 @@ pub(crate) fn peer(policy: &str, names: &[String], say_ready: impl Fn()) -> Benc
             match buf.as_slice() {
                 b"stop" => return Ok(()),
                 b"spin" => {
-                    if let Left::Stop = floor_echo(&map, ping, pong)? {
+                    if let Left::Stop = floor_echo(&map, ping, pong, None)? {
+                        return Ok(());
+                    }
+                }
+                b"spin-locked" => {
+                    let lock = Some(&pong_lock);
+                    if let Left::Stop = floor_echo(&map, locked_ping, locked_pong, lock)? {
                         return Ok(());
                     }
                 }
@@ -519,13 +727,22 @@ mod tests {
         let i = Interleaved {
             memmsg: latency((1..=1000).map(f64::from).collect()),
             floor: latency((1..=1000).rev().map(|x| f64::from(x) / 2.0).collect()),
-            pairs: vec![(2.0, 1.0), (3.0, 1.0), (1.0, 1.0), (4.0, 2.0)],
+            locked: latency((1..=1000).rev().map(|x| f64::from(x) / 4.0).collect()),
+            pairs: vec![
+                (2.0, 1.0, 1.5),
+                (3.0, 1.0, 2.0),
+                (1.0, 1.0, 1.0),
+                (4.0, 2.0, 4.0),
+            ],
         };
-        let (s, m, f) = Summary::of(i);
+        let (s, [m, f, l]) = Summary::of(i);
         // Sorted rows for the latency table.
         assert_eq!(m.samples_us.first(), Some(&1.0));
         assert_eq!(f.samples_us.first(), Some(&0.5));
+        assert_eq!(l.samples_us.first(), Some(&0.25));
         assert_eq!(s.ratios, [2.0, 3.0, 1.0, 2.0]);
+        assert_eq!(s.locked_ratios, [1.5, 2.0, 1.0, 2.0]);
+        assert_eq!(s.memmsg_locked_ratios, [2.0 / 1.5, 1.5, 1.0, 1.0]);
         assert_eq!(s.ratio_median(), 2.0);
         assert_eq!(s.ratio_quartiles(), (2.0, 3.0));
         assert_eq!(
@@ -542,6 +759,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("(p99.9 ÷ p99 1.01)"), "{text}");
+        assert!(
+            text.contains(
+                "p50 125.250 µs, per-slice p50 ratio to the floor median 1.75 (middle half \
+                 1.50–2.00); memmsg ÷ locked floor median 1.17 (middle half 1.00–1.50)"
+            ),
+            "{text}"
+        );
         assert!(!text.contains("note:"), "{text}");
         let v: serde_json::Value = serde_json::from_str(&s.json()).expect("valid JSON");
         assert_eq!(v["slices"], 4);
@@ -551,14 +775,18 @@ mod tests {
         assert_eq!(v["floor"]["samples"], 1000);
         assert_eq!(v["p50_ratios"].as_array().map(Vec::len), Some(4));
         assert_eq!(v["memmsg_row"], MEMMSG_ROW);
+        assert_eq!(v["locked_floor_row"], LOCKED_ROW);
+        assert_eq!(v["locked_floor_over_floor_median"], 1.75);
+        assert_eq!(v["locked_floor"]["p50_us"], 125.25);
     }
 
     #[test]
     fn slices_where_memmsg_beats_the_floor_are_counted_and_explained() {
-        let (s, _, _) = Summary::of(Interleaved {
+        let (s, _) = Summary::of(Interleaved {
             memmsg: latency(vec![1.0]),
             floor: latency(vec![1.0]),
-            pairs: vec![(2.0, 1.0), (45.0, 800.0), (50.0, 700.0)],
+            locked: latency(vec![1.0]),
+            pairs: vec![(2.0, 1.0, 1.5), (45.0, 800.0, 900.0), (50.0, 700.0, 800.0)],
         });
         assert_eq!(s.below_floor(), 2);
         assert!(s.text().contains("note: in 2 of 3 slices"), "{}", s.text());
@@ -570,13 +798,15 @@ mod tests {
     fn p50_uses_the_index_rule_and_no_pairs_give_null() {
         assert_eq!(p50(&mut [3.0, 1.0, 2.0, 4.0]), 3.0);
         assert_eq!(p50(&mut [5.0]), 5.0);
-        let (s, _, _) = Summary::of(Interleaved {
+        let (s, _) = Summary::of(Interleaved {
             memmsg: latency(vec![]),
             floor: latency(vec![]),
+            locked: latency(vec![]),
             pairs: vec![],
         });
         let v: serde_json::Value = serde_json::from_str(&s.json()).expect("valid JSON");
         assert!(v["p50_ratio_median"].is_null(), "{v}");
         assert!(v["memmsg"]["p999_over_p99"].is_null(), "{v}");
+        assert!(v["memmsg_over_locked_floor_median"].is_null(), "{v}");
     }
 }

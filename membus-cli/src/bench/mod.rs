@@ -196,10 +196,9 @@ pub(crate) fn run(duration_ms: u64, json: Option<&Path>, only: Option<&str>) -> 
             cases::Outcome::Throughput(t) => results.push(t),
             cases::Outcome::Latency(l) => latency.push(l.sorted()),
             cases::Outcome::Interleaved(i) => {
-                let (summary, memmsg, floor) = interleave::Summary::of(i);
+                let (summary, rows) = interleave::Summary::of(i);
                 interleaved.push(summary);
-                latency.push(memmsg);
-                latency.push(floor);
+                latency.extend(rows);
             }
         }
     }
