@@ -492,23 +492,21 @@ impl Session<'_> {
         self.slice(Self::memmsg_round_trip)
     }
 
-    /// A floor slice: sends the echo into floor mode, measures, brings it back to the ring.
-    fn floor_slice(&mut self) -> BenchResult<Vec<f64>> {
-        self.ping_tx.write(b"spin")?;
-        let samples = self.slice(Self::spin_round_trip)?;
-        // Release: pairs with the echo's Acquire load of PING_SEQ; ends its floor mode.
-        self.ping.store(SWITCH, Ordering::Release);
-        Self::wait_pong(self.pong, SWITCH, Instant::now())?;
-        Ok(samples)
-    }
-
-    /// A locked floor slice, likewise.
-    fn locked_slice(&mut self) -> BenchResult<Vec<f64>> {
-        self.ping_tx.write(b"spin-locked")?;
-        let samples = self.slice(Self::locked_round_trip)?;
-        // Release: pairs with the echo's Acquire load of the locked ping word.
-        self.locked_ping.store(SWITCH, Ordering::Release);
-        Self::wait_pong(self.locked_pong, SWITCH, Instant::now())?;
+    /// A floor slice (with `locked`, a locked floor slice): sends the echo into that mode,
+    /// measures, brings it back to the ring.
+    fn floor_slice(&mut self, locked: bool) -> BenchResult<Vec<f64>> {
+        type Op<'s> = fn(&mut Session<'s>) -> BenchResult<f64>;
+        let (mode, op, ping, pong): (&[u8], Op<'_>, _, _) = if locked {
+            let op: Op<'_> = Self::locked_round_trip;
+            (b"spin-locked", op, self.locked_ping, self.locked_pong)
+        } else {
+            (b"spin", Self::spin_round_trip, self.ping, self.pong)
+        };
+        self.ping_tx.write(mode)?;
+        let samples = self.slice(op)?;
+        // Release: pairs with the echo's Acquire load of this mode's ping word; ends the mode.
+        ping.store(SWITCH, Ordering::Release);
+        Self::wait_pong(pong, SWITCH, Instant::now())?;
         Ok(samples)
     }
 
@@ -517,11 +515,11 @@ impl Session<'_> {
     fn pair(&mut self, memmsg_first: bool) -> BenchResult<(Vec<f64>, Vec<f64>, Vec<f64>)> {
         Ok(if memmsg_first {
             let m = self.memmsg_slice()?;
-            let f = self.floor_slice()?;
-            (m, f, self.locked_slice()?)
+            let f = self.floor_slice(false)?;
+            (m, f, self.floor_slice(true)?)
         } else {
-            let l = self.locked_slice()?;
-            let f = self.floor_slice()?;
+            let l = self.floor_slice(true)?;
+            let f = self.floor_slice(false)?;
             (self.memmsg_slice()?, f, l)
         })
     }
