@@ -173,6 +173,8 @@ impl Summary {
     /// The human text: a heading, how it was measured, and one line of figures.
     pub(crate) fn text(&self) -> String {
         let (q1, q3) = self.ratio_quartiles();
+        let (lq1, lq3) = quartiles(&self.locked_ratios);
+        let (mlq1, mlq3) = quartiles(&self.memmsg_locked_ratios);
         let (m, f) = (&self.memmsg, &self.floor);
         let mut s = format!(
             "--- {} ---\n\
@@ -203,11 +205,11 @@ impl Summary {
             f.tail_ratio(),
             self.locked.p50,
             median(&self.locked_ratios),
-            quartiles(&self.locked_ratios).0,
-            quartiles(&self.locked_ratios).1,
+            lq1,
+            lq3,
             median(&self.memmsg_locked_ratios),
-            quartiles(&self.memmsg_locked_ratios).0,
-            quartiles(&self.memmsg_locked_ratios).1,
+            mlq1,
+            mlq3,
         );
         let below = self.below_floor();
         if below > 0 {
