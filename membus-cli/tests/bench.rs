@@ -21,25 +21,27 @@ fn run_ok(args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
+/// Runs `membus bench ARGS --json FILE` (a file of its own under the temp directory, named
+/// by `tag`) and returns the table and the JSON text; the file is removed.
+fn bench_with_json(tag: &str, args: &[&str]) -> (String, String) {
+    let json = std::env::temp_dir().join(format!("membus-bench-{tag}-{}.json", std::process::id()));
+    let path = json.to_str().expect("temp path is UTF-8");
+    let (table, _) = run_ok(&[&["bench"], args, &["--json", path]].concat());
+    let text = std::fs::read_to_string(&json).expect("the JSON file was written");
+    std::fs::remove_file(&json).expect("remove the JSON file");
+    (table, text)
+}
+
 /// Every case runs, and the JSON has libmembus's shape. Each latency case measures for at
 /// least the duration and then until it has a sample (bounded), so a busy machine makes it
 /// slower, never empty; a case that measures nothing fails the command with its name.
 #[test]
 fn bench_runs_and_writes_libmembus_shaped_json() {
-    let json = std::env::temp_dir().join(format!("membus-bench-test-{}.json", std::process::id()));
-    let (table, _) = run_ok(&[
-        "bench",
-        "--duration-ms",
-        "10",
-        "--json",
-        json.to_str().expect("temp path is UTF-8"),
-    ]);
+    let (table, text) = bench_with_json("test", &["--duration-ms", "10"]);
     assert!(
         table.contains("--- Throughput ---") && table.contains("--- Latency (µs) ---"),
         "the table lacks its headings:\n{table}"
     );
-    let text = std::fs::read_to_string(&json).expect("the JSON file was written");
-    std::fs::remove_file(&json).expect("remove the JSON file");
     let v: serde_json::Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("the JSON does not parse ({e}):\n{text}"));
     assert_eq!(v["metadata"]["duration_ms"], 10, "{text}");
@@ -235,18 +237,7 @@ fn compare_alternates_rounds_and_matches_cases() {
 /// Without `--compare` the metadata names the CPU and the copy strategy.
 #[test]
 fn json_metadata_names_the_cpu() {
-    let json = std::env::temp_dir().join(format!("membus-bench-cpu-{}.json", std::process::id()));
-    let (table, _) = run_ok(&[
-        "bench",
-        "--duration-ms",
-        "10",
-        "--only",
-        "zero-copy",
-        "--json",
-        json.to_str().expect("UTF-8"),
-    ]);
-    let text = std::fs::read_to_string(&json).expect("JSON written");
-    std::fs::remove_file(&json).expect("remove JSON");
+    let (table, text) = bench_with_json("cpu", &["--duration-ms", "10", "--only", "zero-copy"]);
     let v: serde_json::Value = serde_json::from_str(&text).expect("parses");
     let cpu = &v["metadata"]["cpu"];
     for key in ["vendor", "model", "flags", "copy_strategy", "copy_plan"] {
@@ -277,21 +268,10 @@ fn number_after(text: &str, label: &str) -> Option<f64> {
 /// are checked for being numbers that belong together, never for speed).
 #[test]
 fn interleaved_case_reports_ratios_and_both_tails() {
-    let json = std::env::temp_dir().join(format!(
-        "membus-bench-interleaved-{}.json",
-        std::process::id()
-    ));
-    let (table, _) = run_ok(&[
-        "bench",
-        "--duration-ms",
-        "100",
-        "--only",
+    let (table, text) = bench_with_json(
         "interleaved",
-        "--json",
-        json.to_str().expect("UTF-8"),
-    ]);
-    let text = std::fs::read_to_string(&json).expect("JSON written");
-    std::fs::remove_file(&json).expect("remove JSON");
+        &["--duration-ms", "100", "--only", "interleaved"],
+    );
 
     let line = table
         .lines()
