@@ -289,7 +289,9 @@ fn interleaved_case_reports_ratios_and_both_tails() {
     let f999 =
         number_after(floor_tail, " p99.9 ").unwrap_or_else(|| panic!("no floor p99.9: {line}"));
     assert!(slices >= 1.0 && slices.fract() == 0.0, "{line}");
-    assert!(m50 > 0.0 && f50 > 0.0 && ratio > 0.0, "{line}");
+    // Ratios print with two decimals: a loaded machine (a floor slice whose spinning echo
+    // was descheduled) can print 0.00, so their sign is checked on the JSON figures below.
+    assert!(m50 > 0.0 && f50 > 0.0 && ratio >= 0.0, "{line}");
     assert!(
         m50 <= m99 && m99 <= m999 && f50 <= f99 && f99 <= f999,
         "{line}"
@@ -327,7 +329,9 @@ fn interleaved_case_reports_ratios_and_both_tails() {
         "{text}"
     );
     assert!(
-        il["p50_ratio_median"].as_f64().is_some_and(|r| r > 0.0),
+        il["p50_ratio_median"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0 && (r - ratio).abs() <= 0.006),
         "{text}"
     );
     // The JSON carries the figures the line shows (rounded there).
@@ -349,16 +353,21 @@ fn interleaved_case_reports_ratios_and_both_tails() {
         .unwrap_or_else(|| panic!("no locked ÷ floor: {locked}"));
     let ml = number_after(locked, "memmsg ÷ locked floor median ")
         .unwrap_or_else(|| panic!("no memmsg ÷ locked: {locked}"));
-    assert!(l50 > 0.0 && lf > 0.0 && ml > 0.0, "{locked}");
+    assert!(l50 > 0.0 && lf >= 0.0 && ml >= 0.0, "{locked}");
     assert!(
         (il["locked_floor"]["p50_us"].as_f64().expect("p50") - l50).abs() < 0.001,
         "{text}"
     );
-    for key in [
-        "locked_floor_over_floor_median",
-        "memmsg_over_locked_floor_median",
+    for (key, shown) in [
+        ("locked_floor_over_floor_median", lf),
+        ("memmsg_over_locked_floor_median", ml),
     ] {
-        assert!(il[key].as_f64().is_some_and(|r| r > 0.0), "{key}: {text}");
+        assert!(
+            il[key]
+                .as_f64()
+                .is_some_and(|r| r > 0.0 && (r - shown).abs() <= 0.006),
+            "{key}: {text}"
+        );
     }
     for (side, row_key) in [
         ("memmsg", "memmsg_row"),
