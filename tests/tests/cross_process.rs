@@ -119,7 +119,6 @@ fn hold_lock(name: &str) -> Child {
 /// set W = 0 first, so its frame carries the seq the reader sees; a membus writer publishes
 /// both after the frame, whose header carries the next seq.
 fn reader_never_takes_a_message_being_overwritten(libmembus_order: bool) {
-    const RING: usize = 120;
     let g = ShmGuard::new("xproc-torn");
     let w = Writer::create(g.name(), 4096).unwrap();
     let opts = QueueOptions::new().lock_timeout(Duration::from_millis(200));
@@ -163,6 +162,94 @@ fn a_reader_never_takes_a_message_a_libmembus_writer_is_overwriting() {
 #[test]
 fn a_reader_never_takes_a_message_a_membus_writer_is_overwriting() {
     reader_never_takes_a_message_being_overwritten(false);
+}
+
+/// Ring offset of a memmsg's data area, and the stride of a 1000-byte message's frame.
+const RING: usize = 120;
+const STRIDE_1000: usize = 1016;
+
+/// A 4 KiB memmsg whose reader has read messages 1–4 (1000 bytes each, frames at 0, 1016,
+/// 2032 and 3048), so the next frame wraps to 0. Returns the guard, writer and reader.
+fn wrapped_ring(tag: &str) -> (ShmGuard, Writer, Reader) {
+    let g = ShmGuard::new(tag);
+    let w = Writer::create(g.name(), 4096).unwrap();
+    let opts = QueueOptions::new().lock_timeout(Duration::from_millis(200));
+    let mut r = Reader::attach_with(g.name(), &opts).unwrap();
+    for i in 1..=4u64 {
+        w.write(&[b'0' + i as u8; 1000]).unwrap();
+        assert_eq!(
+            r.read(Duration::ZERO).unwrap(),
+            msg(i, &format!("{i}").repeat(1000))
+        );
+    }
+    let raw = membus_tests::RawShare::open(g.name()).unwrap();
+    assert_eq!(
+        raw.get_i64(8),
+        4 * STRIDE_1000 as i64,
+        "write offset after four frames"
+    );
+    (g, w, r)
+}
+
+/// The newest message sitting at ring offset 0, once a write that wrapped is published, is
+/// read without the lock too (about once per lap in a stream; under the lock it cost a
+/// futex sleep whenever the writer still held it).
+#[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "lock-free reads are x86-64 only; elsewhere readers take the lock"
+)]
+fn the_newest_message_at_offset_0_is_read_without_the_lock() {
+    let (g, w, mut r) = wrapped_ring("xproc-wrap0");
+    w.write(&[b'5'; 1000]).unwrap();
+    let raw = membus_tests::RawShare::open(g.name()).unwrap();
+    assert_eq!(raw.get_i64(8), STRIDE_1000 as i64, "message 5 wrapped to 0");
+    let mut holder = hold_lock(g.name());
+    assert_eq!(r.read(Duration::ZERO).unwrap(), msg(5, &"5".repeat(1000)));
+    assert_eq!(r.read(Duration::ZERO).unwrap(), Received::Timeout);
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+}
+
+/// The same place in the ring while a libmembus writer is still writing message 5 there
+/// (W moved to 0, the global seq bumped, the frame header and half the payload stored,
+/// the lock held): the reader, which wants exactly that message, must wait for the lock
+/// (and time out here) rather than take the half-written frame for the newest one. Once
+/// the write is finished (W past the frame), it reads message 5 whole, the lock still held.
+#[test]
+fn a_message_a_libmembus_writer_is_still_writing_at_offset_0_is_not_read() {
+    let (g, _w, mut r) = wrapped_ring("xproc-wrap0-busy");
+    let raw = membus_tests::RawShare::open(g.name()).unwrap();
+    let mut holder = hold_lock(g.name());
+    let body: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let store = |from: usize, to: usize| {
+        for (i, b) in body.iter().enumerate().take(to).skip(from) {
+            // SAFETY: inside the mapping (`at` panics otherwise); a volatile store, as
+            // another process's copy is to this one.
+            unsafe { std::ptr::write_volatile(raw.at(RING + 16 + i), *b) };
+        }
+    };
+    // libmembus 2.1's order (see the `foreign-msg-write` peer role): the wrap marker, W = 0,
+    // the global seq, the frame's length and seq, then the payload.
+    raw.put_i64(RING + 4 * STRIDE_1000, 0);
+    raw.put_i64(8, 0);
+    raw.put_i64(16, 5);
+    raw.put_i64(RING, 1000);
+    raw.put_i64(RING + 8, 5);
+    store(0, 500);
+    match r.read(Duration::ZERO) {
+        Err(e) => assert_eq!(e.kind(), membus::ErrorKind::LockTimeout, "{e}"),
+        Ok(got) => panic!("a half-written message was delivered: {got:?}"),
+    }
+    store(500, 1000);
+    raw.put_i64(8, STRIDE_1000 as i64);
+    raw.put_i64(RING + STRIDE_1000, 0);
+    assert_eq!(
+        r.read(Duration::ZERO).unwrap(),
+        msg(5, std::str::from_utf8(&body).unwrap())
+    );
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
 }
 
 /// A reader reads what is published without the lock: a peer holding the lock (a writer
