@@ -820,23 +820,39 @@ impl Ring {
     /// One step of the reader algorithm now: without the lock when `try_read_unlocked` can
     /// vouch for what it read, else under the lock. `None` means nothing to read.
     fn read_now(&self, cur: &mut Cursor, sink: &mut Sink<'_>) -> Result<Option<Received<usize>>> {
-        // A writer at work makes the lock-free read decline for as long as its write takes
-        // (its global seq is new, its write offset not yet). Wait that out here, trying
-        // again a pause apart, rather than queue behind the writer on the mutex: that costs
-        // both sides a futex sleep and wake-up, and the writer's next lock a transfer.
-        for _ in 0..WRITER_SPINS {
-            if let Some(got) = self.try_read_unlocked(cur, sink) {
+        if let Some(got) = self.try_read_unlocked(cur, sink) {
+            return Ok(Some(got));
+        }
+        if self.lock.is_held() {
+            if let Some(got) = self.wait_out_writer(cur, sink) {
                 return Ok(Some(got));
             }
-            if !self.lock.is_held() {
-                break;
-            }
-            std::hint::spin_loop();
         }
         let guard = self.lock()?;
         let got = self.try_read(cur, sink)?;
         drop(guard);
         Ok(got)
+    }
+
+    /// The lock-free read declined while the mutex is held: a writer at work makes it
+    /// decline for as long as its write takes (its global seq is new, its write offset not
+    /// yet). This waits that out, trying again a pause apart while the mutex stays held,
+    /// rather than queue behind the writer on the mutex, which costs both sides a futex
+    /// sleep and wake-up and the writer's next lock a transfer. Out of line: the common
+    /// read never comes here.
+    #[cold]
+    #[inline(never)]
+    fn wait_out_writer(&self, cur: &mut Cursor, sink: &mut Sink<'_>) -> Option<Received<usize>> {
+        for _ in 0..WRITER_SPINS {
+            std::hint::spin_loop();
+            if let Some(got) = self.try_read_unlocked(cur, sink) {
+                return Some(got);
+            }
+            if !self.lock.is_held() {
+                return None;
+            }
+        }
+        None
     }
 
     /// Reads the next message without taking the lock, when it can prove the copy is the
@@ -874,6 +890,7 @@ impl Ring {
     /// at W, out of the copied frame; a reader lapped onto garbage is caught by the seq
     /// check there or by the locked reader it falls back to. Every word and byte range is
     /// bounds-checked before use, so a hostile peer can only make this path decline.
+    #[inline(always)]
     fn try_read_unlocked(&self, cur: &mut Cursor, sink: &mut Sink<'_>) -> Option<Received<usize>> {
         // Against a libmembus writer the argument above rests on x86's store order; elsewhere
         // every read takes the lock.
@@ -934,12 +951,13 @@ impl Ring {
         // (`r == w`, `cur.r == w`). Any other write that reaches [0, W) changes H after the
         // load above or stores H + 1 at 0, and is still caught.
         let next = seq_h.wrapping_add(1);
-        let newest_at_0 = r == 0 && want == seq_h && w == stride;
-        for at in [w, 0] {
-            let s = self.ring_word(at + 8).ok()?.load(Ordering::Relaxed);
-            if s == next || (s == seq_h && !(at == 0 && newest_at_0)) {
-                return None;
-            }
+        let at_w = self.ring_word(w + 8).ok()?.load(Ordering::Relaxed);
+        if at_w == seq_h || at_w == next {
+            return None;
+        }
+        let at_0 = self.ring_word(8).ok()?.load(Ordering::Relaxed);
+        if at_0 == next || (at_0 == seq_h && !(r == 0 && want == seq_h && w == stride)) {
+            return None;
         }
         cur.r = r + stride;
         cur.last = want;
