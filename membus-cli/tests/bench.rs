@@ -104,9 +104,13 @@ fn bench_runs_and_writes_libmembus_shaped_json() {
             assert!(l.get(key).is_some(), "latency entry lacks {key}: {l}");
         }
         // The bench itself refuses to report an empty case (it errors instead), so this
-        // checks that guarantee, not the machine's speed.
+        // checks that guarantee, not the machine's speed. The machine stalls row counts what
+        // the machine did, which may be nothing in 10 ms (see its own test).
         assert!(
-            l["samples"].as_u64().is_some_and(|n| n > 0),
+            l["samples"].as_u64().is_some_and(|n| n > 0)
+                || l["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("machine stalls")),
             "a latency case reported no sample: {l}"
         );
         assert!(
@@ -393,6 +397,36 @@ fn interleaved_case_reports_ratios_and_both_tails() {
         assert!(
             table.contains(row_name),
             "{row_name} not in the table:\n{table}"
+        );
+    }
+}
+
+/// The machine stalls row: every sample is a gap over 1 µs between two clock reads, and the
+/// payload column is their rate over the case's duration.
+#[test]
+fn machine_stalls_case_reports_gaps_over_1_us_and_their_rate() {
+    let (table, text) = bench_with_json("stalls", &["--duration-ms", "200", "--only", "stalls"]);
+    assert!(table.contains("machine stalls over 1 µs"), "{table}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("parses");
+    let rows = v["latency_results"].as_array().expect("latency_results");
+    assert_eq!(rows.len(), 1, "{text}");
+    let row = &rows[0];
+    let rate: f64 = row["payload"]
+        .as_str()
+        .and_then(|p| p.strip_suffix("/s"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("payload is not a rate per second: {row}"));
+    let n = row["samples"].as_u64().expect("samples") as f64;
+    // The case measures for 0.2 s and stops at the first clock read after that (later on a
+    // loaded machine), so the count is the rate times 0.2 s to about 1 s.
+    assert!(
+        rate * 0.2 - 1.0 <= n && n <= rate * 1.2 + 1.0,
+        "{n} samples at {rate}/s: {row}"
+    );
+    if n > 0.0 {
+        assert!(
+            row["min_us"].as_f64().is_some_and(|m| m > 1.0),
+            "a gap of 1 µs or less counted as a stall: {row}"
         );
     }
 }

@@ -125,6 +125,10 @@ pub(crate) fn all() -> Vec<Case> {
             run: |d| Ok(Outcome::Latency(spin_pingpong_processes(d)?)),
         },
         Case {
+            title: STALLS_ROW,
+            run: |d| Ok(Outcome::Latency(machine_stalls(d))),
+        },
+        Case {
             title: interleave::TITLE,
             run: |d| Ok(Outcome::Interleaved(interleave::run(d, "default")?)),
         },
@@ -767,6 +771,40 @@ pub(super) const PONG_SEQ: usize = 64;
 pub(super) const PING_DATA: usize = 128;
 pub(super) const PONG_DATA: usize = 192;
 pub(super) const STOP: u64 = u64::MAX;
+
+/// The machine stalls case's row name.
+const STALLS_ROW: &str = "machine stalls over 1 µs (1 thread reading the clock, no IPC)";
+
+/// The machine's own stalls: one thread reads the clock in a tight loop for `d` and
+/// records every gap over 1 µs between two reads (a read costs tens of ns). Nothing else
+/// runs, so each gap is time the thread lost to the machine: an interrupt, or, on a virtual
+/// machine, the host running something else on this vCPU. A stall that overlaps a round
+/// trip lands on it whole, so with both vCPUs taking part a round trip of T µs is hit about
+/// 2 × rate × T times per round trip: once that exceeds 0.1 %, its p99.9 is a stall's
+/// length, whatever the IPC. The payload column shows the rate, per second.
+fn machine_stalls(d: Duration) -> Latency {
+    let start = Instant::now();
+    let mut prev = start;
+    let mut samples_us = Vec::new();
+    loop {
+        let now = Instant::now();
+        let gap = now - prev;
+        if gap > Duration::from_micros(1) {
+            samples_us.push(gap.as_secs_f64() * 1e6);
+        }
+        prev = now;
+        if now - start >= d {
+            break;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Latency {
+        name: STALLS_ROW.into(),
+        group: "floor",
+        payload: format!("{:.0}/s", samples_us.len() as f64 / secs),
+        samples_us,
+    }
+}
 
 /// The physical floor: two processes spin on a sequence word each and copy 64 B each way,
 /// with no queue, lock or condition.
