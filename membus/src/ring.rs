@@ -943,13 +943,14 @@ impl Ring {
         // frame) or H itself (a libmembus writer bumps H first, possibly before the load of
         // H above, so H can be unchanged while it writes). Either, there, means a writer may
         // be at work; the newest frame sitting at 0 looks the same and is read under the
-        // lock instead, with one exception: the frame just copied is the newest (`want == H`), at 0, and
-        // W ends it, the ring's state once a write that wrapped is published (about once per
-        // lap in a stream). A libmembus writer's frame in progress at 0 looks the same only
-        // while W is 0 (it moves W to 0 before it bumps H) or, read before that, still at
-        // the end of the frame before, which is where `cur` stands; both cases left above
-        // (`r == w`, `cur.r == w`). Any other write that reaches [0, W) changes H after the
-        // load above or stores H + 1 at 0, and is still caught.
+        // lock instead, with one exception: the frame just copied is the newest
+        // (`want == H`), at 0, and W ends it, the ring's state once a write that wrapped is
+        // published (about once per lap in a stream). A libmembus writer's frame in
+        // progress at 0 looks the same only while W is 0 (it moves W to 0 before it bumps
+        // H) or, read before that, still at the end of the frame before, which is where
+        // `cur` stands; both cases left above (`r == w`, `cur.r == w`). Any other write
+        // that reaches [0, W) changes H after the load above or stores H + 1 at 0, and is
+        // still caught.
         let next = seq_h.wrapping_add(1);
         let at_w = self.ring_word(w + 8).ok()?.load(Ordering::Relaxed);
         if at_w == seq_h || at_w == next {
