@@ -779,9 +779,9 @@ const STALLS_ROW: &str = "machine stalls over 1 µs (1 thread reading the clock,
 /// records every gap over 1 µs between two reads (a read costs tens of ns). Nothing else
 /// runs, so each gap is time the thread lost to the machine: an interrupt, or, on a virtual
 /// machine, the host running something else on this vCPU. A stall that overlaps a round
-/// trip lands on it whole, so with both vCPUs taking part a round trip of T µs is hit about
-/// 2 × rate × T times per round trip: once that exceeds 0.1 %, its p99.9 is a stall's
-/// length, whatever the IPC. The payload column shows the rate, per second.
+/// trip lands on it whole, so with both vCPUs taking part a round trip of T µs meets one
+/// with a probability of about 2 × rate × T: once that exceeds 0.1 %, its p99.9 is a
+/// stall's length, whatever the IPC. The payload column shows the rate, per second.
 fn machine_stalls(d: Duration) -> Latency {
     let start = Instant::now();
     let mut prev = start;
