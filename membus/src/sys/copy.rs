@@ -53,6 +53,9 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 /// As for [`copy_from_shared`].
 pub(crate) unsafe fn copy_from_shared_uninit(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
     let len = dst.len();
+    if len == 0 {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if (SMALL_MIN..BULK_MIN).contains(&len) {
         // SAFETY: `src..src+len` is mapped (caller's contract); `dst` is a live exclusive
@@ -114,6 +117,10 @@ unsafe fn copy_from_shared_with(st: &CopyStrategy, src: *const u8, dst: &mut [Ma
 /// `dst..dst + src.len()` must lie inside one live, writable mapping that stays mapped for
 /// the duration of the call. Concurrent readers in other processes may see torn bytes.
 pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
+    // Nothing to copy (a record without metadata, say): skip the strategy and loop tests.
+    if src.is_empty() {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if (SMALL_MIN..BULK_MIN).contains(&src.len()) {
         // SAFETY: `dst..dst+len` is mapped writable (caller's contract); `src` is a live
