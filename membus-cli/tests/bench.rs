@@ -373,6 +373,26 @@ fn interleaved_case_reports_ratios_and_both_tails() {
             "{key}: {text}"
         );
     }
+    // The stall slices: a rate (zero on a machine that never stalls) and the probability
+    // that a round trip of the memmsg p50 meets a stall, 2 × rate × p50.
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("machine stalls over 1 µs (a clock-reading slice")),
+        "no machine stalls line:\n{table}"
+    );
+    let rate = il["machine_stalls_per_sec"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no stall rate: {text}"));
+    let probability = il["memmsg_stall_probability"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no stall probability: {text}"));
+    let p50 = il["memmsg"]["p50_us"].as_f64().expect("p50");
+    assert!(rate >= 0.0, "{text}");
+    assert!(
+        (probability - 2.0 * rate * p50 * 1e-6).abs() <= 1e-9 * (1.0 + probability),
+        "{text}"
+    );
     for (side, row_key) in [
         ("memmsg", "memmsg_row"),
         ("floor", "floor_row"),

@@ -21,8 +21,9 @@ use super::{interleave, run_for, unique_name, waits, BenchResult, Latency, Throu
 pub(crate) enum Outcome {
     Throughput(Throughput),
     Latency(Latency),
-    /// Two latency rows measured in alternating slices, with their per-slice ratios.
-    Interleaved(interleave::Interleaved),
+    /// Latency rows measured in alternating slices, with their per-slice ratios (boxed:
+    /// it is several times the size of the other variants).
+    Interleaved(Box<interleave::Interleaved>),
 }
 
 pub(crate) struct Case {
@@ -130,7 +131,11 @@ pub(crate) fn all() -> Vec<Case> {
         },
         Case {
             title: interleave::TITLE,
-            run: |d| Ok(Outcome::Interleaved(interleave::run(d, "default")?)),
+            run: |d| {
+                Ok(Outcome::Interleaved(Box::new(interleave::run(
+                    d, "default",
+                )?)))
+            },
         },
         Case {
             title: "typed send+receive (small enum)",
@@ -783,27 +788,33 @@ const STALLS_ROW: &str = "machine stalls over 1 µs (1 thread reading the clock,
 /// with a probability of about 2 × rate × T: once that exceeds 0.1 %, its p99.9 is a
 /// stall's length, whatever the IPC. The payload column shows the rate, per second.
 fn machine_stalls(d: Duration) -> Latency {
-    let start = Instant::now();
-    let mut prev = start;
-    let mut samples_us = Vec::new();
-    loop {
-        let now = Instant::now();
-        let gap = now - prev;
-        if gap > Duration::from_micros(1) {
-            samples_us.push(gap.as_secs_f64() * 1e6);
-        }
-        prev = now;
-        if now - start >= d {
-            break;
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let (samples_us, secs) = clock_gaps(d);
     Latency {
         name: STALLS_ROW.into(),
         group: "floor",
         payload: format!("{:.0}/s", samples_us.len() as f64 / secs),
         samples_us,
     }
+}
+
+/// Reads the clock in a tight loop for `d`; returns every gap over 1 µs between two
+/// reads (µs) and the seconds it ran (see [`machine_stalls`]).
+pub(super) fn clock_gaps(d: Duration) -> (Vec<f64>, f64) {
+    let start = Instant::now();
+    let mut prev = start;
+    let mut gaps_us = Vec::new();
+    loop {
+        let now = Instant::now();
+        let gap = now - prev;
+        if gap > Duration::from_micros(1) {
+            gaps_us.push(gap.as_secs_f64() * 1e6);
+        }
+        prev = now;
+        if now - start >= d {
+            break;
+        }
+    }
+    (gaps_us, start.elapsed().as_secs_f64())
 }
 
 /// The physical floor: two processes spin on a sequence word each and copy 64 B each way,

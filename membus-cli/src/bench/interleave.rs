@@ -32,6 +32,14 @@
 //! writer of a libmembus-compatible ring must take costs on its own, so the memmsg ratio
 //! can be read against it. Between memmsg and floor slices, `spin-locked` sends the echo
 //! into it (the same echo loop on the locked words, see [`LOCKED_PING`]).
+//!
+//! A fourth slice in each group measures the machine itself: the echo spins in floor mode
+//! (no ping comes) while the parent reads the clock in a tight loop and counts the gaps
+//! over 1 µs, time a vCPU lost to the machine (see the `machine stalls` case). A stall
+//! that overlaps a round trip lands on it whole, so the report gives the rate and the
+//! probability that a memmsg round trip of its p50 meets one, about 2 × rate × p50 with
+//! both vCPUs in the exchange: once that exceeds 0.1 %, the p99.9 is a stall's length
+//! whatever the IPC does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,7 +47,7 @@ use std::time::{Duration, Instant};
 use membus::memmsg::{Reader, Writer};
 use membus::{MemMap, QueueOptions, Received};
 
-use super::cases::{finish, spawn_peer, stop_requested, wait_policy};
+use super::cases::{clock_gaps, finish, spawn_peer, stop_requested, wait_policy};
 use super::cases::{PING_DATA, PING_SEQ, PONG_DATA, PONG_SEQ, STOP};
 use super::{json_str, unique_name, BenchResult, Latency, GRACE};
 
@@ -85,6 +93,10 @@ pub(crate) struct Interleaved {
     pub locked: Latency,
     /// Per slice group: (memmsg round trip p50, floor p50, locked floor p50), µs.
     pub pairs: Vec<(f64, f64, f64)>,
+    /// The machine's stalls over 1 µs counted in the stall slices, and those slices' total
+    /// length in seconds.
+    pub stalls: usize,
+    pub stall_secs: f64,
 }
 
 /// Three percentiles of one side over the whole case.
@@ -135,6 +147,8 @@ pub(crate) struct Summary {
     pub locked_ratios: Vec<f64>,
     /// Each slice group's memmsg p50 ÷ locked floor p50, in measuring order.
     pub memmsg_locked_ratios: Vec<f64>,
+    /// The machine's stalls over 1 µs per second, in the stall slices.
+    pub stalls_per_sec: f64,
 }
 
 impl Summary {
@@ -150,6 +164,7 @@ impl Summary {
             ratios: i.pairs.iter().map(|&(a, b, _)| a / b).collect(),
             locked_ratios: i.pairs.iter().map(|&(_, b, c)| c / b).collect(),
             memmsg_locked_ratios: i.pairs.iter().map(|&(a, _, c)| a / c).collect(),
+            stalls_per_sec: i.stalls as f64 / i.stall_secs,
         };
         (s, [m, f, l])
     }
@@ -170,6 +185,12 @@ impl Summary {
         quartiles(&self.ratios)
     }
 
+    /// The probability that a memmsg round trip of the p50 meets a machine stall: about
+    /// 2 × rate × p50 (either vCPU of the exchange can stall).
+    fn memmsg_stall_probability(&self) -> f64 {
+        2.0 * self.stalls_per_sec * self.memmsg.p50 * 1e-6
+    }
+
     /// The human text: a heading, how it was measured, and one line of figures.
     pub(crate) fn text(&self) -> String {
         let (q1, q3) = self.ratio_quartiles();
@@ -188,7 +209,11 @@ impl Summary {
              locked floor (the floor with each side taking a robust mutex in the line the \
              other polls, as a libmembus ring's writer must): p50 {:.3} µs, per-slice p50 \
              ratio to the floor median {:.2} (middle half {:.2}–{:.2}); memmsg ÷ locked floor \
-             median {:.2} (middle half {:.2}–{:.2})\n",
+             median {:.2} (middle half {:.2}–{:.2})\n\
+             machine stalls over 1 µs (a clock-reading slice in each group, the echo \
+             spinning): {:.0} per second; a memmsg round trip of the p50 meets one with a \
+             probability of about {:.3} % (2 × rate × p50; above 0.1 % the p99.9 is a \
+             stall's length)\n",
             self.name,
             SLICE.as_millis(),
             m.p50,
@@ -210,6 +235,8 @@ impl Summary {
             median(&self.memmsg_locked_ratios),
             mlq1,
             mlq3,
+            self.stalls_per_sec,
+            100.0 * self.memmsg_stall_probability(),
         );
         let below = self.below_floor();
         if below > 0 {
@@ -229,7 +256,7 @@ impl Summary {
         let (q1, q3) = self.ratio_quartiles();
         let ratios: Vec<String> = self.ratios.iter().map(|&r| json_num(r)).collect();
         format!(
-            "{{\"name\":{},\"memmsg_row\":{},\"floor_row\":{},\"locked_floor_row\":{},\"slice_ms\":{},\"slices\":{},\"slices_memmsg_below_floor\":{},\"p50_ratio_median\":{},\"p50_ratio_p25\":{},\"p50_ratio_p75\":{},\"locked_floor_over_floor_median\":{},\"memmsg_over_locked_floor_median\":{},\"memmsg\":{},\"floor\":{},\"locked_floor\":{},\"p50_ratios\":[{}]}}",
+            "{{\"name\":{},\"memmsg_row\":{},\"floor_row\":{},\"locked_floor_row\":{},\"slice_ms\":{},\"slices\":{},\"slices_memmsg_below_floor\":{},\"p50_ratio_median\":{},\"p50_ratio_p25\":{},\"p50_ratio_p75\":{},\"locked_floor_over_floor_median\":{},\"memmsg_over_locked_floor_median\":{},\"machine_stalls_per_sec\":{},\"memmsg_stall_probability\":{},\"memmsg\":{},\"floor\":{},\"locked_floor\":{},\"p50_ratios\":[{}]}}",
             json_str(&self.name),
             json_str(MEMMSG_ROW),
             json_str(FLOOR_ROW),
@@ -242,6 +269,8 @@ impl Summary {
             json_num(q3),
             json_num(median(&self.locked_ratios)),
             json_num(median(&self.memmsg_locked_ratios)),
+            json_num(self.stalls_per_sec),
+            json_num(self.memmsg_stall_probability()),
             self.memmsg.json(),
             self.floor.json(),
             self.locked.json(),
@@ -517,6 +546,21 @@ impl Session<'_> {
         Ok(samples)
     }
 
+    /// A stall slice: sends the echo into floor mode (where it spins, as in a floor
+    /// slice), reads the clock for one slice, brings the echo back; returns the gaps over
+    /// 1 µs and the seconds measured.
+    fn stall_slice(&mut self) -> BenchResult<(Vec<f64>, f64)> {
+        self.ping_tx.write(b"spin")?;
+        // One floor round trip first: the echo is then surely in floor mode, and the
+        // SWITCH below changes both words (the echo acts on changes only).
+        self.spin_round_trip()?;
+        let gaps = clock_gaps(SLICE);
+        // Release: pairs with the echo's Acquire load of the ping word; ends the mode.
+        self.ping.store(SWITCH, Ordering::Release);
+        Self::wait_pong(self.pong, SWITCH, Instant::now())?;
+        Ok(gaps)
+    }
+
     /// One slice group, the floor in the middle and the order of the other two alternating;
     /// returns (memmsg, floor, locked floor) samples.
     fn pair(&mut self, memmsg_first: bool) -> BenchResult<(Vec<f64>, Vec<f64>, Vec<f64>)> {
@@ -555,6 +599,8 @@ impl Session<'_> {
                 samples_us: Vec::new(),
             },
             pairs: Vec::new(),
+            stalls: 0,
+            stall_secs: 0.0,
         };
         let start = Instant::now();
         let mut k = 0usize;
@@ -562,6 +608,9 @@ impl Session<'_> {
             let (mut m, mut f, mut l) = self.pair(k % 2 == 0)?;
             k += 1;
             r.pairs.push((p50(&mut m), p50(&mut f), p50(&mut l)));
+            let (gaps, secs) = self.stall_slice()?;
+            r.stalls += gaps.len();
+            r.stall_secs += secs;
             r.memmsg.samples_us.extend_from_slice(&m);
             r.floor.samples_us.extend_from_slice(&f);
             r.locked.samples_us.extend_from_slice(&l);
@@ -739,6 +788,8 @@ mod tests {
                 (1.0, 1.0, 1.0),
                 (4.0, 2.0, 4.0),
             ],
+            stalls: 2,
+            stall_secs: 0.2,
         };
         let (s, [m, f, l]) = Summary::of(i);
         // Sorted rows for the latency table.
@@ -783,6 +834,20 @@ mod tests {
         assert_eq!(v["locked_floor_row"], LOCKED_ROW);
         assert_eq!(v["locked_floor_over_floor_median"], 1.75);
         assert_eq!(v["locked_floor"]["p50_us"], 125.25);
+        // 2 stalls in 0.2 s: 10 a second; 2 × 10 × 501 µs = 0.01002.
+        assert!(
+            text.contains(
+                "machine stalls over 1 µs (a clock-reading slice in each group, the echo \
+                 spinning): 10 per second; a memmsg round trip of the p50 meets one with a \
+                 probability of about 1.002 %"
+            ),
+            "{text}"
+        );
+        assert_eq!(v["machine_stalls_per_sec"], 10.0);
+        assert!(
+            (v["memmsg_stall_probability"].as_f64().expect("a number") - 0.01002).abs() < 1e-12,
+            "{v}"
+        );
     }
 
     #[test]
@@ -792,6 +857,8 @@ mod tests {
             floor: latency(vec![1.0]),
             locked: latency(vec![1.0]),
             pairs: vec![(2.0, 1.0, 1.5), (45.0, 800.0, 900.0), (50.0, 700.0, 800.0)],
+            stalls: 0,
+            stall_secs: 0.06,
         });
         assert_eq!(s.below_floor(), 2);
         assert!(s.text().contains("note: in 2 of 3 slices"), "{}", s.text());
@@ -808,10 +875,13 @@ mod tests {
             floor: latency(vec![]),
             locked: latency(vec![]),
             pairs: vec![],
+            stalls: 0,
+            stall_secs: 0.0,
         });
         let v: serde_json::Value = serde_json::from_str(&s.json()).expect("valid JSON");
         assert!(v["p50_ratio_median"].is_null(), "{v}");
         assert!(v["memmsg"]["p999_over_p99"].is_null(), "{v}");
         assert!(v["memmsg_over_locked_floor_median"].is_null(), "{v}");
+        assert!(v["machine_stalls_per_sec"].is_null(), "{v}");
     }
 }

@@ -196,7 +196,7 @@ pub(crate) fn run(duration_ms: u64, json: Option<&Path>, only: Option<&str>) -> 
             cases::Outcome::Throughput(t) => results.push(t),
             cases::Outcome::Latency(l) => latency.push(l.sorted()),
             cases::Outcome::Interleaved(i) => {
-                let (summary, rows) = interleave::Summary::of(i);
+                let (summary, rows) = interleave::Summary::of(*i);
                 interleaved.push(summary);
                 latency.extend(rows);
             }
