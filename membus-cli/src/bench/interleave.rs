@@ -34,7 +34,7 @@
 //! into it (the same echo loop on the locked words, see [`LOCKED_PING`]).
 //!
 //! A fourth slice in each group measures the machine itself: the echo spins in floor mode
-//! (no ping comes) while the parent reads the clock in a tight loop and counts the gaps
+//! (one ping, then none) while the parent reads the clock in a tight loop and counts the gaps
 //! over 1 µs, time a vCPU lost to the machine (see the `machine stalls` case). A stall
 //! that overlaps a round trip lands on it whole, so the report gives the rate and the
 //! probability that a memmsg round trip of its p50 meets one, about 2 × rate × p50 with
@@ -191,7 +191,8 @@ impl Summary {
         2.0 * self.stalls_per_sec * self.memmsg.p50 * 1e-6
     }
 
-    /// The human text: a heading, how it was measured, and one line of figures.
+    /// The human text: a heading, how it was measured, and a line of figures for each of
+    /// the round trip against the floor, the locked floor and the machine's stalls.
     pub(crate) fn text(&self) -> String {
         let (q1, q3) = self.ratio_quartiles();
         let (lq1, lq3) = quartiles(&self.locked_ratios);
