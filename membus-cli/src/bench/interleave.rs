@@ -33,13 +33,13 @@
 //! can be read against it. Between memmsg and floor slices, `spin-locked` sends the echo
 //! into it (the same echo loop on the locked words, see [`LOCKED_PING`]).
 //!
-//! A fourth slice in each group measures the machine itself: the echo spins in floor mode
-//! (one ping, then none) while the parent reads the clock in a tight loop and counts the gaps
-//! over 1 µs, time a vCPU lost to the machine (see the `machine stalls` case). A stall
-//! that overlaps a round trip lands on it whole, so the report gives the rate and the
-//! probability that a memmsg round trip of its p50 meets one, about 2 × rate × p50 with
-//! both vCPUs in the exchange: once that exceeds 0.1 %, the p99.9 is a stall's length
-//! whatever the IPC does.
+//! A fourth slice in each group measures the machine itself: the echo spins in floor
+//! mode (one ping, then none) while the parent reads the clock in a tight loop and counts
+//! the gaps over 1 µs, time a vCPU lost to the machine (see the `machine stalls` case). A
+//! stall that overlaps a round trip lands on it whole, so the report gives the rate and
+//! the probability that a memmsg round trip of its p50 meets one, about 2 × rate × p50
+//! with both vCPUs in the exchange: once that exceeds 0.1 %, the p99.9 is a stall's
+//! length whatever the IPC does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
