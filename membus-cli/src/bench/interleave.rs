@@ -529,37 +529,47 @@ impl Session<'_> {
         self.slice(Self::memmsg_round_trip)
     }
 
-    /// A floor slice (with `locked`, a locked floor slice): sends the echo into that mode,
-    /// measures, brings it back to the ring.
-    fn floor_slice(&mut self, locked: bool) -> BenchResult<Vec<f64>> {
-        type Op<'s> = fn(&mut Session<'s>) -> BenchResult<f64>;
-        let (mode, op, ping, pong): (&[u8], Op<'_>, _, _) = if locked {
-            let op: Op<'_> = Self::locked_round_trip;
-            (b"spin-locked", op, self.locked_ping, self.locked_pong)
+    /// Sends the echo into floor mode (with `locked`, the locked floor's), runs `body`,
+    /// and brings the echo back to the ring; returns what `body` returned.
+    fn in_floor_mode<T>(
+        &mut self,
+        locked: bool,
+        body: impl FnOnce(&mut Self) -> BenchResult<T>,
+    ) -> BenchResult<T> {
+        let (mode, ping, pong): (&[u8], _, _) = if locked {
+            (b"spin-locked", self.locked_ping, self.locked_pong)
         } else {
-            (b"spin", Self::spin_round_trip, self.ping, self.pong)
+            (b"spin", self.ping, self.pong)
         };
         self.ping_tx.write(mode)?;
-        let samples = self.slice(op)?;
+        let out = body(self)?;
         // Release: pairs with the echo's Acquire load of this mode's ping word; ends the mode.
         ping.store(SWITCH, Ordering::Release);
         Self::wait_pong(pong, SWITCH, Instant::now())?;
-        Ok(samples)
+        Ok(out)
     }
 
-    /// A stall slice: sends the echo into floor mode (where it spins, as in a floor
-    /// slice), reads the clock for one slice, brings the echo back; returns the gaps over
-    /// 1 µs and the seconds measured.
+    /// A floor slice (with `locked`, a locked floor slice): sends the echo into that mode,
+    /// measures, brings it back to the ring.
+    fn floor_slice(&mut self, locked: bool) -> BenchResult<Vec<f64>> {
+        let op: fn(&mut Self) -> BenchResult<f64> = if locked {
+            Self::locked_round_trip
+        } else {
+            Self::spin_round_trip
+        };
+        self.in_floor_mode(locked, |s| s.slice(op))
+    }
+
+    /// A stall slice: the echo in floor mode (where it spins, as in a floor slice), this
+    /// process reads the clock for one slice; returns the gaps over 1 µs and the seconds
+    /// measured.
     fn stall_slice(&mut self) -> BenchResult<(Vec<f64>, f64)> {
-        self.ping_tx.write(b"spin")?;
-        // One floor round trip first: the echo is then surely in floor mode, and the
-        // SWITCH below changes both words (the echo acts on changes only).
-        self.spin_round_trip()?;
-        let gaps = clock_gaps(SLICE);
-        // Release: pairs with the echo's Acquire load of the ping word; ends the mode.
-        self.ping.store(SWITCH, Ordering::Release);
-        Self::wait_pong(self.pong, SWITCH, Instant::now())?;
-        Ok(gaps)
+        self.in_floor_mode(false, |s| {
+            // One floor round trip first: the echo is then surely in floor mode, and the
+            // SWITCH that ends the mode changes both words (the echo acts on changes only).
+            s.spin_round_trip()?;
+            Ok(clock_gaps(SLICE))
+        })
     }
 
     /// One slice group, the floor in the middle and the order of the other two alternating;
