@@ -52,16 +52,10 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 /// # Safety
 /// As for [`copy_from_shared`].
 pub(crate) unsafe fn copy_from_shared_uninit(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
-    let len = dst.len();
-    if len == 0 {
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if (SMALL_MIN..BULK_MIN).contains(&len) {
-        // SAFETY: `src..src+len` is mapped (caller's contract); `dst` is a live exclusive
-        // slice of `len` bytes, private, so the two do not overlap; every byte of `dst` is
-        // written.
-        unsafe { small_copy(dst.as_mut_ptr().cast::<u8>(), src, len) };
+    // SAFETY: `src..src+len` is mapped (caller's contract); `dst` is a live exclusive slice
+    // of `len` bytes, private, so the two do not overlap; when it copies, every byte of
+    // `dst` is written.
+    if unsafe { copied_if_small(dst.as_mut_ptr().cast::<u8>(), src, dst.len()) } {
         return;
     }
     // SAFETY: forwarded caller contract.
@@ -117,15 +111,9 @@ unsafe fn copy_from_shared_with(st: &CopyStrategy, src: *const u8, dst: &mut [Ma
 /// `dst..dst + src.len()` must lie inside one live, writable mapping that stays mapped for
 /// the duration of the call. Concurrent readers in other processes may see torn bytes.
 pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
-    // Nothing to copy (a record without metadata, say): skip the strategy and loop tests.
-    if src.is_empty() {
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if (SMALL_MIN..BULK_MIN).contains(&src.len()) {
-        // SAFETY: `dst..dst+len` is mapped writable (caller's contract); `src` is a live
-        // slice of `len` private bytes, so the two do not overlap.
-        unsafe { small_copy(dst, src.as_ptr(), src.len()) };
+    // SAFETY: `dst..dst+len` is mapped writable (caller's contract); `src` is a live slice
+    // of `len` private bytes, so the two do not overlap.
+    if unsafe { copied_if_small(dst, src.as_ptr(), src.len()) } {
         return;
     }
     // SAFETY: forwarded caller contract.
@@ -136,6 +124,28 @@ pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
 /// (on x86-64; elsewhere the word loops do them).
 #[cfg(target_arch = "x86_64")]
 const SMALL_MIN: usize = 16;
+
+/// The size rule both copy directions share: a copy of nothing (a record without
+/// metadata, say) is done at once, one of [`SMALL_MIN`]..[`BULK_MIN`] bytes by
+/// [`small_copy`]; `false` leaves the copy to the caller's strategy and word loops.
+///
+/// # Safety
+/// `src..src+len` must be readable and `dst..dst+len` writable for the whole call, and
+/// the two ranges must not overlap.
+#[inline(always)]
+unsafe fn copied_if_small(dst: *mut u8, src: *const u8, len: usize) -> bool {
+    if len == 0 {
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if (SMALL_MIN..BULK_MIN).contains(&len) {
+        // SAFETY: forwarded caller contract, and 16 ≤ len < 128.
+        unsafe { small_copy(dst, src, len) };
+        return true;
+    }
+    let _ = (dst, src);
+    false
+}
 
 /// Copies `len` (16 ≤ len < 128) bytes with 16-byte SSE2 moves (every x86-64 CPU has
 /// them): the first and the last 16, 32 or 64 bytes, overlapping in the middle, all loads
