@@ -439,7 +439,7 @@ impl Drop for LockGuard<'_> {
 /// Intel since Broadwell; older Intel CPUs execute it as a no-op). Never faults, whatever
 /// `p` is, and changes no memory.
 #[inline(always)]
-fn prefetch_for_write(p: *const u8) {
+pub(crate) fn prefetch_for_write(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it does not fault on any address, reads or writes no
     // architectural state the program can observe, and touches no stack or flags.
