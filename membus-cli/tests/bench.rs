@@ -251,7 +251,16 @@ fn json_metadata_names_the_cpu() {
         cpu["l2_bytes"].is_u64() && cpu["l3_bytes"].is_u64(),
         "{text}"
     );
+    assert!(
+        cpu["family"].is_u64() && cpu["model_number"].is_u64(),
+        "{text}"
+    );
     assert!(table.starts_with("CPU: "), "{table}");
+    let family = cpu["family"].as_u64().unwrap_or_default();
+    assert!(
+        table.contains(&format!("family {family:#x} model ")),
+        "{table}"
+    );
     let r = &v["results"][0];
     assert_eq!(r["name"], "mempkt read (zero-copy view)", "{text}");
     assert_eq!(r["payload"], "32768 B/record", "{text}");

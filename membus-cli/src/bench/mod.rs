@@ -315,13 +315,15 @@ pub(crate) fn cpu_line() -> String {
     let st = membus::copy_strategy();
     let c = &st.cpu;
     let mut s = format!(
-        "CPU: {} ({}), flags: {}, L2 {} KiB, L3 {} KiB shared by {}; copies: {st}",
+        "CPU: {} ({}, family {:#x} model {:#x}), flags: {}, L2 {} KiB, L3 {} KiB shared by {}; copies: {st}",
         if c.model.is_empty() {
             "unknown model"
         } else {
             &c.model
         },
         c.vendor,
+        c.family,
+        c.model_number,
         c.flags(),
         c.l2 / 1024,
         c.l3 / 1024,
@@ -338,9 +340,11 @@ fn cpu_json() -> String {
     let st = membus::copy_strategy();
     let c = &st.cpu;
     format!(
-        "{{\"vendor\":{},\"model\":{},\"flags\":{},\"l2_bytes\":{},\"l3_bytes\":{},\"l3_sharing\":{},\"copy_strategy\":{},\"copy_plan\":{},\"copy_forced\":{}}}",
+        "{{\"vendor\":{},\"model\":{},\"family\":{},\"model_number\":{},\"flags\":{},\"l2_bytes\":{},\"l3_bytes\":{},\"l3_sharing\":{},\"copy_strategy\":{},\"copy_plan\":{},\"copy_forced\":{}}}",
         json_str(&c.vendor),
         json_str(&c.model),
+        c.family,
+        c.model_number,
         json_str(&c.flags()),
         c.l2,
         c.l3,

@@ -412,10 +412,19 @@ pub enum CopyPlan {
     /// thresholds up to the non-temporal threshold, vector moves below, non-temporal
     /// stores above.
     Intel,
-    /// The plan measured on AMD Zen: vector moves for copies of every size up to the
-    /// non-temporal threshold, `rep stosb` only for fills of 256 KiB up to 4 MiB (where it
-    /// beat vector stores there), non-temporal stores above the threshold.
+    /// The plan measured on AMD Zen 4 (family 0x19), chosen for AMD CPUs before Zen 5:
+    /// vector moves for copies of every size up to the non-temporal threshold, `rep stosb`
+    /// only for fills of 256 KiB up to 4 MiB (where it beat vector stores there),
+    /// non-temporal stores above the threshold.
     Amd,
+    /// The plan measured on AMD Zen 5 (family 0x1A), chosen for AMD family 0x1A and later:
+    /// glibc's string-instruction thresholds as on Intel (`rep movsb` from 2112 bytes with
+    /// FSRM, `rep stosb` from 2048, both up to the non-temporal threshold), with 64-byte
+    /// AVX-512 moves below them where the CPU has AVX-512 (Zen 5 runs them at full width).
+    /// Zen 5's string instructions store whole lines without reading them first, which
+    /// vector stores must: copies into and fills of memory that is not in the cache ran
+    /// 1.4–2× faster than with the `amd` plan there.
+    Zen5,
     /// Vector moves only (no string instructions, no non-temporal stores).
     Vector,
     /// `rep movsb`/`rep stosb` from 128 bytes on, nothing else.
@@ -430,6 +439,7 @@ impl CopyPlan {
         match self {
             CopyPlan::Intel => "intel",
             CopyPlan::Amd => "amd",
+            CopyPlan::Zen5 => "zen5",
             CopyPlan::Vector => "vector",
             CopyPlan::Rep => "rep",
             CopyPlan::Words => "words",
@@ -455,10 +465,12 @@ impl CopyPlan {
 ///
 /// On Intel it follows glibc's plan ([`CopyPlan::Intel`]: `rep movsb` from 2112 bytes with
 /// FSRM, else 2048 × vector width ÷ 16; `rep stosb` from 2048; 32-byte vectors, as glibc
-/// prefers on AVX-512 Intel parts to avoid frequency drops); elsewhere the plan measured on
-/// AMD Zen ([`CopyPlan::Amd`]). The environment variable `MEMBUS_COPY`, read once, forces
-/// another: a comma-separated list of a plan name (`intel`, `amd`, `vector`, `rep`,
-/// `words`) and the settings `vec=32|64` and `nt=BYTES|off`, e.g. `MEMBUS_COPY=intel` or
+/// prefers on AVX-512 Intel parts to avoid frequency drops); on AMD Zen 5 (family 0x1A)
+/// and later the same thresholds with 64-byte vectors ([`CopyPlan::Zen5`]); on earlier AMD
+/// CPUs and any other vendor the plan measured on AMD Zen 4 ([`CopyPlan::Amd`]). The
+/// environment variable `MEMBUS_COPY`, read once, forces another: a comma-separated list of
+/// a plan name (`intel`, `amd`, `zen5`, `vector`, `rep`, `words`) and the settings
+/// `vec=32|64` and `nt=BYTES|off`, e.g. `MEMBUS_COPY=intel` or
 /// `MEMBUS_COPY=amd,nt=off`. A value this CPU cannot run (`vec=64` without AVX-512) or
 /// cannot parse is ignored (the automatic choice stays) and reported in
 /// [`override_error`](Self::override_error).
@@ -518,6 +530,9 @@ const REP_MIN: usize = 2048;
 /// The AMD plan's `rep stosb` window (measured on AMD EPYC guests: 63 vs 53 GB/s at 900 KB,
 /// vector stores below (38 vs 58 ns at 3840 B) and for multi-megabyte fills).
 const AMD_STOSB: (usize, usize) = (256 * 1024, 4 * 1024 * 1024);
+/// AMD's CPUID family of Zen 5 (EPYC 9005 "Turin", Ryzen 9000), from which
+/// [`CopyPlan::Zen5`] is chosen.
+const ZEN5_FAMILY: u32 = 0x1a;
 
 impl CopyStrategy {
     /// glibc's non-temporal threshold: a quarter of the shared L3 (glibc 2.38's rule),
@@ -553,7 +568,12 @@ impl CopyStrategy {
             CopyPlan::Vector if vec > 0 => (vec, never, never, usize::MAX),
             _ if vec == 0 => (0, (REP_MIN, usize::MAX), (REP_MIN, usize::MAX), usize::MAX),
             CopyPlan::Vector => unreachable!("handled above"),
-            CopyPlan::Intel => {
+            CopyPlan::Intel | CopyPlan::Zen5 => {
+                let vec = if plan == CopyPlan::Zen5 && cpu.avx512f {
+                    64
+                } else {
+                    vec
+                };
                 let (movsb, stosb) = if cpu.erms || cpu.fsrm {
                     let from = if cpu.fsrm { 2112 } else { 2048 * vec / 16 };
                     ((from, nt), (2048, nt))
@@ -589,6 +609,8 @@ impl CopyStrategy {
     pub(crate) fn choose(cpu: crate::sys::cpu::CpuInfo, over: Option<&str>) -> CopyStrategy {
         let auto = if cpu.is_intel() {
             CopyPlan::Intel
+        } else if cpu.is_amd() && cpu.family >= ZEN5_FAMILY {
+            CopyPlan::Zen5
         } else {
             CopyPlan::Amd
         };
@@ -623,6 +645,7 @@ impl CopyStrategy {
                     let p = match tok {
                         "intel" => CopyPlan::Intel,
                         "amd" => CopyPlan::Amd,
+                        "zen5" => CopyPlan::Zen5,
                         "vector" => CopyPlan::Vector,
                         "rep" => CopyPlan::Rep,
                         "words" => CopyPlan::Words,
@@ -1096,6 +1119,7 @@ mod tests {
         for plan in [
             CopyPlan::Intel,
             CopyPlan::Amd,
+            CopyPlan::Zen5,
             CopyPlan::Vector,
             CopyPlan::Rep,
             CopyPlan::Words,
@@ -1186,12 +1210,31 @@ mod tests {
         }
         let mut zen = cpu;
         zen.vendor = "AuthenticAMD".into();
-        let z = CopyStrategy::choose(zen, None);
+        zen.family = 0x19;
+        let z = CopyStrategy::choose(zen.clone(), None);
         assert_eq!(
             (z.plan, z.vec, z.movsb_from),
             (CopyPlan::Amd, 32, usize::MAX)
         );
         assert_eq!((z.stosb_from, z.stosb_to), AMD_STOSB);
+        // Zen 5: glibc's string thresholds, 64-byte vectors only with AVX-512.
+        zen.family = 0x1a;
+        let z5 = CopyStrategy::choose(zen.clone(), None);
+        assert_eq!(
+            (z5.plan, z5.vec, z5.movsb_from, z5.stosb_from),
+            (CopyPlan::Zen5, 32, 2112, 2048)
+        );
+        assert_eq!((z5.movsb_to, z5.stosb_to), (z5.nt_from, z5.nt_from));
+        zen.avx512f = true;
+        assert_eq!(CopyStrategy::choose(zen.clone(), None).vec, 64);
+        let forced = CopyStrategy::choose(zen.clone(), Some("amd"));
+        assert_eq!((forced.plan, forced.vec), (CopyPlan::Amd, 32));
+        // A later family takes the Zen 5 plan too; a Hygon (family 0x18) the Zen 4 one.
+        zen.family = 0x1b;
+        assert_eq!(CopyStrategy::choose(zen.clone(), None).plan, CopyPlan::Zen5);
+        zen.vendor = "HygonGenuine".into();
+        zen.family = 0x18;
+        assert_eq!(CopyStrategy::choose(zen, None).plan, CopyPlan::Amd);
     }
 
     #[test]

@@ -9,6 +9,12 @@ pub struct CpuInfo {
     pub vendor: String,
     /// The CPUID brand string (the model name), empty when the CPU has none.
     pub model: String,
+    /// The display family (CPUID 1:EAX, base plus extended family): 6 for Intel Core and
+    /// Xeon, 0x17 for AMD Zen 1/2, 0x19 for Zen 3/4, 0x1A for Zen 5; 0 if unknown.
+    pub family: u32,
+    /// The display model number within the family (base plus extended model); 0 if
+    /// unknown.
+    pub model_number: u32,
     /// Enhanced `rep movsb`/`rep stosb` (CPUID 7.0:EBX bit 9).
     pub erms: bool,
     /// Fast short `rep movsb` (CPUID 7.0:EDX bit 4).
@@ -83,6 +89,26 @@ impl CpuInfo {
         let model = String::from_utf8_lossy(&model)
             .trim_matches(|c: char| c == '\0' || c.is_whitespace())
             .to_string();
+        let (family, model_number) = if max_basic >= 1 {
+            let a = cpuid(1, 0).eax;
+            let base_family = (a >> 8) & 0xf;
+            let base_model = (a >> 4) & 0xf;
+            let family = if base_family == 0xf {
+                base_family + ((a >> 20) & 0xff)
+            } else {
+                base_family
+            };
+            // The extended model counts for families 6 and 15 and up (Intel's and AMD's
+            // rule alike).
+            let model = if base_family == 0x6 || base_family == 0xf {
+                base_model | (((a >> 16) & 0xf) << 4)
+            } else {
+                base_model
+            };
+            (family, model)
+        } else {
+            (0, 0)
+        };
         let (erms, fsrm) = if max_basic >= 7 {
             let r = cpuid(7, 0);
             (r.ebx & (1 << 9) != 0, r.edx & (1 << 4) != 0)
@@ -92,6 +118,8 @@ impl CpuInfo {
         let mut info = CpuInfo {
             vendor,
             model,
+            family,
+            model_number,
             erms,
             fsrm,
             avx2: std::arch::is_x86_feature_detected!("avx2"),
@@ -172,6 +200,11 @@ mod tests {
             assert_eq!(c.erms, std::arch::is_x86_feature_detected!("ermsb"));
         }
         assert!(c.l3_sharing >= 1);
+        #[cfg(target_arch = "x86_64")]
+        if c.is_amd() || c.is_intel() {
+            // Every x86-64 CPU of these vendors is family 6 (Intel) or 0xF and up.
+            assert!(c.family == 6 || c.family >= 0xf, "{c:?}");
+        }
         assert!(c.flags().split(' ').all(|f| f.is_empty() || f.len() >= 4));
     }
 }
