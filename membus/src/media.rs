@@ -101,6 +101,21 @@ impl MediaSeg {
         ))
     }
 
+    /// Whether a waiter may be registered: the registry's bitmap word read in this handle's
+    /// own mapping when it is writable (SeqCst, the load [`Registry`]'s own check makes; see
+    /// [`Waker::publish`]), so that a writer with nobody waiting skips building the
+    /// registry after every frame. `true` when this handle cannot tell (read-only, or the
+    /// word out of range): the caller then makes the full check.
+    #[inline]
+    pub(crate) fn maybe_waiters(&self) -> bool {
+        if !self.seg.is_writable() {
+            return true;
+        }
+        self.seg
+            .atomic_i64(off::RESERVED)
+            .is_none_or(|active| active.load(Ordering::SeqCst) != 0)
+    }
+
     /// Creates `name` with `size` bytes; an existing share of that name is replaced only when
     /// no live membus owner holds it.
     pub(crate) fn create(name: &ShareName, size: usize, mode: u32) -> Result<MediaSeg> {
@@ -685,6 +700,7 @@ impl SlotWriter {
 
     /// Publishes the current slot: stamp, then write pointer, then global sequence, each a
     /// Release store (W1: libmembus bumps the global sequence first). Returns its sequence.
+    #[inline]
     pub(crate) fn publish(&mut self) -> Result<u64> {
         // The slot stays the one `begin` chose (it holds this writer's data); only the
         // sequence is taken up, so it never goes backwards.
@@ -712,8 +728,10 @@ impl SlotWriter {
         // waiters.
         let seq_word = self.share.word(off::SEQ)?;
         seq_word.swap(s, Ordering::SeqCst);
-        self.waker
-            .publish(low_half(seq_word), self.share.registry().as_ref());
+        if self.share.maybe_waiters() {
+            self.waker
+                .publish(low_half(seq_word), self.share.registry().as_ref());
+        }
         self.seq = s;
         self.ptr = next;
         Ok(s as u64)

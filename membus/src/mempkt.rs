@@ -295,7 +295,7 @@ impl PacketWriter {
     /// [`ErrorKind::InvalidArgument`] for an empty record; [`ErrorKind::MessageTooLarge`]
     /// when payload plus metadata exceed `maxrec` (nothing is written).
     pub fn write(&mut self, payload: &[u8], rec: &RecordMeta<'_>) -> Result<u64> {
-        let l = self.layout;
+        let l = &self.layout;
         let total = payload.len() + rec.meta.len();
         if total == 0 {
             return Err(
@@ -355,7 +355,9 @@ impl PacketWriter {
         // back to back; `copy_to_shared` tolerates readers of other processes reading
         // the bytes meanwhile (they detect it by the cursor stored above).
         unsafe {
-            copy_to_shared(dst, rec.meta);
+            if !rec.meta.is_empty() {
+                copy_to_shared(dst, rec.meta);
+            }
             copy_to_shared(dst.add(rec.meta.len()), payload);
         }
         for (field, v) in [
