@@ -425,7 +425,7 @@ pub enum CopyPlan {
     /// AVX-512 moves below them where the CPU has AVX-512 (Zen 5 runs them at full width).
     /// Zen 5's string instructions store whole lines without reading them first, which
     /// vector stores must: copies into and fills of memory that is not in the cache ran
-    /// 1.4–2× faster than with the `amd` plan there.
+    /// 1.3–2× faster than with the `amd` plan there.
     Zen5,
     /// Vector moves only (no string instructions, no non-temporal stores).
     Vector,
