@@ -702,9 +702,9 @@ impl Ring {
         // (the end of a frame) and `stride` ≤ the capacity (`check_message`).
         if at + stride + 64 < self.ring_len {
             let p = self.ring.as_ptr();
-            crate::sys::pthread::prefetch_for_write(p.wrapping_add(at));
-            crate::sys::pthread::prefetch_for_write(p.wrapping_add(at + 64));
-            crate::sys::pthread::prefetch_for_write(p.wrapping_add(at + stride));
+            crate::sys::cpu::prefetch_for_write(p.wrapping_add(at));
+            crate::sys::cpu::prefetch_for_write(p.wrapping_add(at + 64));
+            crate::sys::cpu::prefetch_for_write(p.wrapping_add(at + stride));
         }
     }
 

@@ -1332,7 +1332,7 @@ mod tests {
         for st in test_strategies() {
             for &len in &[128usize, 1000, 2200, 4099, 9000] {
                 for d in [0usize, 16, 4064] {
-                    // `dst` in the shared buffer at page offset 256 (+ 8 KiB at most), the
+                    // `dst` at page offset 256 in the shared buffer's first 4 KiB, the
                     // private side `d` bytes before it modulo 4 KiB.
                     let dst_off = (4096 + 256 - sh as usize % 4096) % 4096;
                     let want = (sh as usize + dst_off + 4096 - d) % 4096;

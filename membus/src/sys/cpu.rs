@@ -186,6 +186,21 @@ impl CpuInfo {
     }
 }
 
+/// A hint that the cache line at `p` is about to be written (`prefetchw`: AMD since K8,
+/// Intel since Broadwell; older Intel CPUs execute it as a no-op). Never faults, whatever
+/// `p` is, and changes no memory.
+#[inline(always)]
+pub(crate) fn prefetch_for_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it does not fault on any address, reads or writes no
+    // architectural state the program can observe, and touches no stack or flags.
+    unsafe {
+        core::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

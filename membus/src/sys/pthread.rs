@@ -232,7 +232,7 @@ impl LockPair {
         // The words are read for the check and then written by the lock: ask for the cache
         // line in exclusive state at once, so a reader polling the same header line costs
         // one transfer instead of two (shared for the check, then exclusive for the CAS).
-        prefetch_for_write(self.mutex.as_ptr().cast::<u8>());
+        crate::sys::cpu::prefetch_for_write(self.mutex.as_ptr().cast::<u8>());
         // Hostile mutex bytes must never reach glibc (it asserts on some kinds). Only the
         // four words the check needs are read, on this hot path.
         check_mutex_words(self.mutex_words()).map_err(|e| e.with_share(share))?;
@@ -433,19 +433,4 @@ impl Drop for LockGuard<'_> {
         // here, and a hostile peer must not be able to make this process panic.
         let _ = rc;
     }
-}
-
-/// A hint that the cache line at `p` is about to be written (`prefetchw`: AMD since K8,
-/// Intel since Broadwell; older Intel CPUs execute it as a no-op). Never faults, whatever
-/// `p` is, and changes no memory.
-#[inline(always)]
-pub(crate) fn prefetch_for_write(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it does not fault on any address, reads or writes no
-    // architectural state the program can observe, and touches no stack or flags.
-    unsafe {
-        core::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
