@@ -3,6 +3,7 @@
 //! for readers, W10; read-write for writers that continue a ring), checked word access,
 //! and waits on the publish counter that borrow no handle ([`SeqWatch`]).
 
+use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicBool, AtomicI64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -99,21 +100,6 @@ impl MediaSeg {
             active,
             pids,
         ))
-    }
-
-    /// Whether a waiter may be registered: the registry's bitmap word read in this handle's
-    /// own mapping when it is writable (SeqCst, the load [`Registry`]'s own check makes; see
-    /// [`Waker::publish`]), so that a writer with nobody waiting skips building the
-    /// registry after every frame. `true` when this handle cannot tell (read-only, or the
-    /// word out of range): the caller then makes the full check.
-    #[inline]
-    pub(crate) fn maybe_waiters(&self) -> bool {
-        if !self.seg.is_writable() {
-            return true;
-        }
-        self.seg
-            .atomic_i64(off::RESERVED)
-            .is_none_or(|active| active.load(Ordering::SeqCst) != 0)
     }
 
     /// Creates `name` with `size` bytes; an existing share of that name is replaced only when
@@ -585,21 +571,97 @@ impl SlotRing {
 /// The writer's side of the slot protocol (W1, and the in-progress marker that makes
 /// torn views detectable).
 pub(crate) struct SlotWriter {
-    pub(crate) share: MediaSeg,
+    /// Never replaced or moved out while the writer lives: `words` point into its mapping.
+    share: MediaSeg,
     pub(crate) slots: Slots,
     pub(crate) ptr: usize,
     seq: i64,
     waker: Waker,
+    words: WriterWords,
 }
 
+/// The header words every publish loads or stores, bounds- and alignment-checked once when
+/// the writer is made (the header lies in every mapping a writer is made from), so that a
+/// write pays neither the check nor its error path for them.
+struct WriterWords {
+    seq: NonNull<AtomicI64>,
+    ptr: NonNull<AtomicI64>,
+    /// The waiter registry's bitmap word in this (writable) mapping; `None` when the
+    /// mapping is read-only, and then every publish asks the registry itself.
+    active: Option<NonNull<AtomicI64>>,
+}
+
+impl WriterWords {
+    fn new(share: &MediaSeg) -> Result<WriterWords> {
+        Ok(WriterWords {
+            seq: NonNull::from(share.word(off::SEQ)?),
+            ptr: NonNull::from(share.word(off::PTR)?),
+            active: share
+                .seg
+                .is_writable()
+                .then(|| share.seg.atomic_i64(off::RESERVED).map(NonNull::from))
+                .flatten(),
+        })
+    }
+}
+
+// SAFETY: `words` point into `share`'s mapping, which the writer owns for as long as it
+// lives (the field is private and never replaced; moving the struct does not move the
+// mapping); they are only used as `&AtomicI64`, which is thread-safe. MediaSeg, Slots and
+// Waker are Send + Sync.
+unsafe impl Send for SlotWriter {}
+// SAFETY: see `Send`.
+unsafe impl Sync for SlotWriter {}
+
 impl SlotWriter {
-    pub(crate) fn new(share: MediaSeg, slots: Slots) -> SlotWriter {
-        SlotWriter {
+    /// A writer of a ring just created, at slot 0 and sequence 0.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidLayout`] when the header's words lie outside the mapping (not
+    /// after a successful create).
+    pub(crate) fn new(share: MediaSeg, slots: Slots) -> Result<SlotWriter> {
+        Ok(SlotWriter {
+            words: WriterWords::new(&share)?,
             share,
             slots,
             ptr: 0,
             seq: 0,
             waker: Waker::default(),
+        })
+    }
+
+    /// The share this writer writes.
+    #[inline]
+    pub(crate) fn share(&self) -> &MediaSeg {
+        &self.share
+    }
+
+    /// The global sequence word.
+    #[inline(always)]
+    fn seq_word(&self) -> &AtomicI64 {
+        // SAFETY: checked in bounds and aligned in `WriterWords::new`, inside the mapping
+        // `self.share` keeps alive for at least the returned borrow of `self`.
+        unsafe { self.words.seq.as_ref() }
+    }
+
+    /// The write pointer word.
+    #[inline(always)]
+    fn ptr_word(&self) -> &AtomicI64 {
+        // SAFETY: as for `seq_word`.
+        unsafe { self.words.ptr.as_ref() }
+    }
+
+    /// Whether a waiter may be registered: the registry's bitmap word (SeqCst, the load the
+    /// registry's own check makes; see [`Waker::publish`]), so that a writer with nobody
+    /// waiting skips building the registry after every frame. `true` when this mapping
+    /// cannot tell (read-only, or the word out of range): the caller then makes the full
+    /// check.
+    #[inline(always)]
+    fn maybe_waiters(&self) -> bool {
+        match self.words.active {
+            // SAFETY: as for `seq_word`.
+            Some(active) => unsafe { active.as_ref() }.load(Ordering::SeqCst) != 0,
+            None => true,
         }
     }
 
@@ -629,6 +691,7 @@ impl SlotWriter {
             )));
         }
         Ok(SlotWriter {
+            words: WriterWords::new(&share)?,
             share,
             slots,
             ptr,
@@ -649,32 +712,38 @@ impl SlotWriter {
     /// pointer read: a sole writer pays one load per record). A pointer another writer
     /// moved with `set_ptr` alone, without publishing, is therefore taken up after its next
     /// publish.
+    #[inline]
     pub(crate) fn sync(&mut self) -> bool {
         // Acquire: pairs with the Release store of seq in the other writer's `publish`, so
         // the pointer it stored before is seen below.
-        match self.share.load_acquire(off::SEQ) {
-            Ok(s) if s == self.seq => return false,
-            _ => {}
+        if self.seq_word().load(Ordering::Acquire) == self.seq {
+            return false;
         }
+        self.take_up();
+        true
+    }
+
+    /// The rest of [`sync`](Self::sync), when another writer has published.
+    #[cold]
+    #[inline(never)]
+    fn take_up(&mut self) {
         // Acquire: pairs with the Release stores of ptr in the other writer's `publish` (or
         // `set_ptr`), so the slots it published are seen published.
-        if let Ok(p) = self.share.load_acquire(off::PTR) {
-            if let Some(p) = usize::try_from(p).ok().filter(|&p| p < self.slots.bufs) {
-                self.ptr = p;
-            }
+        let p = self.ptr_word().load(Ordering::Acquire);
+        if let Some(p) = usize::try_from(p).ok().filter(|&p| p < self.slots.bufs) {
+            self.ptr = p;
         }
         self.sync_seq();
-        true
     }
 
     /// The sequence half of [`sync`](Self::sync): takes up a larger sequence another
     /// writer published (never a smaller or out-of-range one).
+    #[inline(always)]
     fn sync_seq(&mut self) {
         // Acquire: as in `sync`.
-        if let Ok(s) = self.share.load_acquire(off::SEQ) {
-            if s > self.seq && s <= i64::MAX / 2 {
-                self.seq = s;
-            }
+        let s = self.seq_word().load(Ordering::Acquire);
+        if s > self.seq && s <= i64::MAX / 2 {
+            self.seq = s;
         }
     }
 
@@ -719,28 +788,34 @@ impl SlotWriter {
             self.ptr + 1
         };
         // Release: pairs with the reader's Acquire load of ptr on attach/resync.
-        self.share
-            .word(off::PTR)?
-            .store(next as i64, Ordering::Release);
+        self.ptr_word().store(next as i64, Ordering::Release);
         // Last, a SeqCst swap: a release store (a reader that sees seq s also sees stamp s
         // and the new ptr; pairs with the Acquire load in `SlotRing::next_slot`) and the
         // SeqCst half of the waiter handshake in `Waker::publish`, which wakes registered
         // waiters.
-        let seq_word = self.share.word(off::SEQ)?;
-        seq_word.swap(s, Ordering::SeqCst);
-        if self.share.maybe_waiters() {
-            self.waker
-                .publish(low_half(seq_word), self.share.registry().as_ref());
+        self.seq_word().swap(s, Ordering::SeqCst);
+        if self.maybe_waiters() {
+            self.wake();
         }
         self.seq = s;
         self.ptr = next;
         Ok(s as u64)
     }
 
+    /// Wakes the registered waiters after a publish (out of line: a writer with nobody
+    /// waiting never comes here).
+    #[cold]
+    #[inline(never)]
+    fn wake(&self) {
+        self.waker
+            .publish(low_half(self.seq_word()), self.share.registry().as_ref());
+    }
+
     /// Frames published so far, by this writer and any other (the header's sequence
     /// where it is ahead; see [`sync`](Self::sync)).
     pub(crate) fn seq(&self) -> u64 {
-        let header = self.share.load_acquire(off::SEQ).unwrap_or(0);
+        // Acquire: as in `sync`.
+        let header = self.seq_word().load(Ordering::Acquire);
         if header > self.seq && header <= i64::MAX / 2 {
             header as u64
         } else {
@@ -751,10 +826,9 @@ impl SlotWriter {
     /// The write pointer: the header's when it is in range (another writer may have
     /// moved it; see [`sync`](Self::sync)), else this writer's own.
     pub(crate) fn current_ptr(&self) -> usize {
-        self.share
-            .load_acquire(off::PTR)
+        // Acquire: as in `take_up`.
+        usize::try_from(self.ptr_word().load(Ordering::Acquire))
             .ok()
-            .and_then(|p| usize::try_from(p).ok())
             .filter(|&p| p < self.slots.bufs)
             .unwrap_or(self.ptr)
     }
@@ -818,9 +892,7 @@ impl SlotWriter {
     pub(crate) fn set_ptr(&mut self, slot: usize) -> Result<()> {
         checked_slot(&self.slots, slot)?;
         // Release: pairs with the reader's Acquire load of ptr (`SlotRing::ptr`).
-        self.share
-            .word(off::PTR)?
-            .store(slot as i64, Ordering::Release);
+        self.ptr_word().store(slot as i64, Ordering::Release);
         self.ptr = slot;
         Ok(())
     }
@@ -1074,7 +1146,7 @@ macro_rules! ring_api {
             /// must not rely on them staying unchanged.
             pub unsafe fn payload_ptr(&self, slot: usize) -> $crate::Result<*mut u8> {
                 $crate::media::checked_slot(&self.w.slots, slot)?;
-                self.w.share.bytes(
+                self.w.share().bytes(
                     self.layout.frames.payload_at(slot),
                     self.layout.frames.payload,
                 )
@@ -1082,12 +1154,12 @@ macro_rules! ring_api {
 
             /// fourcc (0 = none), as stored in the share.
             pub fn fourcc(&self) -> u32 {
-                self.w.share.fourcc()
+                self.w.share().fourcc()
             }
 
             /// GUID bytes (all zero = none), as stored in the share.
             pub fn guid(&self) -> [u8; 16] {
-                self.w.share.guid()
+                self.w.share().guid()
             }
 
             /// The main user buffer, as stored in the share.
@@ -1096,7 +1168,7 @@ macro_rules! ring_api {
             /// [`ErrorKind::InvalidLayout`](crate::ErrorKind::InvalidLayout) if it does
             /// not fit the share.
             pub fn meta(&self) -> $crate::Result<Vec<u8>> {
-                self.w.share.meta(240, self.layout.frames.metasize)
+                self.w.share().meta(240, self.layout.frames.metasize)
             }
 
             /// A [`SeqWatch`](crate::SeqWatch) on this ring's publish counter: waits for
@@ -1107,7 +1179,7 @@ macro_rules! ring_api {
             /// [`ErrorKind::MapFailed`](crate::ErrorKind::MapFailed) when the header page
             /// cannot be mapped a second time.
             pub fn seq_watch(&self) -> $crate::Result<$crate::SeqWatch> {
-                $crate::media::SeqWatch::new(&self.w.share)
+                $crate::media::SeqWatch::new(self.w.share())
             }
         }
     };

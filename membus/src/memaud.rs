@@ -145,7 +145,7 @@ impl AudioWriter {
         )?;
         let slots = slots(&layout);
         Ok(AudioWriter {
-            w: SlotWriter::new(share, slots),
+            w: SlotWriter::new(share, slots)?,
             layout,
         })
     }
@@ -208,12 +208,12 @@ impl AudioWriter {
 
     /// The share's name.
     pub fn name(&self) -> &ShareName {
-        self.w.share.name()
+        self.w.share().name()
     }
 
     /// The session id.
     pub fn session_id(&self) -> i64 {
-        self.w.share.session_id()
+        self.w.share().session_id()
     }
 
     /// Buffers published so far.
@@ -253,7 +253,7 @@ impl AudioBufMut<'_> {
     /// [`ErrorKind::InvalidLayout`] if the slot is out of reach (never for a created share).
     pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
         let len = self.writer.layout.frames.payload;
-        let p = self.writer.w.share.bytes(self.payload_at(), len)?;
+        let p = self.writer.w.share().bytes(self.payload_at(), len)?;
         // SAFETY: `p` is bounds-checked for `len` bytes of the writer's writable mapping,
         // which outlives the borrow of `self`. The slot is the writer's unpublished slot:
         // readers in this or other processes may still read its previous frame, racing with
@@ -268,7 +268,11 @@ impl AudioBufMut<'_> {
     /// [`ErrorKind::InvalidArgument`] when `S` does not fit the format.
     pub fn samples_mut<S: Sample>(&mut self) -> Result<&mut [S]> {
         let n = sample_count::<S>(&self.writer.layout)?;
-        let p = self.writer.w.share.bytes(self.payload_at(), n * S::SIZE)?;
+        let p = self
+            .writer
+            .w
+            .share()
+            .bytes(self.payload_at(), n * S::SIZE)?;
         // SAFETY: as in `bytes_mut`; additionally `S: Pod` and `S::SIZE` divides the checked
         // range into exactly `n` values. Alignment: `S::ALIGN` ≤ 8 and the payload starts
         // at a multiple of the slot alignment (≥ 8), which `sample_count` relies on.
@@ -281,7 +285,7 @@ impl AudioBufMut<'_> {
     /// As for [`bytes_mut`](Self::bytes_mut).
     pub fn fill(&mut self, byte: u8) -> Result<()> {
         let len = self.writer.layout.frames.payload;
-        let p = self.writer.w.share.bytes(self.payload_at(), len)?;
+        let p = self.writer.w.share().bytes(self.payload_at(), len)?;
         // SAFETY: `p` is bounds-checked for `len` bytes of the writable mapping.
         unsafe { fill_shared(p, byte, len) };
         Ok(())
@@ -294,7 +298,7 @@ impl AudioBufMut<'_> {
 
     fn store(&self, field: usize, v: i64) {
         let at = self.writer.layout.frames.slot(self.slot()) + field;
-        if let Ok(w) = self.writer.w.share.word(at) {
+        if let Ok(w) = self.writer.w.share().word(at) {
             w.store(v, Ordering::Relaxed);
         }
     }
@@ -318,7 +322,7 @@ impl AudioBufMut<'_> {
         }
         self.writer
             .w
-            .share
+            .share()
             .copy_in(self.writer.layout.frames.user_at(self.slot()), data)?;
         self.store(S_USERLEN, data.len() as i64);
         Ok(())
@@ -616,7 +620,7 @@ impl AudioBufMut<'_> {
         // Relaxed: the writer reads back slot fields that only it stores.
         self.writer
             .w
-            .share
+            .share()
             .word(at)
             .map_or(0, |w| w.load(Ordering::Relaxed))
     }
@@ -642,7 +646,7 @@ impl AudioBufMut<'_> {
         let len = usize::try_from(self.load(S_USERLEN)).unwrap_or(0).min(fx);
         self.writer
             .w
-            .share
+            .share()
             .meta(self.writer.layout.frames.user_at(self.slot()), len)
             .unwrap_or_default()
     }

@@ -27,7 +27,6 @@
 use std::sync::atomic::{fence, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::align_up;
 use crate::layout::media::{MediaKind, PktLayout, DESC_STRIDE};
 use crate::media::{check_params, Identity, MediaSeg, Next, ReadFrom, SlotRing, SlotWriter, Slots};
 use crate::name::{IntoShareName, ShareName};
@@ -210,7 +209,7 @@ impl PacketWriter {
             216,
         )?;
         Ok(PacketWriter {
-            w: SlotWriter::new(share, slots(&l)),
+            w: SlotWriter::new(share, slots(&l))?,
             layout: l,
             wcursor: 0,
             phys: (0, 0),
@@ -263,7 +262,7 @@ impl PacketWriter {
 
     /// fourcc (0 = none), as stored in the share.
     pub fn fourcc(&self) -> u32 {
-        self.w.share.fourcc()
+        self.w.share().fourcc()
     }
 
     /// The main user buffer, as stored in the share.
@@ -271,7 +270,7 @@ impl PacketWriter {
     /// # Errors
     /// [`ErrorKind::InvalidLayout`] if it does not fit the share.
     pub fn meta(&self) -> Result<Vec<u8>> {
-        self.w.share.meta(216, self.layout.metasize)
+        self.w.share().meta(216, self.layout.metasize)
     }
 
     /// A [`SeqWatch`](crate::SeqWatch) on this ring's publish counter: waits for records
@@ -281,12 +280,34 @@ impl PacketWriter {
     /// # Errors
     /// [`ErrorKind::MapFailed`] when the header page cannot be mapped a second time.
     pub fn seq_watch(&self) -> Result<crate::SeqWatch> {
-        crate::media::SeqWatch::new(&self.w.share)
+        crate::media::SeqWatch::new(self.w.share())
     }
 
     fn store(&self, at: usize, v: i64, order: Ordering) -> Result<()> {
-        self.w.share.word(at)?.store(v, order);
+        self.w.share().word(at)?.store(v, order);
         Ok(())
+    }
+
+    /// The error for a record of `total` bytes that `write` refuses (out of line: the
+    /// write's own path stays short).
+    #[cold]
+    #[inline(never)]
+    fn bad_size(&self, total: usize) -> Error {
+        let name = self.w.share().name().as_str();
+        if total == 0 {
+            return Error::new(ErrorKind::InvalidArgument, "empty records are not allowed")
+                .with_share(name);
+        }
+        let maxrec = self.layout.maxrec;
+        Error::new(
+            ErrorKind::MessageTooLarge,
+            format!(
+                "a record of {total} bytes (payload and metadata) exceeds the share's \
+                 maxrec of {maxrec} bytes"
+            ),
+        )
+        .with_share(name)
+        .with_sizes(maxrec as u64, total as u64)
     }
 
     /// Writes one record; returns its sequence number.
@@ -297,36 +318,24 @@ impl PacketWriter {
     pub fn write(&mut self, payload: &[u8], rec: &RecordMeta<'_>) -> Result<u64> {
         let l = &self.layout;
         let total = payload.len() + rec.meta.len();
-        if total == 0 {
-            return Err(
-                Error::new(ErrorKind::InvalidArgument, "empty records are not allowed")
-                    .with_share(self.w.share.name().as_str()),
-            );
-        }
-        if total > l.maxrec {
-            return Err(Error::new(
-                ErrorKind::MessageTooLarge,
-                format!(
-                    "a record of {total} bytes (payload and metadata) exceeds the share's \
-                         maxrec of {} bytes",
-                    l.maxrec
-                ),
-            )
-            .with_share(self.w.share.name().as_str())
-            .with_sizes(l.maxrec as u64, total as u64));
+        if total == 0 || total > l.maxrec {
+            return Err(self.bad_size(total));
         }
         // Take up another writer's pointer, sequence and arena cursor (see
         // `SlotWriter::sync`; the cursor, like the sequence, only moves forward and is
         // ignored when out of range). Acquire: pairs with the Release store of the cursor
         // below in the other writer's `write`.
         if self.w.sync() {
-            if let Ok(hw) = self.w.share.load_acquire(H_WCURSOR) {
+            if let Ok(hw) = self.w.share().load_acquire(H_WCURSOR) {
                 if hw > self.wcursor && hw <= i64::MAX / 2 {
                     self.wcursor = hw;
                 }
             }
         }
-        let stride = align_up(total as u64, l.align as u64).unwrap_or(u64::MAX) as i64;
+        // `align` is a power of two (`PktLayout` checks it) and `total` ≤ maxrec ≤ the
+        // arena, so rounding up is a mask and cannot overflow.
+        debug_assert!(l.align.is_power_of_two());
+        let stride = ((total + (l.align - 1)) & !(l.align - 1)) as i64;
         let arena = l.arenasz as i64;
         let mut wc = self.wcursor;
         let mut phys = if self.phys.0 == wc {
@@ -340,9 +349,9 @@ impl PacketWriter {
         }
         // Every place this record touches, checked before anything is written: the
         // descriptor's words (one check for all of them) and the record's bytes.
-        let desc = self.w.share.words(l.desc(self.w.ptr), DESC_STRIDE / 8)?;
+        let desc = self.w.share().words(l.desc(self.w.ptr), DESC_STRIDE / 8)?;
         let at = l.arenaoffset + phys as usize;
-        let dst = self.w.share.bytes(at, total)?;
+        let dst = self.w.share().bytes(at, total)?;
         // W3: publish the reservation first. Release: pairs with the reader's Acquire fence
         // before its lap check, so a reader whose copy overlapped these bytes sees a cursor
         // that reveals it.
@@ -393,12 +402,12 @@ impl PacketWriter {
 
     /// The share's name.
     pub fn name(&self) -> &ShareName {
-        self.w.share.name()
+        self.w.share().name()
     }
 
     /// The session id.
     pub fn session_id(&self) -> i64 {
-        self.w.share.session_id()
+        self.w.share().session_id()
     }
 }
 
@@ -750,7 +759,7 @@ impl PacketWriter {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] when `slot` ≥ bufs.
     pub fn record_at(&self, slot: usize) -> Result<Option<Record>> {
-        record_at(&self.w.share, &self.layout, slot)
+        record_at(self.w.share(), &self.layout, slot)
     }
 
     /// The write pointer: the descriptor the next [`write`](Self::write) fills.
@@ -775,7 +784,7 @@ impl PacketWriter {
     /// another writer moved it further).
     pub fn wcursor(&self) -> i64 {
         // Acquire: pairs with the Release store of the cursor in `write`.
-        match self.w.share.load_acquire(H_WCURSOR) {
+        match self.w.share().load_acquire(H_WCURSOR) {
             Ok(hw) if hw > self.wcursor && hw <= i64::MAX / 2 => hw,
             _ => self.wcursor,
         }

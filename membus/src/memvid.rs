@@ -167,7 +167,7 @@ impl VideoWriter {
         )?;
         let slots = slots(&layout);
         Ok(VideoWriter {
-            w: SlotWriter::new(share, slots),
+            w: SlotWriter::new(share, slots)?,
             layout,
         })
     }
@@ -241,12 +241,12 @@ impl VideoWriter {
 
     /// The share's name.
     pub fn name(&self) -> &ShareName {
-        self.w.share.name()
+        self.w.share().name()
     }
 
     /// The session id.
     pub fn session_id(&self) -> i64 {
-        self.w.share.session_id()
+        self.w.share().session_id()
     }
 
     /// Frames published so far.
@@ -286,7 +286,7 @@ impl FrameMut<'_> {
     /// [`ErrorKind::InvalidLayout`] if the slot is out of reach (never for a created share).
     pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
         let len = self.writer.layout.frames.payload;
-        let p = self.writer.w.share.bytes(self.payload_at(), len)?;
+        let p = self.writer.w.share().bytes(self.payload_at(), len)?;
         // SAFETY: `p` is bounds-checked for `len` bytes of the writer's writable mapping,
         // which outlives the borrow of `self`. The slot is the writer's unpublished slot:
         // readers in this or other processes may still read its previous frame, racing with
@@ -304,7 +304,7 @@ impl FrameMut<'_> {
         let p = self
             .writer
             .w
-            .share
+            .share()
             .bytes(self.payload_at() + at, n * P::SIZE)?;
         // SAFETY: as in `bytes_mut`; additionally `P: Pod` has alignment 1 (all pixel
         // types are byte arrays or structs of u8) and size P::SIZE, so `n` values fit the
@@ -318,7 +318,7 @@ impl FrameMut<'_> {
     /// As for [`bytes_mut`](Self::bytes_mut).
     pub fn fill(&mut self, byte: u8) -> Result<()> {
         let len = self.writer.layout.frames.payload;
-        let p = self.writer.w.share.bytes(self.payload_at(), len)?;
+        let p = self.writer.w.share().bytes(self.payload_at(), len)?;
         // SAFETY: `p` is bounds-checked for `len` bytes of the writable mapping.
         unsafe { fill_shared(p, byte, len) };
         Ok(())
@@ -336,7 +336,7 @@ impl FrameMut<'_> {
 
     fn store(&self, field: usize, v: i64) {
         let at = self.writer.layout.frames.slot(self.slot()) + field;
-        if let Ok(w) = self.writer.w.share.word(at) {
+        if let Ok(w) = self.writer.w.share().word(at) {
             w.store(v, Ordering::Relaxed);
         }
     }
@@ -360,7 +360,7 @@ impl FrameMut<'_> {
         }
         self.writer
             .w
-            .share
+            .share()
             .copy_in(self.writer.layout.frames.user_at(self.slot()), data)?;
         self.store(S_USERLEN, data.len() as i64);
         Ok(())
@@ -669,7 +669,7 @@ impl FrameMut<'_> {
         // Relaxed: the writer reads back slot fields that only it stores.
         self.writer
             .w
-            .share
+            .share()
             .word(at)
             .map_or(0, |w| w.load(Ordering::Relaxed))
     }
@@ -700,7 +700,7 @@ impl FrameMut<'_> {
         let len = usize::try_from(self.load(S_USERLEN)).unwrap_or(0).min(fx);
         self.writer
             .w
-            .share
+            .share()
             .meta(self.writer.layout.frames.user_at(self.slot()), len)
             .unwrap_or_default()
     }
