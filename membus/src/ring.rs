@@ -664,17 +664,24 @@ impl Ring {
         // SAFETY: `dst` is bounds-checked for msg.len() bytes inside the writable mapping.
         unsafe { copy_to_shared(dst, msg) };
         self.seq_word().store(seq, Ordering::Relaxed);
-        // SeqCst swap: a release store that pairs with the Acquire loads of the write offset
-        // in `has_data` and `try_read_unlocked` (a reader that sees the new write offset
-        // sees the whole frame and the new seq), and the SeqCst half of the waiter
-        // handshake in `Waker::publish` (the last store a waiter's condition depends on).
+        // Release: pairs with the Acquire loads of the write offset in `has_data` and
+        // `try_read_unlocked` (a reader that sees the new write offset sees the whole frame
+        // and the new seq). This is the last store a waiter's condition depends on; the
+        // SeqCst half of the waiter handshake is the fence after the unlock below, not a
+        // SeqCst swap here: a locked instruction on the header line that readers poll,
+        // inside the lock, measured slower.
         self.write_word()
-            .swap((at + stride) as i64, Ordering::SeqCst);
+            .store((at + stride) as i64, Ordering::Release);
         // Release: the next-frame marker below lands after the new write offset for any
         // lock-free reader that copied it (pairs with its Acquire fence after the copy).
         fence(Ordering::Release);
         self.ring_word(at + stride)?.store(0, Ordering::Relaxed);
         drop(guard);
+        // SeqCst fence: the writer's half of the waiter handshake (see `Waker::publish`):
+        // after the stores of the seq and the write offset, before `after_write` loads the
+        // registry's bitmap; pairs with the waiter's SeqCst registration and fence
+        // (`Registry::enter`). Past the unlock it waits for no shared cache line.
+        fence(Ordering::SeqCst);
         // Relaxed: a hint for this handle's next `prefetch_next_frame`, ordered with nothing.
         self.next_frame_hint.store(at + stride, Ordering::Relaxed);
         // Waiters sleep on the global seq, stored above; wake them now that the mutex is free
@@ -929,7 +936,7 @@ impl Ring {
             return None;
         }
         let want = cur.last.checked_add(1).filter(|_| cur.last >= 0)?;
-        // Acquire: pairs with the writer's SeqCst swap of the write offset; the frames and
+        // Acquire: pairs with the writer's Release store of the write offset; the frames and
         // the seq stored before it are visible.
         let w_raw = self.write_word().load(Ordering::Acquire);
         let seq_h = self.seq_word().load(Ordering::Acquire);

@@ -106,8 +106,8 @@ impl<'a> Registry<'a> {
             self.claim(me)
         })?;
         // SeqCst: the registration must precede, in the single total order, the waiter's
-        // fence and its load of the futex word; pairs with the writer's SeqCst swap and
-        // its load of `active` in `Waker::publish`.
+        // fence and its load of the futex word; pairs with the writer's SeqCst swap (or
+        // store and SeqCst fence) and its load of `active` in `Waker::publish`.
         self.active.fetch_or(1 << slot, Ordering::SeqCst);
         table.push(LocalEntry {
             key: self.key,
@@ -209,16 +209,18 @@ pub(crate) struct Waker {
 
 impl Waker {
     /// Call after the last store a waiter's condition depends on, which must be a SeqCst
-    /// read-modify-write (the writers use `swap(_, SeqCst)`), with the futex word changed
-    /// at or before it: wakes every waiter sleeping on `word` if any process is registered.
+    /// read-modify-write (the media and memkv writers use `swap(_, SeqCst)`) or be followed
+    /// by a SeqCst fence (the memmsg/memcmd writers, after their unlock), with the futex
+    /// word changed at or before it: wakes every waiter sleeping on `word` if any process is
+    /// registered.
     ///
-    /// That SeqCst swap, this SeqCst load of the bitmap, and the waiter's SeqCst
+    /// That SeqCst swap (or fence), this SeqCst load of the bitmap, and the waiter's SeqCst
     /// registration plus SeqCst fence (see [`Registry::enter`]) make a Dekker pair: in the
     /// single total order either this load comes after the waiter's registration and sees
-    /// its bit, or the swap comes before the waiter's fence and the waiter's loads after it
-    /// see every store up to the swap (its condition then holds, or the futex word moved
-    /// and the kernel's compare refuses to sleep on the old value). The swap costs what a
-    /// fence would, and serves as the release store the writer needs anyway.
+    /// its bit, or the swap (fence) comes before the waiter's fence and the waiter's loads
+    /// after it see every store up to the swap (its condition then holds, or the futex word
+    /// moved and the kernel's compare refuses to sleep on the old value). Where the swap
+    /// costs what a fence would, it serves as the release store the writer needs anyway.
     pub(crate) fn publish(&self, word: Word<'_>, reg: Option<&Registry<'_>>) {
         let Some(reg) = reg else {
             return;
@@ -328,6 +330,17 @@ impl Companion {
             Err(_) => return None,
         }
         Some(Companion { seg })
+    }
+
+    /// Whether a waiter may be registered: the registry's bitmap word (SeqCst, the load
+    /// [`Registry`]'s own check makes; see [`Waker::publish`]), read without building the
+    /// registry, so that a writer with nobody waiting skips it. `true` when the word is out
+    /// of range (the full check then decides).
+    #[inline]
+    pub(crate) fn maybe_waiters(&self) -> bool {
+        self.seg
+            .atomic_i64(OFF_ACTIVE)
+            .is_none_or(|active| active.load(Ordering::SeqCst) != 0)
     }
 
     /// The registry inside.
@@ -484,12 +497,17 @@ impl CondWaits {
         self.companion.as_ref().and_then(Companion::registry)
     }
 
-    /// After a write whose last predicate store was a SeqCst swap (see [`Waker::publish`])
-    /// and whose change to `word` (the futex word's 64-bit home) came at or before it, with
-    /// the share's mutex released: wakes membus waiters, and has libmembus/pymembus waiters
-    /// woken off this thread.
+    /// After a write whose last predicate store was a SeqCst swap or was followed by a
+    /// SeqCst fence (see [`Waker::publish`]), and whose change to `word` (the futex word's
+    /// 64-bit home) came at or before it, with the share's mutex released: wakes membus
+    /// waiters, and has libmembus/pymembus waiters woken off this thread.
+    #[inline]
     pub(crate) fn after_write(&self, word: &AtomicI64) {
-        self.waker.publish(low_half(word), self.registry().as_ref());
+        if let Some(c) = &self.companion {
+            if c.maybe_waiters() {
+                self.waker.publish(low_half(word), c.registry().as_ref());
+            }
+        }
         self.foreign.after_write();
     }
 

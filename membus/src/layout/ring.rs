@@ -203,35 +203,46 @@ impl RingLayout {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for an empty message (length 0 is the wrap marker);
     /// [`ErrorKind::MessageTooLarge`] when the frame would not fit in the capacity.
+    #[inline]
     pub fn check_message(&self, len: usize) -> Result<usize> {
+        let max = self.max_message_len();
+        if len == 0 || len > max {
+            return Err(self.bad_message(len));
+        }
+        // len ≤ max < capacity: rounding up to 8 is a mask and cannot overflow.
+        Ok((len + FRAME_HEADER + 7) & !7)
+    }
+
+    /// The error for a message `check_message` refuses (out of line: a write's own path
+    /// stays short).
+    #[cold]
+    #[inline(never)]
+    fn bad_message(&self, len: usize) -> Error {
         if len == 0 {
-            return Err(Error::new(
+            return Error::new(
                 ErrorKind::InvalidArgument,
                 "empty messages cannot be sent (length 0 marks the ring's wrap point)",
-            ));
+            );
         }
         let max = self.max_message_len();
-        if len > max {
-            return Err(Error::new(
-                ErrorKind::MessageTooLarge,
-                if max == 0 {
-                    format!(
-                        "a message of {len} bytes does not fit: the ring capacity {} is too \
-                         small for any message (a frame takes 16 bytes plus the message, \
-                         rounded up to 8)",
-                        self.capacity
-                    )
-                } else {
-                    format!(
-                        "a message of {len} bytes does not fit: this ring (capacity {}) \
-                         takes messages of at most {max} bytes",
-                        self.capacity
-                    )
-                },
-            )
-            .with_sizes(max as u64, len as u64));
-        }
-        Ok(Self::stride(len).unwrap_or(usize::MAX))
+        Error::new(
+            ErrorKind::MessageTooLarge,
+            if max == 0 {
+                format!(
+                    "a message of {len} bytes does not fit: the ring capacity {} is too \
+                     small for any message (a frame takes 16 bytes plus the message, \
+                     rounded up to 8)",
+                    self.capacity
+                )
+            } else {
+                format!(
+                    "a message of {len} bytes does not fit: this ring (capacity {}) \
+                     takes messages of at most {max} bytes",
+                    self.capacity
+                )
+            },
+        )
+        .with_sizes(max as u64, len as u64)
     }
 
     /// Validates a write offset W read from the header: 0 ≤ W ≤ S and 8-aligned.
