@@ -401,10 +401,18 @@ impl ForeignWake {
     /// After a write: if libmembus/pymembus waiters sleep in the condition, makes sure a
     /// broadcast follows. Never blocks on the condition itself; requests made while one is
     /// pending (or hanging) merge into it.
+    #[inline]
     pub(crate) fn after_write(&self) {
-        if !self.inner.lock.cond_has_waiters() {
-            return;
+        if self.inner.lock.cond_has_waiters() {
+            self.request_broadcast();
         }
+    }
+
+    /// The rest of [`after_write`](Self::after_write), when foreign waiters sleep (out of
+    /// line: a ring without them never comes here).
+    #[cold]
+    #[inline(never)]
+    fn request_broadcast(&self) {
         let mut st = lock(&self.inner.state);
         if st.pending {
             return;

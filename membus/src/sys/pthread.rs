@@ -110,6 +110,7 @@ impl LockPair {
     }
 
     /// The condition's `__wrefs` word.
+    #[inline]
     fn cond_wrefs(&self) -> &AtomicU32 {
         // SAFETY: as for `mutex_word`: the condition is COND_SIZE bytes, 8-aligned and
         // mapped while `self` lives; COND_WREFS + 4 ≤ COND_SIZE and is 4-aligned.
@@ -119,6 +120,7 @@ impl LockPair {
     /// Whether any thread (of any process) sleeps in the condition: its waiter reference
     /// count is non-zero. membus never waits there, so these are libmembus/pymembus
     /// waiters (or dead ones).
+    #[inline]
     pub(crate) fn cond_has_waiters(&self) -> bool {
         // Relaxed: a waiter registers under the mutex before it releases it, and the writer
         // asking this has taken and released the mutex since, which orders the two.
