@@ -499,7 +499,13 @@ impl SlotRing {
         if s == self.last + 1 {
             let slot = self.pos;
             self.last = s;
-            self.pos = (self.pos + 1) % self.slots.bufs;
+            // pos < bufs (every value it takes is checked or reduced), so this is
+            // (pos + 1) % bufs without a division.
+            self.pos = if self.pos + 1 >= self.slots.bufs {
+                0
+            } else {
+                self.pos + 1
+            };
             return Ok(Next::Frame((slot, s as u64)));
         }
         if s > self.last + 1 {

@@ -502,15 +502,18 @@ impl PacketReader {
             Next::Empty => return Ok(Next::Empty),
         };
         let desc = self.layout.desc(slot);
-        let w = |f: usize| self.ring.share.load(desc + f);
+        // Every field of the descriptor, bounds-checked once; Relaxed: ordered by the
+        // Acquire load of its stamp in `next_slot`.
+        let d = self.ring.share.words(desc, DESC_STRIDE / 8)?;
+        let w = |f: usize| d[f / 8].load(Ordering::Relaxed);
         let (offset, len, wcursor, pts, kind, track, userlen) = (
-            w(D_OFFSET)?,
-            w(D_LEN)?,
-            w(D_WCURSOR)?,
-            w(D_PTS)?,
-            w(D_KIND)?,
-            w(D_TRACK)?,
-            w(D_USERLEN)?,
+            w(D_OFFSET),
+            w(D_LEN),
+            w(D_WCURSOR),
+            w(D_PTS),
+            w(D_KIND),
+            w(D_TRACK),
+            w(D_USERLEN),
         );
         let fits = offset >= 0
             && len >= 0
@@ -573,7 +576,11 @@ impl PacketReader {
             Next::Overrun { lost } => return Ok(Next::Overrun { lost }),
             Next::Empty => return Ok(Next::Empty),
         };
-        self.ring.share.copy_out_vec(at, info.meta_len, meta)?;
+        if info.meta_len == 0 {
+            meta.clear();
+        } else {
+            self.ring.share.copy_out_vec(at, info.meta_len, meta)?;
+        }
         self.ring
             .share
             .copy_out_vec(at + info.meta_len, info.len, payload)?;
