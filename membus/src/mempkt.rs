@@ -708,15 +708,18 @@ fn record_at(share: &MediaSeg, l: &PktLayout, slot: usize) -> Result<Option<Reco
     if s1 <= 0 {
         return Ok(None);
     }
-    let w = |f: usize| share.load(desc + f);
+    // Every field of the descriptor, bounds-checked once; Relaxed: ordered by the Acquire
+    // load of the stamp above.
+    let d = share.words(desc, DESC_STRIDE / 8)?;
+    let w = |f: usize| d[f / 8].load(Ordering::Relaxed);
     let (offset, len, wcursor, pts, kind, track, userlen) = (
-        w(D_OFFSET)?,
-        w(D_LEN)?,
-        w(D_WCURSOR)?,
-        w(D_PTS)?,
-        w(D_KIND)?,
-        w(D_TRACK)?,
-        w(D_USERLEN)?,
+        w(D_OFFSET),
+        w(D_LEN),
+        w(D_WCURSOR),
+        w(D_PTS),
+        w(D_KIND),
+        w(D_TRACK),
+        w(D_USERLEN),
     );
     let fits = offset >= 0
         && len >= 0
