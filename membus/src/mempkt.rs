@@ -502,45 +502,13 @@ impl PacketReader {
             Next::Empty => return Ok(Next::Empty),
         };
         let desc = self.layout.desc(slot);
-        // Every field of the descriptor, bounds-checked once; Relaxed: ordered by the
-        // Acquire load of its stamp in `next_slot`.
-        let d = self.ring.share.words(desc, DESC_STRIDE / 8)?;
-        let w = |f: usize| d[f / 8].load(Ordering::Relaxed);
-        let (offset, len, wcursor, pts, kind, track, userlen) = (
-            w(D_OFFSET),
-            w(D_LEN),
-            w(D_WCURSOR),
-            w(D_PTS),
-            w(D_KIND),
-            w(D_TRACK),
-            w(D_USERLEN),
-        );
-        let fits = offset >= 0
-            && len >= 0
-            && userlen >= 0
-            && offset
-                .checked_add(userlen)
-                .and_then(|x| x.checked_add(len))
-                .is_some_and(|end| end <= self.layout.arenasz as i64);
-        if !fits {
+        // Relaxed field loads: ordered by the Acquire load of the stamp in `next_slot`.
+        match read_desc(&self.ring.share, &self.layout, desc, seq)? {
+            Some((at, info)) => Ok(Next::Frame(Taken::Record { desc, at, info })),
             // A torn descriptor (libmembus writers do not mark it in progress) or a hostile
             // one: the record cannot be read.
-            return Ok(Next::Frame(Taken::Unreadable));
+            None => Ok(Next::Frame(Taken::Unreadable)),
         }
-        let info = RecordInfo {
-            seq,
-            wcursor,
-            pts,
-            kind: PktKind::from_value(kind),
-            track,
-            len: len as usize,
-            meta_len: userlen as usize,
-        };
-        Ok(Next::Frame(Taken::Record {
-            desc,
-            at: self.layout.arenaoffset + offset as usize,
-            info,
-        }))
     }
 
     /// True if descriptor `desc` still carries `info.seq` and the arena cursor shows no
@@ -695,6 +663,41 @@ pub struct Record {
     pub meta: Vec<u8>,
 }
 
+/// The fields of the descriptor at `desc` (stamped `seq`), its eight words bounds-checked
+/// once and loaded Relaxed (the caller's Acquire load of the stamp orders them), and the
+/// record's offset in the share; `None` when the record does not lie inside the arena (a
+/// torn or hostile descriptor).
+fn read_desc(
+    share: &MediaSeg,
+    l: &PktLayout,
+    desc: usize,
+    seq: u64,
+) -> Result<Option<(usize, RecordInfo)>> {
+    let d = share.words(desc, DESC_STRIDE / 8)?;
+    let w = |f: usize| d[f / 8].load(Ordering::Relaxed);
+    let (offset, len, userlen) = (w(D_OFFSET), w(D_LEN), w(D_USERLEN));
+    let fits = offset >= 0
+        && len >= 0
+        && userlen >= 0
+        && offset
+            .checked_add(userlen)
+            .and_then(|x| x.checked_add(len))
+            .is_some_and(|end| end <= l.arenasz as i64);
+    if !fits {
+        return Ok(None);
+    }
+    let info = RecordInfo {
+        seq,
+        wcursor: w(D_WCURSOR),
+        pts: w(D_PTS),
+        kind: PktKind::from_value(w(D_KIND)),
+        track: w(D_TRACK),
+        len: len as usize,
+        meta_len: userlen as usize,
+    };
+    Ok(Some((l.arenaoffset + offset as usize, info)))
+}
+
 /// Random access to descriptor `slot` (libmembus's `getRecord(idx)`): a seqlock read of the
 /// descriptor, a copy of its bytes, then a re-check of its stamp and of the arena cursor
 /// (the lap check). `None` when the slot was never published, is being rewritten, was torn
@@ -708,53 +711,25 @@ fn record_at(share: &MediaSeg, l: &PktLayout, slot: usize) -> Result<Option<Reco
     if s1 <= 0 {
         return Ok(None);
     }
-    // Every field of the descriptor, bounds-checked once; Relaxed: ordered by the Acquire
-    // load of the stamp above.
-    let d = share.words(desc, DESC_STRIDE / 8)?;
-    let w = |f: usize| d[f / 8].load(Ordering::Relaxed);
-    let (offset, len, wcursor, pts, kind, track, userlen) = (
-        w(D_OFFSET),
-        w(D_LEN),
-        w(D_WCURSOR),
-        w(D_PTS),
-        w(D_KIND),
-        w(D_TRACK),
-        w(D_USERLEN),
-    );
-    let fits = offset >= 0
-        && len >= 0
-        && userlen >= 0
-        && offset
-            .checked_add(userlen)
-            .and_then(|x| x.checked_add(len))
-            .is_some_and(|end| end <= l.arenasz as i64);
-    if !fits {
+    // Relaxed field loads: ordered by the Acquire load of the stamp above.
+    let Some((at, info)) = read_desc(share, l, desc, s1 as u64)? else {
         return Ok(None);
-    }
-    let at = l.arenaoffset + offset as usize;
+    };
     let mut meta = Vec::new();
     let mut payload = Vec::new();
-    share.copy_out_vec(at, userlen as usize, &mut meta)?;
-    share.copy_out_vec(at + userlen as usize, len as usize, &mut payload)?;
+    share.copy_out_vec(at, info.meta_len, &mut meta)?;
+    share.copy_out_vec(at + info.meta_len, info.len, &mut payload)?;
     // Acquire fence: pairs with the writer's Release fence after zeroing a descriptor
     // (`SlotWriter::begin`) and its Release store of the reservation cursor (`write`): if
     // the copies above saw any byte of a newer record, one of the checks below fails.
     fence(Ordering::Acquire);
     let same = share.load(desc + D_SEQ).is_ok_and(|s| s == s1);
     let cursor = share.load(H_WCURSOR).unwrap_or(i64::MAX);
-    if !same || cursor.saturating_sub(wcursor) > l.arenasz as i64 {
+    if !same || cursor.saturating_sub(info.wcursor) > l.arenasz as i64 {
         return Ok(None);
     }
     Ok(Some(Record {
-        info: RecordInfo {
-            seq: s1 as u64,
-            wcursor,
-            pts,
-            kind: PktKind::from_value(kind),
-            track,
-            len: len as usize,
-            meta_len: userlen as usize,
-        },
+        info,
         payload,
         meta,
     }))
