@@ -667,6 +667,7 @@ pub struct Record {
 /// once and loaded Relaxed (the caller's Acquire load of the stamp orders them), and the
 /// record's offset in the share; `None` when the record does not lie inside the arena (a
 /// torn or hostile descriptor).
+#[inline]
 fn read_desc(
     share: &MediaSeg,
     l: &PktLayout,
