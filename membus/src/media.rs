@@ -258,7 +258,13 @@ impl MediaSeg {
 
     /// Replaces `dst`'s contents with the `len` bytes at `offset`, writing straight into its
     /// spare capacity (no zero-fill first; no allocation once it is large enough).
+    /// A copy of nothing (a record without metadata) only clears `dst`.
+    #[inline]
     pub(crate) fn copy_out_vec(&self, offset: usize, len: usize, dst: &mut Vec<u8>) -> Result<()> {
+        if len == 0 {
+            dst.clear();
+            return Ok(());
+        }
         let src = self.bytes(offset, len)?;
         dst.clear();
         dst.reserve(len);

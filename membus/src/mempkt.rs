@@ -544,11 +544,7 @@ impl PacketReader {
             Next::Overrun { lost } => return Ok(Next::Overrun { lost }),
             Next::Empty => return Ok(Next::Empty),
         };
-        if info.meta_len == 0 {
-            meta.clear();
-        } else {
-            self.ring.share.copy_out_vec(at, info.meta_len, meta)?;
-        }
+        self.ring.share.copy_out_vec(at, info.meta_len, meta)?;
         self.ring
             .share
             .copy_out_vec(at + info.meta_len, info.len, payload)?;
