@@ -607,6 +607,7 @@ impl Ring {
         Ok(())
     }
 
+    #[inline(always)]
     fn lock(&self) -> Result<LockGuard<'_>> {
         self.lock
             .lock(self.lock_timeout, self.name().as_str(), || self.repair())
@@ -826,6 +827,7 @@ impl Ring {
 
     /// Copies the `len`-byte payload of the frame at ring offset `r` into `sink`.
     /// `Ok(Err(room))`: a slice sink of `room` bytes is too small (nothing copied).
+    #[inline(always)]
     fn copy_payload(
         &self,
         r: usize,
@@ -857,10 +859,26 @@ impl Ring {
 
     /// One step of the reader algorithm now: without the lock when `try_read_unlocked` can
     /// vouch for what it read, else under the lock. `None` means nothing to read.
+    ///
+    /// Inline, with the locked step out of line: the lock-free step is a message's whole
+    /// read, and each call level it passes through costs a round trip a register save and
+    /// restore on the echoing side.
+    #[inline(always)]
     fn read_now(&self, cur: &mut Cursor, sink: &mut Sink<'_>) -> Result<Option<Received<usize>>> {
         if let Some(got) = self.try_read_unlocked(cur, sink) {
             return Ok(Some(got));
         }
+        self.read_now_locked(cur, sink)
+    }
+
+    /// `read_now` after the lock-free step declined: waits out a writer at work, then
+    /// takes the step under the lock.
+    #[inline(never)]
+    fn read_now_locked(
+        &self,
+        cur: &mut Cursor,
+        sink: &mut Sink<'_>,
+    ) -> Result<Option<Received<usize>>> {
         if self.lock.is_held() {
             if let Some(got) = self.wait_out_writer(cur, sink) {
                 return Ok(Some(got));

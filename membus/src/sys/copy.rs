@@ -40,6 +40,10 @@ fn aliased(dst: usize, src: usize) -> bool {
 /// `src..src + dst.len()` must lie inside one live mapping that stays mapped for the
 /// duration of the call. Other processes may write those bytes concurrently; `dst` then
 /// receives unspecified (possibly torn) bytes.
+///
+/// Inline, as are the other two entry points: a small copy (a message, a descriptor) is
+/// then a few instructions in its caller, with no call level; larger ones call out.
+#[inline]
 pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
     // SAFETY: `dst` is a valid exclusive slice; viewing initialised bytes as MaybeUninit is
     // always sound and the callee only writes initialised bytes into it.
@@ -53,6 +57,7 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 ///
 /// # Safety
 /// As for [`copy_from_shared`].
+#[inline]
 pub(crate) unsafe fn copy_from_shared_uninit(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
     // SAFETY: `src..src+len` is mapped (caller's contract); `dst` is a live exclusive slice
     // of `len` bytes, private, so the two do not overlap; when it copies, every byte of
@@ -60,6 +65,17 @@ pub(crate) unsafe fn copy_from_shared_uninit(src: *const u8, dst: &mut [MaybeUni
     if unsafe { copied_if_small(dst.as_mut_ptr().cast::<u8>(), src, dst.len()) } {
         return;
     }
+    // SAFETY: forwarded caller contract.
+    unsafe { copy_from_shared_large(src, dst) }
+}
+
+/// [`copy_from_shared_uninit`] past the small sizes, with this machine's strategy: out of
+/// line, so the inline entry point stays short.
+///
+/// # Safety
+/// As for [`copy_from_shared`].
+#[inline(never)]
+unsafe fn copy_from_shared_large(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
     // SAFETY: forwarded caller contract.
     unsafe { copy_from_shared_with(copy_strategy(), src, dst) }
 }
@@ -112,12 +128,24 @@ unsafe fn copy_from_shared_with(st: &CopyStrategy, src: *const u8, dst: &mut [Ma
 /// # Safety
 /// `dst..dst + src.len()` must lie inside one live, writable mapping that stays mapped for
 /// the duration of the call. Concurrent readers in other processes may see torn bytes.
+#[inline]
 pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
     // SAFETY: `dst..dst+len` is mapped writable (caller's contract); `src` is a live slice
     // of `len` private bytes, so the two do not overlap.
     if unsafe { copied_if_small(dst, src.as_ptr(), src.len()) } {
         return;
     }
+    // SAFETY: forwarded caller contract.
+    unsafe { copy_to_shared_large(dst, src) }
+}
+
+/// [`copy_to_shared`] past the small sizes, with this machine's strategy (out of line, as
+/// [`copy_from_shared_large`]).
+///
+/// # Safety
+/// As for [`copy_to_shared`].
+#[inline(never)]
+unsafe fn copy_to_shared_large(dst: *mut u8, src: &[u8]) {
     // SAFETY: forwarded caller contract.
     unsafe { copy_to_shared_with(copy_strategy(), dst, src) }
 }
@@ -160,6 +188,7 @@ unsafe fn copied_if_small(dst: *mut u8, src: *const u8, len: usize) -> bool {
 /// `src..src+len` must be readable and `dst..dst+len` writable for the whole call, the two
 /// ranges must not overlap, and `16 ≤ len < 128`.
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 unsafe fn small_copy(dst: *mut u8, src: *const u8, len: usize) {
     debug_assert!((SMALL_MIN..BULK_MIN).contains(&len));
     // SAFETY: every move is 16 bytes at an offset o of both ranges with 0 ≤ o and

@@ -217,7 +217,41 @@ impl LockPair {
     /// `recover` runs while the lock is held, to validate and repair the protected state;
     /// the mutex is then made consistent whatever `recover` returned, so other processes are
     /// never stuck, and `recover`'s error (if any) is returned after unlocking.
+    ///
+    /// Inline for the usual case, a free mutex with words that pass the check: one
+    /// `pthread_mutex_trylock` and no call level of its own. Everything else (a dead owner
+    /// on record, words that fail the check, a held mutex, an error) is out of line.
+    #[inline(always)]
     pub(crate) fn lock(
+        &self,
+        timeout: Duration,
+        share: &str,
+        recover: impl FnOnce() -> Result<()>,
+    ) -> Result<LockGuard<'_>> {
+        if self.dead_owner.load(Ordering::Relaxed) == 0 {
+            // Exclusive at once: see `lock_from_start`. Hostile mutex bytes never reach
+            // glibc: the words are checked first, as there.
+            crate::sys::cpu::prefetch_for_write(self.mutex.as_ptr().cast::<u8>());
+            if check_mutex_words(self.mutex_words()).is_ok() {
+                // SAFETY: the mutex pointer is valid (constructor contract); its words
+                // passed the check just now; trylock never blocks.
+                let rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
+                if rc == 0 {
+                    return Ok(LockGuard {
+                        pair: self,
+                        _not_send: PhantomData,
+                    });
+                }
+                return self.lock_after(rc, timeout, share, recover);
+            }
+        }
+        self.lock_from_start(timeout, share, recover)
+    }
+
+    /// `lock` from the start, when its inline path did not apply: reports a dead owner on
+    /// record, or words that fail the check, or tries the lock.
+    #[inline(never)]
+    fn lock_from_start(
         &self,
         timeout: Duration,
         share: &str,
@@ -236,10 +270,23 @@ impl LockPair {
         // one transfer instead of two (shared for the check, then exclusive for the CAS).
         crate::sys::cpu::prefetch_for_write(self.mutex.as_ptr().cast::<u8>());
         // Hostile mutex bytes must never reach glibc (it asserts on some kinds). Only the
-        // four words the check needs are read, on this hot path.
+        // four words the check needs are read (the same check as `lock`'s inline path).
         check_mutex_words(self.mutex_words()).map_err(|e| e.with_share(share))?;
         // SAFETY: the mutex pointer is valid (constructor contract); trylock never blocks.
-        let mut rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
+        let rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
+        self.lock_after(rc, timeout, share, recover)
+    }
+
+    /// `lock` after a first `pthread_mutex_trylock` returned `rc`: spins and waits when
+    /// the mutex was held, recovers a dead owner's mutex, maps errors.
+    #[inline(never)]
+    fn lock_after(
+        &self,
+        mut rc: libc::c_int,
+        timeout: Duration,
+        share: &str,
+        recover: impl FnOnce() -> Result<()>,
+    ) -> Result<LockGuard<'_>> {
         if rc == libc::EBUSY {
             rc = self.spin_trylock(share)?;
         }
