@@ -297,8 +297,11 @@ pub(crate) struct Ring {
     wait: WaitPolicy,
     waits: CondWaits,
     /// Where this handle's next write will most likely put its frame: the end of its last
-    /// one. Only a prefetch hint (see `write`); never trusted as an offset.
+    /// one. Only a hint for prefetching and for placing the frame before the lock (see
+    /// `write`); never trusted as an offset.
     next_frame_hint: AtomicUsize,
+    /// The global seq this handle's last write left: the other half of that guess.
+    last_seq_hint: AtomicI64,
 }
 
 // SAFETY: the NonNull fields point into `seg`'s mapping, which lives at least as long as the
@@ -347,6 +350,7 @@ impl Ring {
             wait: opts.wait,
             waits,
             next_frame_hint: AtomicUsize::new(0),
+            last_seq_hint: AtomicI64::new(0),
         })
     }
 
@@ -622,28 +626,39 @@ impl Ring {
             .check_message(msg.len())
             .map_err(|e| e.with_share(self.name().as_str()))?;
         self.prefetch_next_frame(stride);
+        // Where the frame goes is worked out, and bounds-checked, before the lock, from
+        // where this handle's last write left the header; under the lock one comparison
+        // with the header confirms it (or, when another writer came between, or this is the
+        // handle's first write, it is worked out again). Readers poll the header line the
+        // lock lives in, and each poll while the lock is held takes that line away from
+        // this writer, whose next store to it then waits for a transfer: the shorter the
+        // time from the lock to the write offset's store, the fewer such polls land in it.
+        // The header line (the lock's and the write offset's) is asked for in exclusive
+        // state at once, since the lock's atomic operation needs it so; the guess reads
+        // nothing shared and is worked out while the line is on its way. (Guessing from the
+        // header itself, read before the lock, measured slower.)
+        crate::sys::cpu::prefetch_for_write(self.write.as_ptr().cast::<u8>());
+        // Relaxed: hints only, confirmed under the lock.
+        let guess = self
+            .place_frame(
+                self.next_frame_hint.load(Ordering::Relaxed) as i64,
+                self.last_seq_hint.load(Ordering::Relaxed),
+                stride,
+            )
+            .ok();
         let guard = self.lock()?;
         // Under the lock every writer's stores are ordered before ours by the mutex; the
         // atomic loads only keep the lock-free `poll` race-free.
         let w = self.write_word().load(Ordering::Relaxed);
-        let at = match self.layout.place(w, stride) {
-            Some(at) => at,
-            None => {
-                if let Some(w) = self
-                    .layout
-                    .check_write(w)
-                    .filter(|&w| w > 0 && w < self.layout.capacity())
-                {
-                    self.ring_word(w)?.store(0, Ordering::Relaxed);
-                }
-                0
-            }
+        let h = self.seq_word().load(Ordering::Relaxed);
+        let frame = match guess {
+            Some(guess) if guess.w == w && guess.h == h => guess,
+            _ => self.place_frame(w, h, stride)?,
         };
-        let seq = self
-            .seq_word()
-            .load(Ordering::Relaxed)
-            .wrapping_add(1)
-            .max(1);
+        if let Some(marker) = frame.wrap_marker {
+            marker.store(0, Ordering::Relaxed);
+        }
+        let (at, seq) = (frame.at, frame.seq);
         // Frame first, then the global seq, then the write offset: a writer that dies at any
         // point leaves a state `repair` can tell apart (see there). libmembus readers read
         // only under the lock, so the order is invisible to them; membus readers read
@@ -653,17 +668,17 @@ impl Ring {
         // that sees a new length also sees the new sequence word (the Release fence pairs
         // with the Acquire load of the length word in `try_read_unlocked`), so a frame
         // header being rewritten is never taken for the old frame with another length.
-        self.ring_word(at + 8)?.store(seq, Ordering::Relaxed);
+        frame.seq_word().store(seq, Ordering::Relaxed);
         // Release: pairs with the reader's Acquire load of the length word and with the
         // Acquire fence after its payload copy. A reader that sees any byte stored below
         // also sees this frame's sequence word, which is how it notices a write in
         // progress over what it copied.
         fence(Ordering::Release);
-        self.ring_word(at)?
-            .store(msg.len() as i64, Ordering::Relaxed);
-        let dst = self.ring_bytes(at + FRAME_HEADER, msg.len())?;
-        // SAFETY: `dst` is bounds-checked for msg.len() bytes inside the writable mapping.
-        unsafe { copy_to_shared(dst, msg) };
+        frame.len_word().store(msg.len() as i64, Ordering::Relaxed);
+        // SAFETY: `place_frame` checked the frame's `stride` bytes inside the ring, and
+        // FRAME_HEADER + msg.len() ≤ stride (`check_message`); the mapping is writable and
+        // lives as long as `self`.
+        unsafe { copy_to_shared(frame.start.as_ptr().add(FRAME_HEADER), msg) };
         self.seq_word().store(seq, Ordering::Relaxed);
         // Release: pairs with the Acquire loads of the write offset in `has_data` and
         // `try_read_unlocked` (a reader that sees the new write offset sees the whole frame
@@ -676,20 +691,64 @@ impl Ring {
         // Release: the next-frame marker below lands after the new write offset for any
         // lock-free reader that copied it (pairs with its Acquire fence after the copy).
         fence(Ordering::Release);
-        self.ring_word(at + stride)?.store(0, Ordering::Relaxed);
+        frame.next_word().store(0, Ordering::Relaxed);
         drop(guard);
         // SeqCst fence: the writer's half of the waiter handshake (see `Waker::publish`):
         // after the stores of the seq and the write offset, before `after_write` loads the
         // registry's bitmap; pairs with the waiter's SeqCst registration and fence
         // (`Registry::enter`). Past the unlock it waits for no shared cache line.
         fence(Ordering::SeqCst);
-        // Relaxed: a hint for this handle's next `prefetch_next_frame`, ordered with nothing.
+        // Relaxed: hints for this handle's next write, ordered with nothing.
         self.next_frame_hint.store(at + stride, Ordering::Relaxed);
+        self.last_seq_hint.store(seq, Ordering::Relaxed);
         // Waiters sleep on the global seq, stored above; wake them now that the mutex is free
         // (libmembus broadcasts under the lock; no peer can tell the difference, since a
         // waiter in the condition registered before it released the mutex).
         self.waits.after_write(self.seq_word());
         Ok(seq as u64)
+    }
+
+    /// Where a frame of `stride` bytes (from `check_message`) goes when the header holds
+    /// write offset `w` and global seq `h`, as the writer algorithm places it (spec §4.5):
+    /// at W when it fits before S, else at 0 after a wrap marker at W (when W is a valid
+    /// offset inside the ring). Every word and byte the write stores to is bounds-checked
+    /// here, once.
+    #[inline(always)]
+    fn place_frame(&self, w: i64, h: i64, stride: usize) -> Result<FramePlace<'_>> {
+        let (at, wrap_marker) = match self.layout.place(w, stride) {
+            Some(at) => (at, None),
+            None => {
+                let marker = match self
+                    .layout
+                    .check_write(w)
+                    .filter(|&w| w > 0 && w < self.layout.capacity())
+                {
+                    Some(w) => Some(self.ring_word(w)?),
+                    None => None,
+                };
+                (0, marker)
+            }
+        };
+        // The frame's header, its payload and the word after it (the next frame's length
+        // word, where the marker goes): `stride` + 8 bytes from `at`. `place` keeps
+        // at + stride ≤ S, so this holds for every layout; it is checked all the same,
+        // once, as every offset is before use.
+        let Some(end) = at.checked_add(stride).and_then(|e| e.checked_add(8)) else {
+            return Err(self.bad_range(at, stride));
+        };
+        if at % 8 != 0 || stride % 8 != 0 || stride < FRAME_HEADER || end > self.ring_len {
+            return Err(self.bad_range(at, stride));
+        }
+        Ok(FramePlace {
+            w,
+            h,
+            at,
+            seq: h.wrapping_add(1).max(1),
+            // SAFETY: at + stride + 8 ≤ ring_len: inside the mapping (see `ring_word`).
+            start: unsafe { self.ring.add(at) },
+            stride,
+            wrap_marker,
+        })
     }
 
     /// Asks for the cache lines the next write will most likely store to, in exclusive
@@ -1116,6 +1175,62 @@ impl Ring {
             seq: fseq.max(0) as u64,
             payload: len,
         }))
+    }
+}
+
+/// Where one write puts its frame, worked out from the header words `w` and `h` by
+/// [`Ring::place_frame`], which checked the `stride` + 8 bytes from `start` inside the
+/// ring data area.
+#[derive(Clone, Copy)]
+struct FramePlace<'a> {
+    /// The write offset this placement was worked out from.
+    w: i64,
+    /// The global seq this placement was worked out from.
+    h: i64,
+    /// The frame's ring offset.
+    at: usize,
+    /// The frame's sequence number (`h` + 1, skipping 0).
+    seq: i64,
+    /// The frame's first byte; 8-aligned.
+    start: NonNull<u8>,
+    /// The frame's size.
+    stride: usize,
+    /// Where the wrap marker goes, when the frame wraps to 0.
+    wrap_marker: Option<&'a AtomicI64>,
+}
+
+impl FramePlace<'_> {
+    /// The word `off` bytes into the frame (a multiple of 8, at most `stride`).
+    ///
+    /// # Safety
+    /// `off` is 0 (the length word), 8 (the sequence word) or `stride` (the word after the
+    /// frame).
+    #[inline(always)]
+    unsafe fn word(&self, off: usize) -> &AtomicI64 {
+        debug_assert!(off % 8 == 0 && off <= self.stride);
+        // SAFETY: `place_frame` checked `stride` + 8 bytes from `start` inside the mapping,
+        // which lives as long as the borrowed `Ring` (longer than `&self`); off + 8 ≤
+        // stride + 8 (caller's contract), and `start` + off is 8-aligned (`start` is, and
+        // off is a multiple of 8).
+        unsafe { AtomicI64::from_ptr(self.start.as_ptr().add(off).cast::<i64>()) }
+    }
+
+    /// The frame's length word.
+    fn len_word(&self) -> &AtomicI64 {
+        // SAFETY: offset 0.
+        unsafe { self.word(0) }
+    }
+
+    /// The frame's sequence word.
+    fn seq_word(&self) -> &AtomicI64 {
+        // SAFETY: offset 8.
+        unsafe { self.word(8) }
+    }
+
+    /// The word right after the frame: the next frame's length word.
+    fn next_word(&self) -> &AtomicI64 {
+        // SAFETY: offset `stride`.
+        unsafe { self.word(self.stride) }
     }
 }
 
