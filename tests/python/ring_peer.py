@@ -8,8 +8,9 @@ Usage:
                                            them as JSON lines {"seq": n, "text": "..."}
   ring_peer.py waiters KIND NAME           for each line "wait" on stdin, fork a child that
                                            locks the mutex, prints "waiting PID" and sleeps
-                                           in pthread_cond_timedwait (60 s), as a libmembus
-                                           reader does; exits at end of input
+                                           in pthread_cond_timedwait (60 s in all, waiting
+                                           again when woken earlier), as a libmembus reader
+                                           does; exits at end of input
 KIND is memmsg or memcmd (memkv too for waiters). Exit status 1 with a message on stderr on
 any error.
 """
@@ -119,12 +120,18 @@ class Share:
         return out
 
 
-def wait_once(share, seconds):
-    """Sleep in the share's condition the way libmembus's read does (after the caller locked)."""
-    now = time.time() + seconds
-    ts = Timespec(int(now), int((now % 1) * 1e9))
-    libc.pthread_cond_timedwait(ctypes.c_void_p(share.base + share.lay["cond"]),
-                                ctypes.c_void_p(share.base + share.lay["mutex"]), ctypes.byref(ts))
+def wait_asleep(share, seconds):
+    """Sleep in the share's condition the way libmembus's read does (after the caller locked),
+    for up to `seconds` in all, then unlock. A wake-up before that (a broadcast for a write
+    made before this waiter arrived can land after it, and glibc may wake spuriously) waits
+    again, as a libmembus reader whose message has not come does, so the waiter stays asleep
+    in the condition until it is killed."""
+    until = time.time() + seconds
+    ts = Timespec(int(until), int((until % 1) * 1e9))
+    cond = ctypes.c_void_p(share.base + share.lay["cond"])
+    mutex = ctypes.c_void_p(share.base + share.lay["mutex"])
+    while time.time() < until:
+        libc.pthread_cond_timedwait(cond, mutex, ctypes.byref(ts))
     share.unlock()
 
 
@@ -136,7 +143,7 @@ def waiters(share):
         if pid == 0:
             share.lock()
             print(f"waiting {os.getpid()}", flush=True)
-            wait_once(share, 60.0)
+            wait_asleep(share, 60.0)
             os._exit(0)
     # Reap whatever is left; the parent kills the waiters it was told about.
     try:
