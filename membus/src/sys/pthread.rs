@@ -229,13 +229,7 @@ impl LockPair {
         recover: impl FnOnce() -> Result<()>,
     ) -> Result<LockGuard<'_>> {
         if self.dead_owner.load(Ordering::Relaxed) == 0 {
-            // Exclusive at once: see `lock_from_start`. Hostile mutex bytes never reach
-            // glibc: the words are checked first, as there.
-            crate::sys::cpu::prefetch_for_write(self.mutex.as_ptr().cast::<u8>());
-            if check_mutex_words(self.mutex_words()).is_ok() {
-                // SAFETY: the mutex pointer is valid (constructor contract); its words
-                // passed the check just now; trylock never blocks.
-                let rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
+            if let Ok(rc) = self.first_try() {
                 if rc == 0 {
                     return Ok(LockGuard {
                         pair: self,
@@ -248,8 +242,28 @@ impl LockPair {
         self.lock_from_start(timeout, share, recover)
     }
 
-    /// `lock` from the start, when its inline path did not apply: reports a dead owner on
-    /// record, or words that fail the check, or tries the lock.
+    /// One attempt at the lock, the start of every `lock`: the mutex words are checked
+    /// (hostile mutex bytes must never reach glibc, which asserts on some kinds; only the
+    /// four words the check needs are read), then one `pthread_mutex_trylock`, whose result
+    /// it returns.
+    ///
+    /// # Errors
+    /// The words fail [`check_mutex_words`] (without the share's name).
+    #[inline(always)]
+    fn first_try(&self) -> Result<libc::c_int> {
+        // The words are read for the check and then written by the lock: ask for the cache
+        // line in exclusive state at once, so a reader polling the same header line costs
+        // one transfer instead of two (shared for the check, then exclusive for the CAS).
+        crate::sys::cpu::prefetch_for_write(self.mutex.as_ptr().cast::<u8>());
+        check_mutex_words(self.mutex_words())?;
+        // SAFETY: the mutex pointer is valid (constructor contract); its words passed the
+        // check just now; trylock never blocks.
+        Ok(unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) })
+    }
+
+    /// `lock` when its inline path did not apply: reports a dead owner on record (or
+    /// forgets it when the words moved), reports words that fail the check, or goes on
+    /// from a first attempt.
     #[inline(never)]
     fn lock_from_start(
         &self,
@@ -265,15 +279,7 @@ impl LockPair {
             // The words moved (the share was repaired or re-created): try again.
             self.dead_owner.store(0, Ordering::Relaxed);
         }
-        // The words are read for the check and then written by the lock: ask for the cache
-        // line in exclusive state at once, so a reader polling the same header line costs
-        // one transfer instead of two (shared for the check, then exclusive for the CAS).
-        crate::sys::cpu::prefetch_for_write(self.mutex.as_ptr().cast::<u8>());
-        // Hostile mutex bytes must never reach glibc (it asserts on some kinds). Only the
-        // four words the check needs are read (the same check as `lock`'s inline path).
-        check_mutex_words(self.mutex_words()).map_err(|e| e.with_share(share))?;
-        // SAFETY: the mutex pointer is valid (constructor contract); trylock never blocks.
-        let rc = unsafe { libc::pthread_mutex_trylock(self.mutex.as_ptr()) };
+        let rc = self.first_try().map_err(|e| e.with_share(share))?;
         self.lock_after(rc, timeout, share, recover)
     }
 
