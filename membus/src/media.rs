@@ -763,17 +763,24 @@ impl SlotWriter {
     /// zeroed, so a reader still looking at its previous frame sees it as overwritten.
     pub(crate) fn begin(&mut self) {
         let _ = self.sync();
-        self.begin_synced();
+        if let Ok(stamp) = self.stamp_word() {
+            Self::begin_at(stamp);
+        }
     }
 
-    /// [`begin`](Self::begin) for a caller that has just called [`sync`](Self::sync).
-    pub(crate) fn begin_synced(&self) {
-        if let Ok(w) = self
-            .share
+    /// The current slot's stamp word, bounds-checked now.
+    #[inline(always)]
+    fn stamp_word(&self) -> Result<&AtomicI64> {
+        self.share
             .word(self.slots.slot(self.ptr) + self.slots.stamp_at)
-        {
-            w.store(0, Ordering::Relaxed);
-        }
+    }
+
+    /// [`begin`](Self::begin) for a caller that has just called [`sync`](Self::sync) and
+    /// holds the current slot's stamp word, checked (mempkt: a word of the descriptor it
+    /// checked once for all its stores).
+    #[inline(always)]
+    pub(crate) fn begin_at(stamp: &AtomicI64) {
+        stamp.store(0, Ordering::Relaxed);
         // Release fence: orders the zeroed stamp before the payload stores that follow;
         // pairs with the Acquire fence in `SlotRing::still`.
         fence(Ordering::Release);
@@ -783,15 +790,37 @@ impl SlotWriter {
     /// Release store (W1: libmembus bumps the global sequence first). Returns its sequence.
     #[inline]
     pub(crate) fn publish(&mut self) -> Result<u64> {
-        // The slot stays the one `begin` chose (it holds this writer's data); only the
-        // sequence is taken up, so it never goes backwards.
-        self.sync_seq();
-        let s = self.seq + 1;
+        let s = self.next_seq();
+        let next = self.publish_at(self.stamp_word()?, s);
+        Ok(self.published(s, next))
+    }
+
+    /// The sequence number the next publish carries: one past this writer's, or past a
+    /// larger one another writer published since (never a smaller or out-of-range one), so
+    /// it never goes backwards. The slot stays the one `begin` chose (it holds this
+    /// writer's data); only the sequence is taken up.
+    #[inline(always)]
+    pub(crate) fn next_seq(&self) -> i64 {
+        // Acquire: as in `sync`.
+        let h = self.seq_word().load(Ordering::Acquire);
+        let seq = if h > self.seq && h <= i64::MAX / 2 {
+            h
+        } else {
+            self.seq
+        };
+        seq + 1
+    }
+
+    /// The stores of [`publish`](Self::publish), with sequence `s` from
+    /// [`next_seq`](Self::next_seq) and `stamp`, the current slot's stamp word (checked by
+    /// the caller). Returns the next write pointer; [`published`](Self::published) records
+    /// both. `&self`, so that a caller can keep a checked borrow of the share (the stamp's
+    /// descriptor) across it.
+    #[inline(always)]
+    pub(crate) fn publish_at(&self, stamp: &AtomicI64, s: i64) -> usize {
         // Release: the payload and slot fields written before are visible to a reader
         // whose Acquire load sees this stamp (`SlotRing::next_slot`).
-        self.share
-            .word(self.slots.slot(self.ptr) + self.slots.stamp_at)?
-            .store(s, Ordering::Release);
+        stamp.store(s, Ordering::Release);
         // ptr < bufs (every value it takes is checked or reduced), so this is
         // (ptr + 1) % bufs without a division.
         let next = if self.ptr + 1 >= self.slots.bufs {
@@ -809,9 +838,16 @@ impl SlotWriter {
         if self.maybe_waiters() {
             self.wake();
         }
+        next
+    }
+
+    /// Records a publish made by [`publish_at`](Self::publish_at): sequence `s`, write
+    /// pointer `next`. Returns `s`.
+    #[inline(always)]
+    pub(crate) fn published(&mut self, s: i64, next: usize) -> u64 {
         self.seq = s;
         self.ptr = next;
-        Ok(s as u64)
+        s as u64
     }
 
     /// Wakes the registered waiters after a publish (out of line: a writer with nobody

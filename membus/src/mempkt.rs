@@ -349,6 +349,8 @@ impl PacketWriter {
         }
         // Every place this record touches, checked before anything is written: the
         // descriptor's words (one check for all of them) and the record's bytes.
+        // The descriptor is the writer's current slot (`slots` below lays them out alike).
+        debug_assert_eq!(l.desc(self.w.ptr), self.w.slots.slot(self.w.ptr));
         let desc = self.w.share().words(l.desc(self.w.ptr), DESC_STRIDE / 8)?;
         let at = l.arenaoffset + phys as usize;
         let dst = self.w.share().bytes(at, total)?;
@@ -357,8 +359,9 @@ impl PacketWriter {
         // that reveals it.
         self.store(H_WCURSOR, wc + stride, Ordering::Release)?;
         // W2: mark the descriptor in progress (its seq zeroed, with a Release fence) before
-        // rewriting it (synced above).
-        self.w.begin_synced();
+        // rewriting it (synced above). The descriptor's seq is the slot's stamp.
+        let stamp = &desc[D_SEQ / 8];
+        SlotWriter::begin_at(stamp);
         // SAFETY: `dst` was bounds-checked above for `total` = meta + payload bytes of this
         // writer's writable mapping, which `self` keeps mapped; the two copies fill it
         // back to back; `copy_to_shared` tolerates readers of other processes reading
@@ -381,7 +384,9 @@ impl PacketWriter {
             desc[field / 8].store(v, Ordering::Relaxed);
         }
         // Descriptor seq, ptr, then global seq, each Release (W1).
-        let s = self.w.publish()?;
+        let s = self.w.next_seq();
+        let next = self.w.publish_at(stamp, s);
+        let s = self.w.published(s, next);
         self.wcursor = wc + stride;
         // phys + stride ≤ arena (checked above), so this is (wc + stride) % arena.
         self.phys = (
