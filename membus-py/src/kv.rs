@@ -45,7 +45,7 @@ impl KvState {
             Key::Name(n) => {
                 let name = std::str::from_utf8(n).ok()?;
                 if let Some(&i) = self.names.get(n.as_ref()) {
-                    if kv.slot_name(i).is_ok_and(|s| s == name) {
+                    if kv.slot_is_named(i, name) {
                         return Some(i);
                     }
                 }

@@ -610,13 +610,38 @@ impl MemKv {
         (0..self.count()).map(|i| self.slot_name(i)).collect()
     }
 
-    /// The index of the first slot whose name is exactly `name` (libmembus compares only
-    /// the first N bytes; membus compares the whole name).
-    pub fn find(&self, name: &str) -> Option<usize> {
-        if name.is_empty() || name.len() > self.max_name_len() || name.contains('\0') {
-            return None;
+    /// Whether slot `idx` is named exactly `name`: its name field holds the bytes of `name`
+    /// followed by a NUL (the whole name compared, byte for byte). Reads only those bytes
+    /// and allocates nothing for names under 128 bytes, so a caller that remembers which
+    /// slot a name had can confirm it cheaply before each use. `false` for an empty name,
+    /// one longer than the share allows or containing a NUL, and an index out of range.
+    pub fn slot_is_named(&self, idx: usize, name: &str) -> bool {
+        let len = name.len();
+        if len == 0 || len > self.layout.max_name_len() || name.contains('\0') {
+            return false;
         }
-        (0..self.count()).find(|&i| self.slot_name(i).is_ok_and(|n| n == name))
+        // The name and the byte after it, which must end the stored name.
+        let Ok(src) = self.slot_bytes(idx, SLOT_NAME, len + 1) else {
+            return false;
+        };
+        let mut stack = [0u8; 128];
+        let mut heap = Vec::new();
+        let buf = if len < stack.len() {
+            &mut stack[..len + 1]
+        } else {
+            heap.resize(len + 1, 0);
+            &mut heap[..]
+        };
+        // SAFETY: `src` is bounds-checked for len + 1 bytes of the mapping, `buf` holds
+        // len + 1 bytes; `copy_from_shared` tolerates a peer writing the name meanwhile.
+        unsafe { copy_from_shared(src, buf) };
+        buf[len] == 0 && &buf[..len] == name.as_bytes()
+    }
+
+    /// The index of the first slot whose name is exactly `name` (libmembus compares only
+    /// the first N bytes; membus compares the whole name, byte for byte).
+    pub fn find(&self, name: &str) -> Option<usize> {
+        (0..self.count()).find(|&i| self.slot_is_named(i, name))
     }
 
     fn index_of(&self, name: &str) -> Result<usize> {
@@ -1318,6 +1343,42 @@ mod tests {
         assert_eq!(kv.get(0).unwrap().value, b"x");
         assert_eq!(kv.epoch(), 2);
         drop(peer);
+        drop(kv);
+        assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
+    }
+
+    #[test]
+    fn slot_names_compare_whole_and_exact() {
+        let name = unique("names");
+        let long = "n".repeat(200);
+        let kv = MemKv::create_named(&name, &["key3", "", &long, "k\u{e9}y"], 200, 8).unwrap();
+        assert!(kv.slot_is_named(0, "key3"));
+        for other in ["key", "key33", "Key3", "key\x003", ""] {
+            assert!(!kv.slot_is_named(0, other), "{other:?}");
+        }
+        assert!(!kv.slot_is_named(1, ""), "an unnamed slot is named nothing");
+        // Names from 128 bytes up are compared through the heap buffer.
+        assert!(kv.slot_is_named(2, &long));
+        assert!(!kv.slot_is_named(2, &long[1..]));
+        assert!(
+            !kv.slot_is_named(2, &"n".repeat(201)),
+            "longer than the share allows"
+        );
+        assert!(kv.slot_is_named(3, "k\u{e9}y"));
+        assert!(!kv.slot_is_named(4, "key3"), "index out of range");
+        assert_eq!(kv.find("key3"), Some(0));
+        assert_eq!(kv.find(&long), Some(2));
+        // A renamed slot stops answering to its old name at once.
+        kv.set_name(0, "key").unwrap();
+        assert!(!kv.slot_is_named(0, "key3"));
+        assert!(kv.slot_is_named(0, "key"));
+        assert_eq!(kv.find("key3"), None);
+        // A stored name that is not UTF-8 matches no name (the comparison is of bytes).
+        let field = kv.slot_bytes(1, SLOT_NAME, 2).unwrap();
+        // SAFETY: two bytes of this store's writable mapping, bounds-checked above.
+        unsafe { copy_to_shared(field, &[0xff, 0]) };
+        assert!(!kv.slot_is_named(1, "\u{fffd}"));
+        assert_eq!(kv.slot_name(1).unwrap(), "\u{fffd}");
         drop(kv);
         assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
     }
