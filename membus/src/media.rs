@@ -745,17 +745,20 @@ impl SlotWriter {
         if let Some(p) = usize::try_from(p).ok().filter(|&p| p < self.slots.bufs) {
             self.ptr = p;
         }
-        self.sync_seq();
+        self.seq = self.newest_seq();
     }
 
-    /// The sequence half of [`sync`](Self::sync): takes up a larger sequence another
-    /// writer published (never a smaller or out-of-range one).
+    /// This writer's sequence, or a larger one another writer published since: the
+    /// header's, taken only when in range (never a smaller one, nor one over
+    /// `i64::MAX / 2`, so counting on from it cannot overflow).
     #[inline(always)]
-    fn sync_seq(&mut self) {
+    fn newest_seq(&self) -> i64 {
         // Acquire: as in `sync`.
-        let s = self.seq_word().load(Ordering::Acquire);
-        if s > self.seq && s <= i64::MAX / 2 {
-            self.seq = s;
+        let h = self.seq_word().load(Ordering::Acquire);
+        if h > self.seq && h <= i64::MAX / 2 {
+            h
+        } else {
+            self.seq
         }
     }
 
@@ -801,14 +804,7 @@ impl SlotWriter {
     /// writer's data); only the sequence is taken up.
     #[inline(always)]
     pub(crate) fn next_seq(&self) -> i64 {
-        // Acquire: as in `sync`.
-        let h = self.seq_word().load(Ordering::Acquire);
-        let seq = if h > self.seq && h <= i64::MAX / 2 {
-            h
-        } else {
-            self.seq
-        };
-        seq + 1
+        self.newest_seq() + 1
     }
 
     /// The stores of [`publish`](Self::publish), with sequence `s` from
@@ -862,13 +858,7 @@ impl SlotWriter {
     /// Frames published so far, by this writer and any other (the header's sequence
     /// where it is ahead; see [`sync`](Self::sync)).
     pub(crate) fn seq(&self) -> u64 {
-        // Acquire: as in `sync`.
-        let header = self.seq_word().load(Ordering::Acquire);
-        if header > self.seq && header <= i64::MAX / 2 {
-            header as u64
-        } else {
-            self.seq as u64
-        }
+        self.newest_seq() as u64
     }
 
     /// The write pointer: the header's when it is in range (another writer may have
