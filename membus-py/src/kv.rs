@@ -24,6 +24,8 @@ struct KvState {
     kv: Option<Arc<MemKv>>,
     /// Reused for value reads (no allocation per read).
     buf: Vec<u8>,
+    /// Reused for slot names by `getAll`.
+    name_buf: Vec<u8>,
     /// name → slot, re-validated against the slot's current name on every use.
     names: HashMap<Vec<u8>, usize>,
     /// `pymembus.aio` waits on this handle.
@@ -386,9 +388,13 @@ impl MemKvPy {
         let st = &mut *guard;
         if let Some(kv) = st.kv.as_ref() {
             for i in 0..kv.count() {
-                let Ok(name) = kv.slot_name(i) else { continue };
+                if kv.slot_name_into(i, &mut st.name_buf).is_err() {
+                    continue;
+                }
                 if kv.get_into(i, &mut st.buf).is_ok() {
-                    d.set_item(name, crate::to_str(py, &st.buf)?)?;
+                    // As `slot_name`: a name that is not UTF-8 is decoded lossily.
+                    let name = String::from_utf8_lossy(&st.name_buf);
+                    d.set_item(name.as_ref(), crate::to_str(py, &st.buf)?)?;
                 }
             }
         }

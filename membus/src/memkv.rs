@@ -594,12 +594,27 @@ impl MemKv {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for an index out of range.
     pub fn slot_name(&self, idx: usize) -> Result<String> {
+        let mut buf = Vec::new();
+        self.slot_name_into(idx, &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// The name of slot `idx` into `out` (cleared first): its bytes up to the NUL, not
+    /// checked as UTF-8. [`slot_name`](Self::slot_name) without an allocation once `out`
+    /// has grown, for a caller that lists names often.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for an index out of range.
+    pub fn slot_name_into(&self, idx: usize, out: &mut Vec<u8>) -> Result<()> {
         let n = self.layout.max_name_len();
         let src = self.slot_bytes(idx, SLOT_NAME, n + 1)?;
-        let mut buf = vec![0u8; n + 1];
-        // SAFETY: `src` is bounds-checked for N+1 bytes of the mapping.
-        unsafe { copy_from_shared(src, &mut buf) };
-        Ok(String::from_utf8_lossy(until_nul(&buf)).into_owned())
+        out.clear();
+        // SAFETY: `src` starts the name field, bounds-checked for N+1 bytes; slots are
+        // 8-byte aligned with a stride that is a multiple of 8 (checked at attach), so
+        // every aligned word overlapping the field lies inside its slot, in the mapping.
+        // The loads are atomic: a peer renaming the slot meanwhile can only tear the name.
+        unsafe { read_cstr_from_shared(src, n + 1, out) };
+        Ok(())
     }
 
     /// All slot names in index order.
@@ -1379,6 +1394,15 @@ mod tests {
         unsafe { copy_to_shared(field, &[0xff, 0]) };
         assert!(!kv.slot_is_named(1, "\u{fffd}"));
         assert_eq!(kv.slot_name(1).unwrap(), "\u{fffd}");
+        // slot_name_into: the raw bytes up to the NUL, into a cleared buffer.
+        let mut buf = vec![1, 2, 3];
+        kv.slot_name_into(1, &mut buf).unwrap();
+        assert_eq!(buf, [0xff]);
+        kv.slot_name_into(2, &mut buf).unwrap();
+        assert_eq!(buf, long.as_bytes());
+        kv.slot_name_into(3, &mut buf).unwrap();
+        assert_eq!(buf, "k\u{e9}y".as_bytes());
+        assert!(kv.slot_name_into(4, &mut buf).is_err());
         drop(kv);
         assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
     }
